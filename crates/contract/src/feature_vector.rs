@@ -1,0 +1,74 @@
+//! The message on `metrics`: one feature vector per service per poll of the aggregator.
+
+use crate::{Features, Message, from_json_bytes, to_json_bytes, validate_service};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One service's features over one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureVector {
+    /// The service (Prometheus `job`, compose service name) the features describe.
+    pub service: String,
+    /// Identifies the window: the Unix time in seconds at which the aggregator evaluated it.
+    /// Polls are aligned to the interval, so the id is the same after a restart, and votes and
+    /// decisions carry it to tie them to this vector.
+    pub window_id: u64,
+    /// Start of the rate window the features were computed over.
+    pub window_start: DateTime<Utc>,
+    /// End of the rate window (the evaluation time).
+    pub window_end: DateTime<Utc>,
+    /// The aggregator's poll interval: a new window arrives this often.
+    pub poll_interval_sec: u32,
+    /// When the aggregator built this vector (for end-to-end latency).
+    pub produced_at: DateTime<Utc>,
+    /// The values, in the shared schema.
+    pub features: Features,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "version")]
+enum WireRef<'a> {
+    #[serde(rename = "1")]
+    V1(&'a FeatureVector),
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "version")]
+enum Wire {
+    #[serde(rename = "1")]
+    V1(FeatureVector),
+}
+
+impl Message for FeatureVector {
+    const KIND: &'static str = "feature_vector";
+    const SUPPORTED_VERSIONS: &'static [&'static str] = &["1"];
+
+    fn key(&self) -> &str {
+        &self.service
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        validate_service(&self.service)?;
+        if self.window_start > self.window_end {
+            return Err("window_start is after window_end".into());
+        }
+        if self.poll_interval_sec == 0 {
+            return Err("poll_interval_sec is 0".into());
+        }
+        if self.features.replicas < 1.0 {
+            return Err(format!(
+                "replicas is {}; at least 1 expected",
+                self.features.replicas
+            ));
+        }
+        self.features.validate()
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        to_json_bytes(&WireRef::V1(self))
+    }
+
+    fn decode_wire(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        from_json_bytes::<Wire>(bytes).map(|Wire::V1(v)| v)
+    }
+}

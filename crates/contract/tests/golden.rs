@@ -1,0 +1,199 @@
+//! Golden files: the JSON users see on the topics, pinned. A change to a message type that
+//! changes its wire form fails here and needs a new version, not an edit of the golden file.
+
+use chrono::{DateTime, Utc};
+use contract::{
+    Action, DecisionOutcome, DecisionRecord, DecodeError, FeatureVector, Features, Message, Vote,
+    VoteSummary,
+};
+use serde_json::Value;
+
+fn at(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn golden(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Decoding the golden file gives `expected`, and encoding `expected` gives the golden JSON.
+fn assert_golden<M: Message + PartialEq + std::fmt::Debug>(name: &str, expected: &M) {
+    let bytes = golden(name);
+    let decoded = M::decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(&decoded, expected, "{name} decodes to the expected value");
+    let encoded: Value = serde_json::from_slice(&expected.encode()).unwrap();
+    let file: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(encoded, file, "{name}: encoding changed the wire form");
+}
+
+fn feature_vector() -> FeatureVector {
+    FeatureVector {
+        service: "orders".into(),
+        window_id: 1_775_305_800,
+        window_start: at("2026-04-04T12:29:30Z"),
+        window_end: at("2026-04-04T12:30:00Z"),
+        poll_interval_sec: 30,
+        produced_at: at("2026-04-04T12:30:00.412Z"),
+        features: Features {
+            request_rate: 182.5,
+            request_rate_per_replica: 91.25,
+            error_ratio: 0.004,
+            replicas: 2.0,
+            latency_p50: Some(0.061),
+            latency_p95: Some(0.243),
+            latency_p99: Some(0.481),
+            cpu_per_replica: Some(0.31),
+            memory_per_replica: Some(52_428_800.0),
+            request_rate_trend: Some(0.18),
+            latency_p95_trend: Some(0.42),
+            cpu_per_replica_trend: None,
+        },
+    }
+}
+
+fn vote() -> Vote {
+    Vote {
+        service: "orders".into(),
+        window_id: 1_775_305_800,
+        model: "xgboost".into(),
+        model_version: "xgboost-3f2a9c1e-20260404".into(),
+        action: Action::ScaleUp,
+        confidence: 0.87,
+        violation_probability: 0.87,
+        current_replicas: 2,
+        safe_replicas: 3,
+        inference_us: 4.2,
+        features_produced_at: at("2026-04-04T12:30:00.412Z"),
+        voted_at: at("2026-04-04T12:30:00.431Z"),
+    }
+}
+
+#[test]
+fn feature_vector_v1_golden() {
+    assert_golden("feature_vector_v1.json", &feature_vector());
+}
+
+#[test]
+fn vote_v1_golden() {
+    assert_golden("vote_v1.json", &vote());
+}
+
+#[test]
+fn decision_v1_golden() {
+    let summary = |model: &str, action, confidence, safe_replicas| VoteSummary {
+        model: model.into(),
+        action,
+        confidence,
+        safe_replicas,
+    };
+    let record = DecisionRecord {
+        decision_id: 1,
+        service: "orders".into(),
+        window_id: 1_775_305_800,
+        strategy: "majority".into(),
+        votes: vec![
+            summary("xgboost", Action::ScaleUp, 0.87, 3),
+            summary("random_forest", Action::ScaleUp, 0.82, 3),
+            summary("logistic_regression", Action::NoAction, 0.55, 2),
+        ],
+        action: Action::ScaleUp,
+        average_confidence: 0.7467,
+        current_replicas: 2,
+        target_replicas: 3,
+        outcome: DecisionOutcome::Applied,
+        reason: "majority SCALE_UP; target is the largest safe replica count among SCALE_UP votes"
+            .into(),
+        features_produced_at: at("2026-04-04T12:30:00.412Z"),
+        decided_at: at("2026-04-04T12:30:02.004Z"),
+    };
+    assert_golden("decision_v1.json", &record);
+}
+
+/// Replaces one top-level field of a golden message.
+fn with_field(name: &str, field: &str, value: Value) -> Vec<u8> {
+    let mut json: Value = serde_json::from_slice(&golden(name)).unwrap();
+    json[field] = value;
+    serde_json::to_vec(&json).unwrap()
+}
+
+#[test]
+fn malformed_messages_are_errors_with_bounded_reasons() {
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not json", b"{not json".to_vec(), "malformed_json"),
+        ("empty", Vec::new(), "malformed_json"),
+        ("a number", b"42".to_vec(), "malformed_json"),
+        (
+            "no version",
+            br#"{"service":"orders"}"#.to_vec(),
+            "missing_version",
+        ),
+        (
+            "future version",
+            with_field("feature_vector_v1.json", "version", "2".into()),
+            "unsupported_version",
+        ),
+        (
+            "missing feature",
+            {
+                let mut json: Value =
+                    serde_json::from_slice(&golden("feature_vector_v1.json")).unwrap();
+                json["features"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("request_rate");
+                serde_json::to_vec(&json).unwrap()
+            },
+            "invalid",
+        ),
+        (
+            "empty service",
+            with_field("feature_vector_v1.json", "service", "".into()),
+            "invalid",
+        ),
+        (
+            "zero replicas",
+            {
+                let mut json: Value =
+                    serde_json::from_slice(&golden("feature_vector_v1.json")).unwrap();
+                json["features"]["replicas"] = 0.0.into();
+                serde_json::to_vec(&json).unwrap()
+            },
+            "invalid",
+        ),
+        (
+            "window id as text",
+            with_field("feature_vector_v1.json", "window_id", "soon".into()),
+            "invalid",
+        ),
+    ];
+    for (what, bytes, reason) in cases {
+        let err = FeatureVector::decode(&bytes).expect_err(what);
+        assert_eq!(err.reason(), reason, "{what}: {err}");
+    }
+}
+
+#[test]
+fn vote_outside_unit_interval_is_invalid() {
+    let bytes = with_field("vote_v1.json", "confidence", 1.5.into());
+    let err = Vote::decode(&bytes).unwrap_err();
+    assert!(matches!(err, DecodeError::Invalid { .. }), "{err}");
+    let bytes = with_field("vote_v1.json", "action", "SCALE_SIDEWAYS".into());
+    assert_eq!(Vote::decode(&bytes).unwrap_err().reason(), "invalid");
+}
+
+#[test]
+fn a_vote_is_not_a_feature_vector() {
+    let err = FeatureVector::decode(&golden("vote_v1.json")).unwrap_err();
+    assert_eq!(err.reason(), "invalid", "{err}");
+}
+
+#[test]
+fn action_forms() {
+    assert_eq!(Action::ScaleUp.to_string(), "SCALE UP");
+    assert_eq!(Action::NoAction.as_str(), "NO_ACTION");
+    assert_eq!(
+        serde_json::to_string(&Action::ScaleDown).unwrap(),
+        "\"SCALE_DOWN\""
+    );
+}
