@@ -1,0 +1,188 @@
+//! At-least-once consumption of contract messages.
+//!
+//! The offset of a message is stored only after its handler returned `Ok` (its work is done and
+//! its output acknowledged), and stored offsets are committed every second and at shutdown. A
+//! failing handler is retried with backoff; it is never skipped, so a crash or a shutdown before
+//! success means the message is delivered again. A message that cannot be decoded is skipped,
+//! counted and logged (at most once per reason every 10 s), never fatal.
+
+use super::{KafkaArgs, KafkaMetrics};
+use contract::Message as ContractMessage;
+use rdkafka::Message;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// A consumer group member reading one topic.
+pub struct AtLeastOnceConsumer {
+    /// librdkafka's consumer, subscribed to `topic`.
+    inner: StreamConsumer,
+    /// The topic, for counter labels and logs.
+    topic: String,
+    /// Consume counters.
+    metrics: KafkaMetrics,
+}
+
+/// Log lines about bad input are limited to one per reason per this interval.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Handler retry backoff bounds.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+impl AtLeastOnceConsumer {
+    /// Creates the consumer and subscribes it to `topic` in consumer group `group_id`.
+    pub fn new(
+        args: &KafkaArgs,
+        client_id: &str,
+        group_id: &str,
+        topic: &str,
+        metrics: KafkaMetrics,
+    ) -> Result<Self, KafkaError> {
+        let inner: StreamConsumer = args.consumer_config(client_id, group_id).create()?;
+        inner.subscribe(&[topic])?;
+        Ok(Self {
+            inner,
+            topic: topic.to_owned(),
+            metrics,
+        })
+    }
+
+    /// Hands every readable message to `handle` until `shutdown` is cancelled, then commits the
+    /// stored offsets.
+    pub async fn run<M, F>(
+        &self,
+        shutdown: &CancellationToken,
+        mut handle: F,
+    ) -> Result<(), KafkaError>
+    where
+        M: ContractMessage,
+        F: AsyncFnMut(&M) -> anyhow::Result<()>,
+    {
+        let mut throttle = LogThrottle::default();
+        loop {
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                received = self.inner.recv() => received,
+            };
+            let message = match received {
+                Ok(message) => message,
+                Err(e) => {
+                    let kind = error_kind(&e);
+                    self.metrics
+                        .consume_errors
+                        .with_label_values(&[&kind])
+                        .inc();
+                    if throttle.allow(&kind) {
+                        tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
+                    }
+                    tokio::time::sleep(RETRY_FIRST).await;
+                    continue;
+                }
+            };
+            match M::decode(message.payload().unwrap_or_default()) {
+                Ok(decoded) => {
+                    if !self
+                        .handle_until_done(shutdown, &mut handle, &decoded)
+                        .await
+                    {
+                        break;
+                    }
+                    self.metrics
+                        .consumed
+                        .with_label_values(&[&self.topic])
+                        .inc();
+                }
+                Err(e) => {
+                    let reason = e.reason();
+                    self.metrics
+                        .skipped
+                        .with_label_values(&[self.topic.as_str(), reason])
+                        .inc();
+                    if throttle.allow(reason) {
+                        tracing::warn!(
+                            topic = %self.topic,
+                            partition = message.partition(),
+                            offset = message.offset(),
+                            error = %e,
+                            "skipped a message that cannot be read (counted in kafka_messages_skipped_total)"
+                        );
+                    }
+                }
+            }
+            self.inner.store_offset_from_message(&message)?;
+        }
+        self.commit()
+    }
+
+    /// Runs the handler until it succeeds. `false` when shutdown came first (the offset is then
+    /// not stored and the message is delivered again after a restart).
+    async fn handle_until_done<M, F>(
+        &self,
+        shutdown: &CancellationToken,
+        handle: &mut F,
+        message: &M,
+    ) -> bool
+    where
+        F: AsyncFnMut(&M) -> anyhow::Result<()>,
+    {
+        let mut backoff = RETRY_FIRST;
+        loop {
+            match handle(message).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    self.metrics
+                        .handler_retries
+                        .with_label_values(&[&self.topic])
+                        .inc();
+                    tracing::warn!(topic = %self.topic, error = %format!("{e:#}"), retry_in = ?backoff,
+                        "processing a message failed; retrying it");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+    }
+
+    /// Commits stored offsets synchronously; "nothing to commit" is not an error.
+    fn commit(&self) -> Result<(), KafkaError> {
+        match self.inner.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => Ok(()),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A bounded label for a consumer error.
+fn error_kind(e: &KafkaError) -> String {
+    match e.rdkafka_error_code() {
+        Some(code) => format!("{code:?}"),
+        None => "other".into(),
+    }
+}
+
+/// Allows one log line per key per [`LOG_EVERY`].
+#[derive(Default)]
+struct LogThrottle {
+    last: HashMap<String, Instant>,
+}
+
+impl LogThrottle {
+    fn allow(&mut self, key: &str) -> bool {
+        let now = Instant::now();
+        match self.last.get(key) {
+            Some(at) if now.duration_since(*at) < LOG_EVERY => false,
+            _ => {
+                self.last.insert(key.to_owned(), now);
+                true
+            }
+        }
+    }
+}

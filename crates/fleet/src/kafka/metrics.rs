@@ -1,0 +1,64 @@
+//! Counters of the Kafka plumbing, with bounded labels (topic names and fixed reasons).
+
+use prometheus::{IntCounterVec, Opts, Registry};
+
+/// Produce and consume counters of one service.
+#[derive(Debug, Clone)]
+pub struct KafkaMetrics {
+    /// Messages handed to a handler and finished, by topic.
+    pub consumed: IntCounterVec,
+    /// Messages skipped because they could not be read, by topic and reason.
+    pub skipped: IntCounterVec,
+    /// Handler failures that were retried, by topic.
+    pub handler_retries: IntCounterVec,
+    /// Errors the consumer reported (broker unreachable, rebalance failures), by kind.
+    pub consume_errors: IntCounterVec,
+    /// Messages the broker acknowledged, by topic.
+    pub produced: IntCounterVec,
+    /// Messages that could not be delivered, by topic.
+    pub produce_errors: IntCounterVec,
+}
+
+impl KafkaMetrics {
+    /// Creates the counters and registers them in `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        Ok(Self {
+            consumed: counter(
+                "kafka_messages_consumed_total",
+                "Messages consumed and processed",
+                &["topic"],
+            )?,
+            skipped: counter(
+                "kafka_messages_skipped_total",
+                "Messages skipped because they could not be read",
+                &["topic", "reason"],
+            )?,
+            handler_retries: counter(
+                "kafka_handler_retries_total",
+                "Message handler failures that were retried",
+                &["topic"],
+            )?,
+            consume_errors: counter(
+                "kafka_consume_errors_total",
+                "Errors reported by the consumer",
+                &["kind"],
+            )?,
+            produced: counter(
+                "kafka_messages_produced_total",
+                "Messages acknowledged by the broker",
+                &["topic"],
+            )?,
+            produce_errors: counter(
+                "kafka_produce_errors_total",
+                "Messages that could not be delivered",
+                &["topic"],
+            )?,
+        })
+    }
+}

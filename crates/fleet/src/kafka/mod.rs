@@ -1,0 +1,21 @@
+//! Kafka plumbing on rdkafka (librdkafka), with nothing that depends on which broker answers:
+//! Apache Kafka in production, the Kafka-compatible `tansu` broker in local runs and tests.
+//!
+//! - [`KafkaArgs`]: `KAFKA_BOOTSTRAP_SERVERS` plus raw librdkafka properties passed through
+//!   (`KAFKA_PROPERTIES`), so SASL and TLS need no code change.
+//! - [`ensure_topics`]: creates missing topics with the configured partitions.
+//! - [`JsonProducer`]: idempotent producer of contract messages keyed by service.
+//! - [`AtLeastOnceConsumer`]: a consumer group member that stores an offset only after the
+//!   handler finished the message's work, and skips and counts what it cannot read.
+
+mod admin;
+mod args;
+mod consumer;
+mod metrics;
+mod producer;
+
+pub use admin::ensure_topics;
+pub use args::{KafkaArgs, parse_property};
+pub use consumer::AtLeastOnceConsumer;
+pub use metrics::KafkaMetrics;
+pub use producer::JsonProducer;

@@ -1,0 +1,82 @@
+//! The producer of contract messages: JSON payload, keyed by service, delivery awaited.
+
+use super::{KafkaArgs, KafkaMetrics};
+use contract::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+use std::time::Duration;
+
+/// Where a message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// An idempotent producer of contract messages.
+#[derive(Clone)]
+pub struct JsonProducer {
+    /// librdkafka's producer; it buffers and retries while the broker is unreachable, for up to
+    /// `message.timeout.ms` (5 minutes unless configured).
+    inner: FutureProducer,
+    /// Produce counters.
+    metrics: KafkaMetrics,
+}
+
+impl JsonProducer {
+    /// Creates the producer. Fails only on invalid configuration; the broker is contacted lazily.
+    pub fn new(
+        args: &KafkaArgs,
+        client_id: &str,
+        metrics: KafkaMetrics,
+    ) -> Result<Self, KafkaError> {
+        let inner = args.producer_config(client_id).create()?;
+        Ok(Self { inner, metrics })
+    }
+
+    /// Sends `message` to `topic`, keyed by its service, and waits for the broker's
+    /// acknowledgement. If the local queue is full it waits up to 5 s for room.
+    pub async fn send<M: Message>(
+        &self,
+        topic: &str,
+        message: &M,
+    ) -> Result<Delivered, KafkaError> {
+        self.send_raw(topic, message.key(), &message.encode()).await
+    }
+
+    /// Sends already encoded bytes (used by benchmarks to take encoding out of the measure).
+    pub async fn send_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> Result<Delivered, KafkaError> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        match self
+            .inner
+            .send(record, Timeout::After(Duration::from_secs(5)))
+            .await
+        {
+            Ok(delivery) => {
+                self.metrics.produced.with_label_values(&[topic]).inc();
+                Ok(Delivered {
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                })
+            }
+            Err((error, _message)) => {
+                self.metrics
+                    .produce_errors
+                    .with_label_values(&[topic])
+                    .inc();
+                Err(error)
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for every queued message to be delivered (at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.flush(Timeout::After(timeout))
+    }
+}

@@ -1,0 +1,10 @@
+//! The edges every service of the fleet shares, so that each service's own crate holds only what
+//! is particular to it: configuration parsing with one-line errors ([`config`]), logging
+//! ([`telemetry`]), signal-driven shutdown ([`shutdown`]), the `/metrics` and `/healthz` server
+//! ([`ops`]) and the Kafka producer, consumer and topic administration ([`kafka`]).
+
+pub mod config;
+pub mod kafka;
+pub mod ops;
+pub mod shutdown;
+pub mod telemetry;
