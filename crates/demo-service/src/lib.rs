@@ -1,0 +1,153 @@
+//! The demo target: an HTTP service whose latency depends on load the way a real service's does.
+//!
+//! Each replica has a fixed number of slots (its concurrency); a request takes a slot for a random
+//! service time, waiting in a bounded queue while none is free. Waiting, not spinning, is what
+//! makes it slow, so hundreds of replicas cost almost no CPU. It exports the histogram
+//! `request_duration_seconds{service,method,route,status_code}` as Sock Shop's services do, plus
+//! the process metrics, so the aggregator treats it exactly like a Sock Shop service.
+
+mod config;
+mod metrics;
+
+pub use config::{DemoConfig, ServiceTimeDistribution};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use metrics::DemoMetrics;
+use rand::Rng;
+use rand_distr::{Distribution, Exp};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// A bound, not yet running replica: tests read its address before running it.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds the listener and builds the routes.
+    pub async fn bind(config: &DemoConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen_addr).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (LISTEN_ADDR): {e}", config.listen_addr)
+        })?;
+        let registry = fleet::ops::registry();
+        let metrics = DemoMetrics::register(&registry)?;
+        let health = fleet::ops::Health::default();
+        health.set("server", true, format!("serving as {}", config.service_name));
+        let state = Arc::new(Replica::new(config, metrics));
+        let router = Router::new()
+            .fallback(serve)
+            .with_state(state)
+            .merge(fleet::ops::router(registry, health));
+        Ok(Self { listener, router })
+    }
+
+    /// The address actually bound (the port is ephemeral when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        Ok(())
+    }
+}
+
+/// The state of one replica.
+struct Replica {
+    /// `service` label value.
+    service: String,
+    /// One permit per request served at once.
+    slots: Semaphore,
+    /// Requests waiting for a slot.
+    waiting: AtomicU32,
+    /// Past this many waiting, requests are refused.
+    max_queue: u32,
+    /// Mean service time.
+    mean: Duration,
+    /// Service-time sampler; `None` for a constant service time.
+    exponential: Option<Exp<f64>>,
+    /// Share of requests answered with 500.
+    error_rate: f64,
+    /// Prometheus metrics.
+    metrics: DemoMetrics,
+}
+
+impl Replica {
+    fn new(config: &DemoConfig, metrics: DemoMetrics) -> Self {
+        let mean = Duration::from_secs_f64(config.service_time_ms / 1000.0);
+        let exponential = match config.service_time_distribution {
+            ServiceTimeDistribution::Exponential => Exp::new(1.0 / mean.as_secs_f64()).ok(),
+            ServiceTimeDistribution::Constant => None,
+        };
+        Self {
+            service: config.service_name.clone(),
+            slots: Semaphore::new(config.concurrency as usize),
+            waiting: AtomicU32::new(0),
+            max_queue: config.max_queue,
+            mean,
+            exponential,
+            error_rate: config.error_rate,
+            metrics,
+        }
+    }
+
+    fn service_time(&self) -> Duration {
+        match &self.exponential {
+            Some(exp) => Duration::from_secs_f64(exp.sample(&mut rand::rng())),
+            None => self.mean,
+        }
+    }
+}
+
+/// Every route of the service: wait for a slot, hold it for the service time, answer.
+async fn serve(State(replica): State<Arc<Replica>>, method: Method, uri: Uri) -> StatusCode {
+    let started = Instant::now();
+    let route = metrics::route_label(uri.path());
+    let status = match admit(&replica).await {
+        Some(permit) => {
+            tokio::time::sleep(replica.service_time()).await;
+            drop(permit);
+            if replica.error_rate > 0.0 && rand::rng().random_bool(replica.error_rate) {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::OK
+            }
+        }
+        None => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    replica
+        .metrics
+        .observe(&replica.service, &method, route, status, started.elapsed());
+    status
+}
+
+/// Waits for a slot, or refuses when the queue is full.
+async fn admit(replica: &Replica) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    if let Ok(permit) = replica.slots.try_acquire() {
+        return Some(permit);
+    }
+    let before = replica.waiting.fetch_add(1, Ordering::AcqRel);
+    if before >= replica.max_queue {
+        replica.waiting.fetch_sub(1, Ordering::AcqRel);
+        replica.metrics.rejected.inc();
+        return None;
+    }
+    replica.metrics.queue_depth.inc();
+    let permit = replica.slots.acquire().await.ok();
+    replica.waiting.fetch_sub(1, Ordering::AcqRel);
+    replica.metrics.queue_depth.dec();
+    permit
+}

@@ -1,0 +1,20 @@
+//! demo-service: parse the configuration, start logging, serve until SIGTERM.
+
+use demo_service::{Application, DemoConfig};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let config: DemoConfig = fleet::config::parse_or_exit();
+    fleet::telemetry::init(&config.log);
+    let shutdown = fleet::shutdown::on_signal();
+    let app = Application::bind(&config).await?;
+    tracing::info!(
+        addr = %app.local_addr(),
+        service = %config.service_name,
+        concurrency = config.concurrency,
+        service_time_ms = config.service_time_ms,
+        capacity_rps = config.capacity_rps(),
+        "demo-service ready"
+    );
+    app.run(shutdown).await
+}

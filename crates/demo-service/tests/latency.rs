@@ -1,0 +1,55 @@
+//! The demo service's latency really depends on load: requests beyond its concurrency wait.
+
+use demo_service::{Application, DemoConfig, ServiceTimeDistribution};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+async fn start(config: DemoConfig) -> (String, CancellationToken) {
+    let app = Application::bind(&config).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    (base, shutdown)
+}
+
+/// Sends `n` requests at once; returns how long the slowest took and every status.
+async fn burst(base: &str, n: usize) -> (Duration, Vec<u16>) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let requests = (0..n).map(|_| {
+        let request = client.get(format!("{base}/catalogue")).send();
+        async move { request.await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(requests).await;
+    (started.elapsed(), statuses)
+}
+
+#[tokio::test]
+async fn requests_beyond_concurrency_queue_and_overflow_is_refused() {
+    let mut config = DemoConfig::local("orders", 2, 100.0);
+    config.service_time_distribution = ServiceTimeDistribution::Constant;
+    config.max_queue = 4;
+    let (base, shutdown) = start(config).await;
+
+    // 2 slots of 100 ms: 2 requests take one service time, 6 take three (queued in two rounds).
+    let (two, _) = burst(&base, 2).await;
+    let (six, statuses) = burst(&base, 6).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(two < Duration::from_millis(190), "2 requests took {two:?}");
+    assert!(six >= Duration::from_millis(290), "6 requests took {six:?}");
+
+    // 2 in service + 4 waiting fill it; the rest are refused at once.
+    let (_, statuses) = burst(&base, 12).await;
+    let refused = statuses.iter().filter(|s| **s == 503).count();
+    assert!(refused >= 5, "{statuses:?}");
+
+    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(
+        r#"request_duration_seconds_count{method="GET",route="/catalogue",service="orders",status_code="200"}"#
+    ), "{metrics}");
+    assert!(metrics.contains(r#"status_code="503""#));
+    assert!(metrics.contains("process_cpu_seconds_total"));
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    shutdown.cancel();
+}

@@ -1,0 +1,162 @@
+//! The Kafka plumbing against a real broker: round trip, bad messages skipped and counted,
+//! offsets stored only after the work is done.
+
+use chrono::{TimeZone, Utc};
+use contract::{FeatureVector, Features, METRICS_TOPIC, Message};
+use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::Broker;
+use tokio_util::sync::CancellationToken;
+
+fn vector(service: &str, window_id: u64) -> FeatureVector {
+    let at = Utc.timestamp_opt(window_id as i64, 0).unwrap();
+    FeatureVector {
+        service: service.into(),
+        window_id,
+        window_start: at - chrono::Duration::seconds(30),
+        window_end: at,
+        poll_interval_sec: 30,
+        produced_at: at,
+        features: Features::from_values(&[1.0; contract::FEATURE_COUNT]).unwrap(),
+    }
+}
+
+/// Settings for a test broker: groups without offsets read from the beginning.
+fn args(broker: &Broker) -> KafkaArgs {
+    let mut args = KafkaArgs::local(broker.bootstrap());
+    args.kafka_properties.push(("auto.offset.reset".into(), "earliest".into()));
+    args
+}
+
+fn metrics() -> KafkaMetrics {
+    KafkaMetrics::register(&prometheus::Registry::new()).unwrap()
+}
+
+/// Consumes in `group` until `expected` windows were handled or 30 s passed, with a handler
+/// that fails on its first attempt at each window in `fail_once`. Returns handled window ids.
+async fn consume(
+    args: &KafkaArgs,
+    topic: &str,
+    group: &str,
+    metrics: &KafkaMetrics,
+    expected: usize,
+    fail_once: &[u64],
+) -> Vec<u64> {
+    let consumer = AtLeastOnceConsumer::new(args, "test", group, topic, metrics.clone()).unwrap();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::new(Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        stop.cancel();
+    });
+    let (h, f, s) = (handled.clone(), failed.clone(), shutdown.clone());
+    consumer
+        .run(&shutdown, async |v: &FeatureVector| {
+            if fail_once.contains(&v.window_id) && !f.lock().unwrap().contains(&v.window_id) {
+                f.lock().unwrap().push(v.window_id);
+                anyhow::bail!("simulated failure");
+            }
+            let mut handled = h.lock().unwrap();
+            handled.push(v.window_id);
+            if handled.len() >= expected {
+                s.cancel();
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    timer.abort();
+    let handled = handled.lock().unwrap().clone();
+    handled
+}
+
+#[tokio::test]
+async fn round_trip_skips_and_counts_what_it_cannot_read() {
+    let broker = Broker::start().await;
+    let args = args(&broker);
+    let topic = testkit::unique(METRICS_TOPIC);
+    ensure_topics(&args, &[&topic]).await.unwrap();
+    ensure_topics(&args, &[&topic]).await.expect("existing topic is fine");
+
+    let m = metrics();
+    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    producer.send(&topic, &vector("orders", 1)).await.unwrap();
+    producer.send_raw(&topic, "orders", b"{not json").await.unwrap();
+    let mut future = serde_json::to_value(vector("orders", 9)).unwrap();
+    future["version"] = "7".into();
+    producer.send_raw(&topic, "orders", future.to_string().as_bytes()).await.unwrap();
+    producer.send(&topic, &vector("carts", 2)).await.unwrap();
+    producer.send(&topic, &vector("orders", 3)).await.unwrap();
+    assert_eq!(m.produced.with_label_values(&[&topic]).get(), 5);
+
+    let handled = consume(&args, &topic, &testkit::unique("g"), &m, 3, &[]).await;
+    let mut sorted = handled.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![1, 2, 3]);
+    assert_eq!(m.consumed.with_label_values(&[&topic]).get(), 3);
+    assert_eq!(m.skipped.with_label_values(&[&topic, "malformed_json"]).get(), 1);
+    assert_eq!(m.skipped.with_label_values(&[&topic, "unsupported_version"]).get(), 1);
+}
+
+#[tokio::test]
+async fn offsets_are_committed_only_after_the_work_is_done() {
+    let broker = Broker::start().await;
+    let args = args(&broker);
+    let topic = testkit::unique(METRICS_TOPIC);
+    ensure_topics(&args, &[&topic]).await.unwrap();
+    let m = metrics();
+    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    // One key: one partition, so order is defined.
+    for w in 1..=3 {
+        producer.send(&topic, &vector("orders", w)).await.unwrap();
+    }
+    let group = testkit::unique("g");
+
+    // Window 2 fails once: it is retried, not skipped, and handled exactly once here.
+    let first = consume(&args, &topic, &group, &m, 3, &[2]).await;
+    assert_eq!(first, vec![1, 2, 3]);
+    assert_eq!(m.handler_retries.with_label_values(&[&topic]).get(), 1);
+
+    // The same group resumes after the committed offset.
+    for w in 4..=5 {
+        producer.send(&topic, &vector("orders", w)).await.unwrap();
+    }
+    let second = consume(&args, &topic, &group, &m, 2, &[]).await;
+    assert_eq!(second, vec![4, 5]);
+
+    // A message whose work never finished before shutdown is delivered again.
+    producer.send(&topic, &vector("orders", 6)).await.unwrap();
+    let never = consume_failing_forever(&args, &topic, &group, &m).await;
+    assert_eq!(never, 6, "the consumer saw window 6 before shutting down");
+    let third = consume(&args, &topic, &group, &m, 1, &[]).await;
+    assert_eq!(third, vec![6]);
+}
+
+/// A consumer whose handler always fails; shuts down after the first attempt. Returns the window.
+async fn consume_failing_forever(args: &KafkaArgs, topic: &str, group: &str, m: &KafkaMetrics) -> u64 {
+    let consumer = AtLeastOnceConsumer::new(args, "test", group, topic, m.clone()).unwrap();
+    let shutdown = CancellationToken::new();
+    let seen = Arc::new(Mutex::new(0));
+    let (s, stop) = (seen.clone(), shutdown.clone());
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        consumer.run(&shutdown, async |v: &FeatureVector| {
+            *s.lock().unwrap() = v.window_id;
+            stop.cancel();
+            anyhow::bail!("never succeeds")
+        }),
+    )
+    .await
+    .expect("consumer stops at shutdown")
+    .unwrap();
+    *seen.lock().unwrap()
+}
+
+#[test]
+fn encoded_vectors_decode() {
+    let v = vector("orders", 1);
+    assert_eq!(FeatureVector::decode(&v.encode()).unwrap(), v);
+}

@@ -1,0 +1,52 @@
+//! A real Kafka-compatible broker (`tansu`) for one test.
+
+use crate::{find_binary, free_port, wait_for};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// A running broker; killed on drop.
+pub struct Broker {
+    /// `host:port` to bootstrap from.
+    bootstrap: String,
+    /// The broker process.
+    child: Child,
+}
+
+impl Broker {
+    /// Starts a broker with in-memory storage on a free loopback port and waits until it accepts
+    /// connections. The advertised address is an IPv4 literal: librdkafka may resolve `localhost`
+    /// to `::1`, where the broker does not listen.
+    pub async fn start() -> Self {
+        let tansu = find_binary("tansu", "TANSU_BIN");
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .arg("broker")
+            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("cannot start tansu");
+        let bootstrap = format!("127.0.0.1:{port}");
+        let addr = bootstrap.clone();
+        wait_for(Duration::from_secs(20), "the broker to listen", || {
+            let addr = addr.clone();
+            async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
+        })
+        .await;
+        Self { bootstrap, child }
+    }
+
+    /// `host:port` of the broker.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Kills the broker (for outage tests).
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
