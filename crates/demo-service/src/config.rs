@@ -39,7 +39,12 @@ pub struct DemoConfig {
     pub service_time_ms: f64,
 
     /// Distribution of the service time.
-    #[arg(long, env = "SERVICE_TIME_DISTRIBUTION", value_enum, default_value = "exponential")]
+    #[arg(
+        long,
+        env = "SERVICE_TIME_DISTRIBUTION",
+        value_enum,
+        default_value = "exponential"
+    )]
     pub service_time_distribution: ServiceTimeDistribution,
 
     /// Requests that may wait for a slot; more are refused with 503.

@@ -40,7 +40,11 @@ impl Application {
         let registry = fleet::ops::registry();
         let metrics = DemoMetrics::register(&registry)?;
         let health = fleet::ops::Health::default();
-        health.set("server", true, format!("serving as {}", config.service_name));
+        health.set(
+            "server",
+            true,
+            format!("serving as {}", config.service_name),
+        );
         let state = Arc::new(Replica::new(config, metrics));
         let router = Router::new()
             .fallback(serve)

@@ -7,8 +7,8 @@ use std::time::Duration;
 /// Bucket bounds in seconds: Prometheus' defaults, refined between 50 ms and 1 s where SLA
 /// thresholds usually sit, so histogram_quantile interpolates over narrow buckets there.
 const BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0,
-    2.5, 5.0, 10.0,
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5,
+    5.0, 10.0,
 ];
 
 /// Routes of Sock Shop's front end and APIs that get their own label; anything else is `other`,
@@ -53,8 +53,11 @@ pub struct DemoMetrics {
 impl DemoMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let duration = HistogramVec::new(
-            HistogramOpts::new("request_duration_seconds", "Time (in seconds) spent serving HTTP requests.")
-                .buckets(BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time (in seconds) spent serving HTTP requests.",
+            )
+            .buckets(BUCKETS.to_vec()),
             &["service", "method", "route", "status_code"],
         )?;
         let queue_depth = IntGauge::new("demo_queue_depth", "Requests waiting for a slot")?;
@@ -72,7 +75,14 @@ impl DemoMetrics {
         })
     }
 
-    pub fn observe(&self, service: &str, method: &Method, route: &str, status: StatusCode, took: Duration) {
+    pub fn observe(
+        &self,
+        service: &str,
+        method: &Method,
+        route: &str,
+        status: StatusCode,
+        took: Duration,
+    ) {
         self.duration
             .with_label_values(&[service, method.as_str(), route, status.as_str()])
             .observe(took.as_secs_f64());

@@ -43,7 +43,12 @@ async fn requests_beyond_concurrency_queue_and_overflow_is_refused() {
     let refused = statuses.iter().filter(|s| **s == 503).count();
     assert!(refused >= 5, "{statuses:?}");
 
-    let metrics = reqwest::get(format!("{base}/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains(
         r#"request_duration_seconds_count{method="GET",route="/catalogue",service="orders",status_code="200"}"#
     ), "{metrics}");

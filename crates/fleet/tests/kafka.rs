@@ -25,7 +25,8 @@ fn vector(service: &str, window_id: u64) -> FeatureVector {
 /// Settings for a test broker: groups without offsets read from the beginning.
 fn args(broker: &Broker) -> KafkaArgs {
     let mut args = KafkaArgs::local(broker.bootstrap());
-    args.kafka_properties.push(("auto.offset.reset".into(), "earliest".into()));
+    args.kafka_properties
+        .push(("auto.offset.reset".into(), "earliest".into()));
     args
 }
 
@@ -79,15 +80,23 @@ async fn round_trip_skips_and_counts_what_it_cannot_read() {
     let args = args(&broker);
     let topic = testkit::unique(METRICS_TOPIC);
     ensure_topics(&args, &[&topic]).await.unwrap();
-    ensure_topics(&args, &[&topic]).await.expect("existing topic is fine");
+    ensure_topics(&args, &[&topic])
+        .await
+        .expect("existing topic is fine");
 
     let m = metrics();
     let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
     producer.send(&topic, &vector("orders", 1)).await.unwrap();
-    producer.send_raw(&topic, "orders", b"{not json").await.unwrap();
+    producer
+        .send_raw(&topic, "orders", b"{not json")
+        .await
+        .unwrap();
     let mut future = serde_json::to_value(vector("orders", 9)).unwrap();
     future["version"] = "7".into();
-    producer.send_raw(&topic, "orders", future.to_string().as_bytes()).await.unwrap();
+    producer
+        .send_raw(&topic, "orders", future.to_string().as_bytes())
+        .await
+        .unwrap();
     producer.send(&topic, &vector("carts", 2)).await.unwrap();
     producer.send(&topic, &vector("orders", 3)).await.unwrap();
     assert_eq!(m.produced.with_label_values(&[&topic]).get(), 5);
@@ -97,8 +106,18 @@ async fn round_trip_skips_and_counts_what_it_cannot_read() {
     sorted.sort_unstable();
     assert_eq!(sorted, vec![1, 2, 3]);
     assert_eq!(m.consumed.with_label_values(&[&topic]).get(), 3);
-    assert_eq!(m.skipped.with_label_values(&[&topic, "malformed_json"]).get(), 1);
-    assert_eq!(m.skipped.with_label_values(&[&topic, "unsupported_version"]).get(), 1);
+    assert_eq!(
+        m.skipped
+            .with_label_values(&[&topic, "malformed_json"])
+            .get(),
+        1
+    );
+    assert_eq!(
+        m.skipped
+            .with_label_values(&[&topic, "unsupported_version"])
+            .get(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -136,7 +155,12 @@ async fn offsets_are_committed_only_after_the_work_is_done() {
 }
 
 /// A consumer whose handler always fails; shuts down after the first attempt. Returns the window.
-async fn consume_failing_forever(args: &KafkaArgs, topic: &str, group: &str, m: &KafkaMetrics) -> u64 {
+async fn consume_failing_forever(
+    args: &KafkaArgs,
+    topic: &str,
+    group: &str,
+    m: &KafkaMetrics,
+) -> u64 {
     let consumer = AtLeastOnceConsumer::new(args, "test", group, topic, m.clone()).unwrap();
     let shutdown = CancellationToken::new();
     let seen = Arc::new(Mutex::new(0));

@@ -40,7 +40,9 @@ pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
         .into_iter()
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("`{name}` not found ({env_var}, ~/.cargo/bin, PATH): run scripts/install-deps.sh")
+            panic!(
+                "`{name}` not found ({env_var}, ~/.cargo/bin, PATH): run scripts/install-deps.sh"
+            )
         })
 }
 

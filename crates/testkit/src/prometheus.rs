@@ -78,7 +78,10 @@ impl Prometheus {
         let binary = find_binary("prometheus", "PROMETHEUS_BIN");
         let data: PathBuf = self.dir.path().join("data");
         let child = Command::new(binary)
-            .arg(format!("--config.file={}", self.dir.path().join("prometheus.yml").display()))
+            .arg(format!(
+                "--config.file={}",
+                self.dir.path().join("prometheus.yml").display()
+            ))
             .arg(format!("--storage.tsdb.path={}", data.display()))
             .arg(format!("--web.listen-address={}", self.listen))
             .arg("--log.level=warn")
@@ -110,6 +113,9 @@ impl Prometheus {
             .json()
             .await
             .expect("Prometheus answers JSON");
-        response["data"]["result"].as_array().cloned().unwrap_or_default()
+        response["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }
