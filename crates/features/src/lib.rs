@@ -112,9 +112,10 @@ impl FeatureBuilder {
         Ok(compute(&observation, &window))
     }
 
-    /// Forgets a service (it disappeared from discovery).
-    pub fn forget(&mut self, service: &str) {
-        self.history.remove(service);
+    /// Keeps the history of the services for which `keep` is true; forgets the others (they
+    /// disappeared from discovery), so the history does not grow with service churn.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.history.retain(|service, _| keep(service));
     }
 }
 

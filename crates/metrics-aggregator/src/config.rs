@@ -1,0 +1,111 @@
+//! Settings of the metrics aggregator. The names users know from the seed (`MODE`,
+//! `POLL_INTERVAL_SEC`, `PROMETHEUS_URL`) are kept as they are.
+
+use clap::{Parser, ValueEnum};
+use fleet::config::{Validate, http_url, positive_secs};
+use fleet::kafka::KafkaArgs;
+use fleet::telemetry::LogArgs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where feature vectors go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Publish to the Kafka topic `metrics` for the models to vote on.
+    Production,
+    /// Append rows to the development CSV for retraining; nothing is published.
+    Development,
+}
+
+/// Polls Prometheus every POLL_INTERVAL_SEC and builds one feature vector per service (request
+/// rate, latency percentiles, error ratio, CPU and memory per replica, replicas, trends).
+/// Production mode publishes them to Kafka; development mode appends them to a CSV.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "metrics-aggregator", version)]
+pub struct AggregatorConfig {
+    /// production: publish to Kafka; development: append to the CSV.
+    #[arg(long, env = "MODE", value_enum, default_value = "production")]
+    pub mode: Mode,
+
+    /// Seconds between polls; polls are aligned to multiples of it.
+    #[arg(long, env = "POLL_INTERVAL_SEC", default_value = "30", value_parser = positive_secs)]
+    pub poll_interval_sec: u64,
+
+    /// Base URL of the Prometheus HTTP API.
+    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://prometheus:9090", value_parser = http_url)]
+    pub prometheus_url: String,
+
+    /// Seconds of data each rate and percentile is computed over (default: the poll interval).
+    /// Give it at least two scrape intervals.
+    #[arg(long, env = "RATE_WINDOW_SEC", value_parser = positive_secs)]
+    pub rate_window_sec: Option<u64>,
+
+    /// Windows a trend spans, the current one included.
+    #[arg(long, env = "TREND_WINDOWS", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(2..=60))]
+    pub trend_windows: u64,
+
+    /// Services to follow, by Prometheus job name, comma-separated. Empty: every job that
+    /// exports request_duration_seconds.
+    #[arg(long, env = "SERVICES", value_delimiter = ',')]
+    pub services: Vec<String>,
+
+    /// Topic the feature vectors are published to (production mode).
+    #[arg(long, env = "METRICS_TOPIC", default_value = contract::METRICS_TOPIC)]
+    pub metrics_topic: String,
+
+    /// CSV the rows are appended to (development mode).
+    #[arg(
+        long,
+        env = "DEV_CSV_PATH",
+        default_value = "output/sockshop_metrics.csv"
+    )]
+    pub dev_csv_path: PathBuf,
+
+    /// Address of the /metrics and /healthz endpoints.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:9101")]
+    pub listen_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl Validate for AggregatorConfig {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(service) = self
+            .services
+            .iter()
+            .find(|s| s.trim().is_empty() || s.contains('"'))
+        {
+            return Err(format!(
+                "SERVICES (--services): {service:?} is not a job name"
+            ));
+        }
+        if self.metrics_topic.trim().is_empty() {
+            return Err("METRICS_TOPIC (--metrics-topic) is empty".into());
+        }
+        if self.mode == Mode::Production {
+            self.kafka.validate()?;
+        }
+        Ok(())
+    }
+}
+
+impl AggregatorConfig {
+    /// The rate window in force.
+    pub fn rate_window_sec(&self) -> u64 {
+        self.rate_window_sec.unwrap_or(self.poll_interval_sec)
+    }
+
+    /// Service names that were configured, trimmed; empty means discovery.
+    pub fn fixed_services(&self) -> Vec<String> {
+        self.services
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}

@@ -1,0 +1,159 @@
+//! The metrics aggregator: Prometheus in, one feature vector per service per poll out.
+//!
+//! [`Application::build`] checks what can be checked before running (the CSV's header, the
+//! ops port) and returns the bound application, so tests can read its address;
+//! [`Application::run`] polls until the shutdown token is cancelled, then flushes.
+
+pub mod config;
+mod metrics;
+mod poller;
+pub mod prometheus;
+mod sink;
+
+pub use config::{AggregatorConfig, Mode};
+pub use poller::PollSettings;
+
+use anyhow::Context;
+use fleet::kafka::{JsonProducer, KafkaMetrics, ensure_topics};
+use fleet::ops::Health;
+use metrics::AggregatorMetrics;
+use poller::Poller;
+use prometheus::PrometheusClient;
+use sink::{CsvSink, Sink};
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Time allowed at shutdown for queued Kafka messages to be delivered.
+const FLUSH_GRACE: Duration = Duration::from_secs(10);
+
+/// A built, not yet running aggregator.
+pub struct Application {
+    /// The settings in force.
+    config: AggregatorConfig,
+    /// Bound listener of /metrics and /healthz.
+    ops_listener: TcpListener,
+    /// The metrics registry served on /metrics.
+    registry: ::prometheus::Registry,
+    /// Health state served on /healthz.
+    health: Health,
+    /// The poll loop, ready to run.
+    poller: Poller,
+    /// The producer, kept to flush it at shutdown (production mode).
+    producer: Option<JsonProducer>,
+}
+
+impl Application {
+    /// Builds everything that can fail on bad configuration.
+    pub async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
+        let ops_listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
+        let registry = fleet::ops::registry();
+        let metrics = AggregatorMetrics::register(&registry)?;
+        let health = Health::default();
+        let (sink, producer) = match config.mode {
+            Mode::Production => {
+                let kafka_metrics = KafkaMetrics::register(&registry)?;
+                let producer =
+                    JsonProducer::new(&config.kafka, "metrics-aggregator", kafka_metrics)
+                        .context("invalid Kafka settings (KAFKA_PROPERTIES)")?;
+                let sink = Sink::Kafka {
+                    producer: producer.clone(),
+                    topic: config.metrics_topic.clone(),
+                };
+                (sink, Some(producer))
+            }
+            Mode::Development => (Sink::Csv(CsvSink::open(&config.dev_csv_path)?), None),
+        };
+        let timeout = Duration::from_secs(config.poll_interval_sec.clamp(1, 10));
+        let client = PrometheusClient::new(&config.prometheus_url, timeout)?;
+        let settings = PollSettings {
+            interval_secs: config.poll_interval_sec,
+            window_secs: config.rate_window_sec(),
+            trend_windows: config.trend_windows as usize,
+            fixed_services: config.fixed_services(),
+        };
+        let poller = Poller::new(client, sink, settings, metrics, health.clone());
+        Ok(Self {
+            config,
+            ops_listener,
+            registry,
+            health,
+            poller,
+            producer,
+        })
+    }
+
+    /// Address of /metrics and /healthz.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
+            .local_addr()
+            .unwrap_or_else(|_| self.config.listen_addr)
+    }
+
+    /// Creates the topic if needed (production), then polls until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let ops = tokio::spawn(fleet::ops::serve(
+            self.ops_listener,
+            self.registry,
+            self.health.clone(),
+            shutdown.clone(),
+        ));
+        match self.config.mode {
+            Mode::Production => {
+                let topic = self.config.metrics_topic.as_str();
+                if !create_topic_until_done(&self.config, topic, &self.health, &shutdown).await {
+                    return Ok(());
+                }
+                tracing::info!(topic, "publishing feature vectors to Kafka");
+            }
+            Mode::Development => tracing::info!(
+                csv = %self.config.dev_csv_path.display(),
+                "development mode: appending feature vectors to the CSV"
+            ),
+        }
+        self.poller.run(shutdown.clone()).await;
+        if let Some(producer) = self.producer
+            && let Err(e) = producer.flush(FLUSH_GRACE)
+        {
+            tracing::error!(error = %e, "feature vectors still queued at shutdown were not delivered");
+        }
+        let _ = ops.await;
+        tracing::info!("metrics-aggregator stopped");
+        Ok(())
+    }
+}
+
+/// Retries topic creation with backoff while the broker is unreachable; `false` on shutdown.
+async fn create_topic_until_done(
+    config: &AggregatorConfig,
+    topic: &str,
+    health: &Health,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut backoff = Duration::from_millis(500);
+    let mut logged = false;
+    loop {
+        match ensure_topics(&config.kafka, &[topic]).await {
+            Ok(()) => {
+                health.set("kafka", true, format!("topic {topic} ready"));
+                return true;
+            }
+            Err(e) => {
+                health.set("kafka", false, e.to_string());
+                if !logged {
+                    tracing::warn!(error = %e, bootstrap = %config.kafka.kafka_bootstrap_servers,
+                        "cannot create the topic on Kafka yet; retrying with backoff");
+                    logged = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,77 @@
+//! The aggregator's own metrics, served on /metrics. Labels are bounded: sink names, error kinds
+//! and skip reasons, never service names from the outside world.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+#[derive(Clone)]
+pub struct AggregatorMetrics {
+    /// Polls by outcome (`ok`, `failed`).
+    pub polls: IntCounterVec,
+    /// Failed Prometheus queries by kind (`unreachable`, `http_status`, `malformed`, `refused`).
+    pub prometheus_errors: IntCounterVec,
+    /// Feature vectors delivered, by sink (`kafka`, `csv`).
+    pub vectors: IntCounterVec,
+    /// Feature vectors that could not be delivered, by sink.
+    pub publish_errors: IntCounterVec,
+    /// Service windows without a feature vector, by reason.
+    pub skipped: IntCounterVec,
+    /// Services seen in the last poll.
+    pub services: IntGauge,
+    /// Time from the start of a poll to its vectors delivered.
+    pub poll_duration: Histogram,
+    /// Unix time of the last poll that delivered.
+    pub last_success: IntGauge,
+}
+
+impl AggregatorMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str, label: &str| -> prometheus::Result<IntCounterVec> {
+            let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let services = IntGauge::new("aggregator_services", "Services seen in the last poll")?;
+        let last_success = IntGauge::new(
+            "aggregator_last_success_timestamp_seconds",
+            "Unix time of the last poll whose vectors were delivered",
+        )?;
+        let poll_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "aggregator_poll_duration_seconds",
+                "Poll time, queries to delivery",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )?;
+        registry.register(Box::new(services.clone()))?;
+        registry.register(Box::new(last_success.clone()))?;
+        registry.register(Box::new(poll_duration.clone()))?;
+        Ok(Self {
+            polls: counter("aggregator_polls_total", "Polls by outcome", "outcome")?,
+            prometheus_errors: counter(
+                "aggregator_prometheus_errors_total",
+                "Failed Prometheus queries by kind",
+                "kind",
+            )?,
+            vectors: counter(
+                "aggregator_feature_vectors_total",
+                "Feature vectors delivered, by sink",
+                "sink",
+            )?,
+            publish_errors: counter(
+                "aggregator_publish_errors_total",
+                "Feature vectors that could not be delivered, by sink",
+                "sink",
+            )?,
+            skipped: counter(
+                "aggregator_windows_skipped_total",
+                "Service windows without a feature vector, by reason",
+                "reason",
+            )?,
+            services,
+            poll_duration,
+            last_success,
+        })
+    }
+}

@@ -1,0 +1,297 @@
+//! The poll loop: at every multiple of the interval, read every service from Prometheus, build
+//! the feature vectors and deliver them.
+//!
+//! Polls are aligned to wall-clock multiples of the interval, and the evaluation time is the
+//! window id, so a restarted aggregator produces the same ids for the same windows. When
+//! Prometheus does not answer, the poll is retried with backoff until the next one is due; the
+//! outage is logged once when it starts and once when it ends, and nothing is published for the
+//! windows it swallowed: no made-up values.
+
+use crate::metrics::AggregatorMetrics;
+use crate::prometheus::{Missing, PrometheusClient, QueryError, observe};
+use crate::sink::Sink;
+use chrono::{DateTime, Utc};
+use contract::FeatureVector;
+use features::{FeatureBuilder, Observation};
+use fleet::ops::Health;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// What the poll loop needs to know.
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// Seconds between polls.
+    pub interval_secs: u64,
+    /// Seconds each rate is computed over.
+    pub window_secs: u64,
+    /// Windows a trend spans.
+    pub trend_windows: usize,
+    /// Configured services; empty for discovery.
+    pub fixed_services: Vec<String>,
+}
+
+/// An ongoing Prometheus outage.
+struct Outage {
+    since: Instant,
+    windows_skipped: u64,
+}
+
+pub struct Poller {
+    /// Prometheus API client.
+    client: PrometheusClient,
+    /// Features and the per-service history trends need.
+    builder: FeatureBuilder,
+    /// Kafka or CSV.
+    sink: Sink,
+    /// Interval, window, services.
+    settings: PollSettings,
+    /// Counters.
+    metrics: AggregatorMetrics,
+    /// Reported on /healthz.
+    health: Health,
+    /// Set while Prometheus fails, to log an outage once.
+    outage: Option<Outage>,
+    /// Services currently skipped and why, to log each once until it recovers.
+    skipping: HashMap<String, &'static str>,
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn at_time(secs: u64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs as i64, 0).unwrap_or_default()
+}
+
+impl Poller {
+    pub fn new(
+        client: PrometheusClient,
+        sink: Sink,
+        settings: PollSettings,
+        metrics: AggregatorMetrics,
+        health: Health,
+    ) -> Self {
+        let builder = FeatureBuilder::new(settings.trend_windows, settings.interval_secs);
+        health.set("prometheus", true, "not polled yet");
+        Self {
+            client,
+            builder,
+            sink,
+            settings,
+            metrics,
+            health,
+            outage: None,
+            skipping: HashMap::new(),
+        }
+    }
+
+    /// Polls until `shutdown` is cancelled.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let interval = self.settings.interval_secs;
+        let first = unix_now().as_secs() / interval * interval + interval;
+        self.backfill(first).await;
+        loop {
+            let now = unix_now();
+            let next = now.as_secs() / interval * interval + interval;
+            let wait = Duration::from_secs(next).saturating_sub(now);
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            self.poll(next, &shutdown).await;
+        }
+    }
+
+    /// Fills the trend history with the windows before `first`, so trends exist from the first
+    /// published vector on. Best effort: a failure only means trends start later.
+    async fn backfill(&mut self, first: u64) {
+        let interval = self.settings.interval_secs;
+        for k in (1..self.builder.trend_windows() as u64).rev() {
+            let Some(at) = first.checked_sub(k * interval) else {
+                continue;
+            };
+            let Ok(observed) = self.observe(at).await else {
+                return;
+            };
+            for (service, observation) in observed {
+                if let Ok(observation) = observation {
+                    let _ = self.builder.push(&service, observation);
+                }
+            }
+        }
+    }
+
+    async fn observe(
+        &self,
+        at: u64,
+    ) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
+        observe(
+            &self.client,
+            at,
+            self.settings.window_secs,
+            &self.settings.fixed_services,
+        )
+        .await
+    }
+
+    /// One poll: read (retrying until the next poll is due), build, deliver.
+    pub async fn poll(&mut self, at: u64, shutdown: &CancellationToken) {
+        let started = Instant::now();
+        let Some(observed) = self.observe_with_retry(at, shutdown).await else {
+            self.metrics.polls.with_label_values(&["failed"]).inc();
+            self.metrics
+                .skipped
+                .with_label_values(&["prometheus_unavailable"])
+                .inc();
+            if let Some(outage) = self.outage.as_mut() {
+                outage.windows_skipped += 1;
+            }
+            return;
+        };
+        self.metrics.services.set(observed.len() as i64);
+        let vectors = self.build(at, observed);
+        let count = vectors.len();
+        let (delivered, errors) = self.sink.publish(vectors).await;
+        let sink = self.sink.name();
+        self.metrics
+            .vectors
+            .with_label_values(&[sink])
+            .inc_by(delivered as u64);
+        if errors.is_empty() {
+            self.metrics.polls.with_label_values(&["ok"]).inc();
+            self.metrics.last_success.set(at as i64);
+            self.health.set(
+                "sink",
+                true,
+                format!("{delivered} vectors delivered at {at}"),
+            );
+        } else {
+            self.metrics.polls.with_label_values(&["failed"]).inc();
+            self.metrics
+                .publish_errors
+                .with_label_values(&[sink])
+                .inc_by(errors.len() as u64);
+            self.health.set("sink", false, errors[0].clone());
+            // Lost data: ERROR, per the log-level policy.
+            tracing::error!(sink, failed = errors.len(), of = count, first = %errors[0],
+                "feature vectors could not be delivered");
+        }
+        self.metrics
+            .poll_duration
+            .observe(started.elapsed().as_secs_f64());
+        tracing::debug!(window_id = at, delivered, took = ?started.elapsed(), "poll done");
+    }
+
+    /// Reads the window, retrying with backoff until it succeeds or the next poll is due.
+    async fn observe_with_retry(
+        &mut self,
+        at: u64,
+        shutdown: &CancellationToken,
+    ) -> Option<BTreeMap<String, Result<Observation, Missing>>> {
+        let deadline = Duration::from_secs(at + self.settings.interval_secs);
+        let max_backoff =
+            Duration::from_secs(self.settings.interval_secs).max(Duration::from_secs(2)) / 2;
+        let mut backoff = Duration::from_millis(500).min(max_backoff);
+        loop {
+            match self.observe(at).await {
+                Ok(observed) => {
+                    self.end_outage();
+                    return Some(observed);
+                }
+                Err(e) => {
+                    self.metrics
+                        .prometheus_errors
+                        .with_label_values(&[e.kind()])
+                        .inc();
+                    self.start_outage(&e);
+                }
+            }
+            let left = deadline.saturating_sub(unix_now());
+            if left <= backoff {
+                return None;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(max_backoff);
+        }
+    }
+
+    fn start_outage(&mut self, error: &QueryError) {
+        self.health.set("prometheus", false, error.to_string());
+        if self.outage.is_none() {
+            tracing::warn!(url = %self.client.base(), error = %error,
+                "Prometheus is not answering; retrying with backoff, and publishing nothing until it does");
+            self.outage = Some(Outage {
+                since: Instant::now(),
+                windows_skipped: 0,
+            });
+        } else {
+            tracing::debug!(error = %error, "Prometheus still not answering");
+        }
+    }
+
+    fn end_outage(&mut self) {
+        self.health.set(
+            "prometheus",
+            true,
+            format!("answering at {}", self.client.base()),
+        );
+        if let Some(outage) = self.outage.take() {
+            tracing::info!(url = %self.client.base(), after = ?outage.since.elapsed(),
+                windows_skipped = outage.windows_skipped, "Prometheus answers again");
+        }
+    }
+
+    /// Features of every observed service; skipped ones are counted and logged once.
+    fn build(
+        &mut self,
+        at: u64,
+        observed: BTreeMap<String, Result<Observation, Missing>>,
+    ) -> Vec<FeatureVector> {
+        self.skipping
+            .retain(|service, _| observed.contains_key(service));
+        self.builder
+            .retain(|service| observed.contains_key(service));
+        let produced_at = Utc::now();
+        let mut vectors = Vec::with_capacity(observed.len());
+        for (service, observation) in observed {
+            let features = observation
+                .map_err(|m| (m.reason(), "no request_duration_seconds series".to_owned()))
+                .and_then(|o| {
+                    self.builder
+                        .push(&service, o)
+                        .map_err(|s| (s.reason(), s.to_string()))
+                });
+            match features {
+                Ok(features) => {
+                    if self.skipping.remove(&service).is_some() {
+                        tracing::info!(%service, "feature vectors resume");
+                    }
+                    vectors.push(FeatureVector {
+                        service,
+                        window_id: at,
+                        window_start: at_time(at.saturating_sub(self.settings.window_secs)),
+                        window_end: at_time(at),
+                        poll_interval_sec: u32::try_from(self.settings.interval_secs)
+                            .unwrap_or(u32::MAX),
+                        produced_at,
+                        features,
+                    });
+                }
+                Err((reason, detail)) => {
+                    self.metrics.skipped.with_label_values(&[reason]).inc();
+                    if self.skipping.insert(service.clone(), reason) != Some(reason) {
+                        tracing::info!(%service, reason, %detail,
+                            "no feature vector for this service until it has data again");
+                    }
+                }
+            }
+        }
+        vectors
+    }
+}

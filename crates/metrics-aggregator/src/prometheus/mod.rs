@@ -1,0 +1,7 @@
+//! Reading the services' measurements from the Prometheus HTTP API.
+
+mod client;
+mod queries;
+
+pub use client::{PrometheusClient, QueryError};
+pub use queries::{Missing, observe};

@@ -1,0 +1,205 @@
+//! The PromQL behind each measurement, and the assembly of the answers into one
+//! [`Observation`] per service.
+//!
+//! Every query aggregates `by (job)`, so one poll costs the same eleven queries whatever the
+//! number of services. Services are Prometheus jobs: Sock Shop's jobs are not all named as
+//! their `service` label (job `cart`, service `carts`), and with DNS or Docker service discovery
+//! every replica of a service is a target of the same job.
+
+use super::client::{PrometheusClient, QueryError, Sample};
+use features::{Observation, Quantiles};
+use std::collections::{BTreeMap, HashMap};
+
+/// What one query measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Measure {
+    RequestRate,
+    ErrorRate,
+    P50,
+    P95,
+    P99,
+    Replicas,
+    CpuContainer,
+    CpuProcess,
+    MemoryContainer,
+    MemoryProcess,
+}
+
+/// cAdvisor's label for the compose service of a container, renamed to `job`.
+const COMPOSE_SERVICE: &str = "container_label_com_docker_compose_service";
+
+fn promql(measure: Measure, window: u64) -> String {
+    let w = format!("{window}s");
+    let quantile = |q: f64| {
+        format!(
+            "histogram_quantile({q}, sum by (job, le) (rate(request_duration_seconds_bucket[{w}])))"
+        )
+    };
+    let by_compose_service = |expr: String| {
+        format!(
+            r#"label_replace(avg by ({COMPOSE_SERVICE}) ({expr}), "job", "$1", "{COMPOSE_SERVICE}", "(.+)")"#
+        )
+    };
+    match measure {
+        Measure::RequestRate => format!("sum by (job) (rate(request_duration_seconds_count[{w}]))"),
+        Measure::ErrorRate => format!(
+            r#"sum by (job) (rate(request_duration_seconds_count{{status_code=~"5.."}}[{w}]))"#
+        ),
+        Measure::P50 => quantile(0.5),
+        Measure::P95 => quantile(0.95),
+        Measure::P99 => quantile(0.99),
+        Measure::Replicas => "count by (job) (up == 1)".into(),
+        Measure::CpuContainer => by_compose_service(format!(
+            r#"rate(container_cpu_usage_seconds_total{{{COMPOSE_SERVICE}!=""}}[{w}])"#
+        )),
+        Measure::CpuProcess => format!("avg by (job) (rate(process_cpu_seconds_total[{w}]))"),
+        Measure::MemoryContainer => by_compose_service(format!(
+            r#"container_memory_working_set_bytes{{{COMPOSE_SERVICE}!=""}}"#
+        )),
+        Measure::MemoryProcess => "avg by (job) (process_resident_memory_bytes)".into(),
+    }
+}
+
+const MEASURES: [Measure; 10] = [
+    Measure::RequestRate,
+    Measure::ErrorRate,
+    Measure::P50,
+    Measure::P95,
+    Measure::P99,
+    Measure::Replicas,
+    Measure::CpuContainer,
+    Measure::CpuProcess,
+    Measure::MemoryContainer,
+    Measure::MemoryProcess,
+];
+
+/// Jobs that export Sock Shop's request histogram.
+const DISCOVERY: &str = "count by (job) (request_duration_seconds_count)";
+
+/// Why a service has no observation this window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// No request-rate series: the service exports no request histogram (yet).
+    RequestRate,
+}
+
+impl Missing {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Missing::RequestRate => "missing_series",
+        }
+    }
+}
+
+/// Everything Prometheus says about each service at `at_secs`.
+pub async fn observe(
+    client: &PrometheusClient,
+    at_secs: u64,
+    window_secs: u64,
+    fixed_services: &[String],
+) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
+    let queries = MEASURES.map(|m| promql(m, window_secs));
+    let answers = futures::future::try_join_all(queries.iter().map(|q| client.query(q, at_secs)));
+    let services = async {
+        if fixed_services.is_empty() {
+            let found = client.query(DISCOVERY, at_secs).await?;
+            Ok(found
+                .iter()
+                .filter_map(|s| s.labels.get("job").cloned())
+                .collect())
+        } else {
+            Ok(fixed_services.to_vec())
+        }
+    };
+    let (answers, services): (Vec<Vec<Sample>>, Vec<String>) =
+        futures::try_join!(answers, services)?;
+    let by_job: HashMap<Measure, HashMap<String, f64>> = MEASURES
+        .iter()
+        .zip(answers)
+        .map(|(m, samples)| (*m, by_job(samples)))
+        .collect();
+    Ok(services
+        .into_iter()
+        .map(|service| {
+            let observation = assemble(&by_job, &service, at_secs);
+            (service, observation)
+        })
+        .collect())
+}
+
+fn by_job(samples: Vec<Sample>) -> HashMap<String, f64> {
+    samples
+        .into_iter()
+        .filter_map(|s| s.labels.get("job").map(|job| (job.clone(), s.value)))
+        .collect()
+}
+
+fn assemble(
+    by_job: &HashMap<Measure, HashMap<String, f64>>,
+    service: &str,
+    at_secs: u64,
+) -> Result<Observation, Missing> {
+    let get = |m: Measure| {
+        by_job
+            .get(&m)
+            .and_then(|values| values.get(service))
+            .copied()
+    };
+    let request_rate = get(Measure::RequestRate).ok_or(Missing::RequestRate)?;
+    let latency = match (get(Measure::P50), get(Measure::P95), get(Measure::P99)) {
+        (Some(p50), Some(p95), Some(p99)) => Some(Quantiles { p50, p95, p99 }),
+        _ => None,
+    };
+    Ok(Observation {
+        at_secs,
+        request_rate,
+        // No 5xx series at all means no 5xx answers.
+        error_rate: get(Measure::ErrorRate).unwrap_or(0.0),
+        latency,
+        replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
+        cpu_per_replica: get(Measure::CpuContainer).or_else(|| get(Measure::CpuProcess)),
+        memory_per_replica: get(Measure::MemoryContainer).or_else(|| get(Measure::MemoryProcess)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(entries: &[(Measure, f64)]) -> HashMap<Measure, HashMap<String, f64>> {
+        entries
+            .iter()
+            .map(|(m, v)| (*m, HashMap::from([("orders".to_owned(), *v)])))
+            .collect()
+    }
+
+    #[test]
+    fn container_metrics_win_over_process_metrics() {
+        let t = table(&[
+            (Measure::RequestRate, 10.0),
+            (Measure::Replicas, 2.0),
+            (Measure::CpuContainer, 0.5),
+            (Measure::CpuProcess, 0.1),
+            (Measure::MemoryProcess, 1e6),
+        ]);
+        let o = assemble(&t, "orders", 60).unwrap();
+        assert_eq!(o.cpu_per_replica, Some(0.5));
+        assert_eq!(o.memory_per_replica, Some(1e6));
+        assert_eq!(o.error_rate, 0.0);
+        assert_eq!(o.latency, None);
+        assert_eq!(o.replicas, 2);
+    }
+
+    #[test]
+    fn a_service_without_request_rate_is_missing() {
+        let t = table(&[(Measure::Replicas, 2.0)]);
+        assert_eq!(assemble(&t, "orders", 60), Err(Missing::RequestRate));
+        assert_eq!(assemble(&t, "carts", 60), Err(Missing::RequestRate));
+    }
+
+    #[test]
+    fn queries_use_the_window() {
+        assert!(promql(Measure::P95, 30).contains("[30s]"));
+        assert!(promql(Measure::CpuContainer, 15).contains(r#""job", "$1""#));
+    }
+}
