@@ -73,7 +73,7 @@ impl Targets {
             next: AtomicUsize::new(0),
         };
         targets.refresh().await;
-        if targets.len() == 0 {
+        if targets.is_empty() {
             bail!("no target answers to its name yet (DNS) and the targets files list none");
         }
         Ok(targets)
@@ -82,6 +82,11 @@ impl Targets {
     /// Endpoints currently known.
     pub fn len(&self) -> usize {
         self.endpoints.read().map_or(0, |e| e.len())
+    }
+
+    /// Whether no endpoint is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The next endpoint, round-robin; `None` while none is known.
@@ -159,9 +164,12 @@ mod tests {
             r#"[{"targets":["127.0.0.1:8081","127.0.0.1:8082"]}]"#,
         )
         .unwrap();
-        let targets = Targets::new(&["http://127.0.0.1:9000".into()], &[file.clone()])
-            .await
-            .unwrap();
+        let targets = Targets::new(
+            &["http://127.0.0.1:9000".into()],
+            std::slice::from_ref(&file),
+        )
+        .await
+        .unwrap();
         assert_eq!(targets.len(), 3);
         let ports: Vec<u16> = (0..3)
             .map(|_| targets.pick().unwrap().addr.port())

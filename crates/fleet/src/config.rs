@@ -41,11 +41,24 @@ fn exit_invalid(bin: &str, message: &str) -> ! {
     std::process::exit(2)
 }
 
-/// The first line of a clap error without its `error: ` prefix.
+/// A clap error on one line: its first line without the `error: ` prefix, plus the possible
+/// values when clap lists them.
 pub fn one_line(e: &clap::Error) -> String {
     let rendered = e.render().to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    first.trim_start_matches("error: ").to_owned()
+    let mut lines = rendered.lines();
+    let mut line = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_owned();
+    if let Some(values) = lines
+        .map(str::trim)
+        .find(|l| l.starts_with("[possible values"))
+    {
+        line.push(' ');
+        line.push_str(values);
+    }
+    line
 }
 
 /// clap value parser: a whole number of seconds, at least 1.
@@ -107,6 +120,19 @@ mod tests {
         /// Poll interval.
         #[arg(long, env = "DEMO_POLL_INTERVAL_SEC", value_parser = positive_secs)]
         poll_interval_sec: u64,
+    }
+
+    #[derive(Parser, Debug)]
+    struct WithMode {
+        #[arg(long, env = "DEMO_MODE", value_enum)]
+        mode: crate::telemetry::LogFormat,
+    }
+
+    #[test]
+    fn enum_errors_list_the_possible_values() {
+        let e = WithMode::try_parse_from(["demo", "--mode", "staging"]).unwrap_err();
+        let line = one_line(&e);
+        assert!(line.contains("[possible values: human, json]"), "{line}");
     }
 
     #[test]

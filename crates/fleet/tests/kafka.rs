@@ -70,8 +70,7 @@ async fn consume(
         .await
         .unwrap();
     timer.abort();
-    let handled = handled.lock().unwrap().clone();
-    handled
+    handled.lock().unwrap().clone()
 }
 
 #[tokio::test]

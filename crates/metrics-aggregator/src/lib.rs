@@ -90,7 +90,7 @@ impl Application {
     pub fn ops_addr(&self) -> SocketAddr {
         self.ops_listener
             .local_addr()
-            .unwrap_or_else(|_| self.config.listen_addr)
+            .unwrap_or(self.config.listen_addr)
     }
 
     /// Creates the topic if needed (production), then polls until `shutdown` is cancelled.

@@ -1,0 +1,390 @@
+//! The aggregator against the real parts: Prometheus (Debian's), the tansu broker, demo replicas
+//! whose latency depends on load, and load from loadgen's engine.
+
+mod common;
+
+use common::{config, drive, replicas, start};
+use contract::{FeatureVector, METRICS_TOPIC};
+use fleet::kafka::{AtLeastOnceConsumer, KafkaArgs, KafkaMetrics};
+use loadgen::pattern::Pattern;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::{Broker, Prometheus, wait_for};
+use tokio_util::sync::CancellationToken;
+
+const SCRAPE: Duration = Duration::from_millis(500);
+
+#[tokio::test]
+async fn production_publishes_one_vector_per_service_per_poll() {
+    let stop = CancellationToken::new();
+    let orders = replicas("orders", 2, 4, 20.0, &stop).await;
+    let carts = replicas("carts", 1, 4, 20.0, &stop).await;
+    let prometheus = Prometheus::start(
+        SCRAPE,
+        &[("orders", orders.clone()), ("carts", carts.clone())],
+    )
+    .await;
+    drive(
+        &orders,
+        Pattern::Constant { rps: 40.0 },
+        Duration::from_secs(60),
+        &stop,
+    );
+    drive(
+        &carts,
+        Pattern::Constant { rps: 10.0 },
+        Duration::from_secs(60),
+        &stop,
+    );
+
+    let broker = Broker::start().await;
+    let topic = testkit::unique(METRICS_TOPIC);
+    let aggregator = start(config(&[
+        "--mode",
+        "production",
+        "--poll-interval-sec",
+        "2",
+        "--prometheus-url",
+        prometheus.url(),
+        "--kafka-bootstrap-servers",
+        broker.bootstrap(),
+        "--metrics-topic",
+        &topic,
+    ]))
+    .await;
+
+    // Read the topic as a console consumer would, from the beginning.
+    let mut args = KafkaArgs::local(broker.bootstrap());
+    args.kafka_properties
+        .push(("auto.offset.reset".into(), "earliest".into()));
+    let registry = prometheus::Registry::new();
+    let consumer = AtLeastOnceConsumer::new(
+        &args,
+        "test",
+        &testkit::unique("g"),
+        &topic,
+        KafkaMetrics::register(&registry).unwrap(),
+    )
+    .unwrap();
+    let seen: Arc<Mutex<Vec<FeatureVector>>> = Arc::default();
+    let done = CancellationToken::new();
+    let (sink, finished) = (seen.clone(), done.clone());
+    let reader = consumer.run(&done, async |v: &FeatureVector| {
+        let mut seen = sink.lock().unwrap();
+        seen.push(v.clone());
+        let full_windows = windows(&seen).values().filter(|s| s.len() == 2).count();
+        if full_windows >= 4 {
+            finished.cancel();
+        }
+        Ok(())
+    });
+    tokio::time::timeout(Duration::from_secs(45), reader)
+        .await
+        .expect("four full windows within 45 s")
+        .unwrap();
+    aggregator.stop().await;
+    stop.cancel();
+
+    let seen = seen.lock().unwrap().clone();
+    // One vector per service per window, never two.
+    let mut keys: Vec<(String, u64)> = seen
+        .iter()
+        .map(|v| (v.service.clone(), v.window_id))
+        .collect();
+    let total = keys.len();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), total, "a (service, window) was published twice");
+    for v in &seen {
+        assert_eq!(v.window_id % 2, 0, "windows are aligned to the interval");
+        assert_eq!(v.poll_interval_sec, 2);
+    }
+    let last_orders = seen.iter().rfind(|v| v.service == "orders").unwrap();
+    let last_carts = seen.iter().rfind(|v| v.service == "carts").unwrap();
+    let f = &last_orders.features;
+    assert_eq!(f.replicas, 2.0);
+    assert_eq!(last_carts.features.replicas, 1.0);
+    assert!(
+        (20.0..60.0).contains(&f.request_rate),
+        "orders at ~40 rps: {f:?}"
+    );
+    assert!((f.request_rate_per_replica * 2.0 - f.request_rate).abs() < 1e-9);
+    assert!(f.latency_p95.unwrap() > 0.0 && f.latency_p50.unwrap() <= f.latency_p95.unwrap());
+    assert!(
+        f.cpu_per_replica.is_some() && f.memory_per_replica.is_some(),
+        "process metrics: {f:?}"
+    );
+    assert!(
+        f.request_rate_trend.is_some(),
+        "trends from the second window on: {f:?}"
+    );
+    assert_eq!(f.error_ratio, 0.0);
+    assert!(last_carts.features.request_rate < f.request_rate);
+}
+
+fn windows(seen: &[FeatureVector]) -> BTreeMap<u64, Vec<String>> {
+    let mut w: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for v in seen {
+        w.entry(v.window_id).or_default().push(v.service.clone());
+    }
+    w
+}
+
+/// Rows of the development CSV.
+fn rows(path: &std::path::Path) -> (Vec<String>, Vec<FeatureVector>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let headers: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("timestamp,"))
+        .map(str::to_owned)
+        .collect();
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let vectors = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let cells: Vec<&str> = r.iter().collect();
+            FeatureVector::from_csv_row(&cells).unwrap()
+        })
+        .collect();
+    (headers, vectors)
+}
+
+#[tokio::test]
+async fn development_ramp_appends_rows_whose_p95_rises_with_load() {
+    let stop = CancellationToken::new();
+    // One replica, one slot of 20 ms: 50 rps capacity. The ramp goes from 10% to 96% of it.
+    let demo = replicas("demo", 1, 1, 20.0, &stop).await;
+    let prometheus = Prometheus::start(SCRAPE, &[("demo", demo.clone())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("output/sockshop_metrics.csv");
+    let csv = csv_path.to_str().unwrap();
+    let args = [
+        "--mode",
+        "development",
+        "--poll-interval-sec",
+        "2",
+        "--rate-window-sec",
+        "2",
+        "--prometheus-url",
+        prometheus.url(),
+        "--dev-csv-path",
+        csv,
+    ];
+
+    let load = drive(
+        &demo,
+        Pattern::Ramp {
+            from_rps: 5.0,
+            to_rps: 48.0,
+        },
+        Duration::from_secs(24),
+        &stop,
+    );
+    let aggregator = start(config(&args)).await;
+    load.await.unwrap();
+    aggregator.stop().await;
+
+    let (headers, first_run) = rows(&csv_path);
+    assert_eq!(headers.len(), 1);
+    assert!(first_run.len() >= 8, "{} rows", first_run.len());
+    let p95: Vec<f64> = first_run
+        .iter()
+        .filter_map(|v| v.features.latency_p95)
+        .collect();
+    let early = p95[..2].iter().sum::<f64>() / 2.0;
+    let late = p95[p95.len() - 2..].iter().sum::<f64>() / 2.0;
+    assert!(late > 2.0 * early, "p95 rises with the ramp: {p95:?}");
+    let rate: Vec<f64> = first_run.iter().map(|v| v.features.request_rate).collect();
+    assert!(
+        rate[rate.len() - 1] > 3.0 * rate[0],
+        "rate follows the ramp: {rate:?}"
+    );
+
+    // A restart appends below the same header.
+    drive(
+        &demo,
+        Pattern::Constant { rps: 10.0 },
+        Duration::from_secs(8),
+        &stop,
+    );
+    let aggregator = start(config(&args)).await;
+    let before = first_run.len();
+    wait_for(Duration::from_secs(20), "rows from the second run", || {
+        let n = rows(&csv_path).1.len();
+        async move { (n > before).then_some(()) }
+    })
+    .await;
+    aggregator.stop().await;
+    let (headers, all) = rows(&csv_path);
+    assert_eq!(headers.len(), 1, "the header is written once");
+    assert_eq!(&all[..first_run.len()], &first_run[..]);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn prometheus_outage_is_survived_without_made_up_values() {
+    let stop = CancellationToken::new();
+    let demo = replicas("demo", 1, 4, 10.0, &stop).await;
+    let mut prometheus = Prometheus::start(SCRAPE, &[("demo", demo.clone())]).await;
+    drive(
+        &demo,
+        Pattern::Constant { rps: 20.0 },
+        Duration::from_secs(90),
+        &stop,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("metrics.csv");
+    let aggregator = start(config(&[
+        "--mode",
+        "development",
+        "--poll-interval-sec",
+        "2",
+        "--prometheus-url",
+        prometheus.url(),
+        "--dev-csv-path",
+        csv_path.to_str().unwrap(),
+    ]))
+    .await;
+    let count = || rows(&csv_path).1.len();
+    wait_for(Duration::from_secs(20), "rows before the outage", || {
+        let n = count();
+        async move { (n >= 2).then_some(()) }
+    })
+    .await;
+
+    prometheus.stop().await;
+    let during = count();
+    wait_for(Duration::from_secs(20), "the outage to be seen", || async {
+        (aggregator.health().await == 503).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !aggregator.task.is_finished(),
+        "the aggregator keeps running"
+    );
+    assert!(
+        aggregator
+            .metric(r#"aggregator_prometheus_errors_total{kind="unreachable"}"#)
+            .await
+            >= 1.0
+    );
+    assert!(
+        aggregator
+            .metric(r#"aggregator_windows_skipped_total{reason="prometheus_unavailable"}"#)
+            .await
+            >= 2.0
+    );
+    assert!(
+        count() <= during + 1,
+        "nothing is published while Prometheus is down"
+    );
+
+    prometheus.restart().await;
+    wait_for(Duration::from_secs(30), "rows after the outage", || {
+        let n = count();
+        async move { (n >= during + 2).then_some(()) }
+    })
+    .await;
+    assert_eq!(aggregator.health().await, 200);
+    // The windows of the outage are missing, not invented: a gap in the window ids.
+    let ids: Vec<u64> = rows(&csv_path).1.iter().map(|v| v.window_id).collect();
+    assert!(
+        ids.windows(2).any(|w| w[1] - w[0] >= 6),
+        "a gap of at least two windows: {ids:?}"
+    );
+    aggregator.stop().await;
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn malformed_prometheus_answers_are_counted_not_fatal() {
+    // Something that is not Prometheus answers on the URL: a proxy's HTML error page.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router =
+        axum::Router::new().fallback(async || axum::response::Html("<html>502 Bad Gateway</html>"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("metrics.csv");
+    let aggregator = start(config(&[
+        "--mode",
+        "development",
+        "--poll-interval-sec",
+        "1",
+        "--prometheus-url",
+        &url,
+        "--dev-csv-path",
+        csv_path.to_str().unwrap(),
+    ]))
+    .await;
+    wait_for(
+        Duration::from_secs(15),
+        "malformed answers to be counted",
+        || async {
+            (aggregator
+                .metric(r#"aggregator_prometheus_errors_total{kind="malformed"}"#)
+                .await
+                >= 2.0)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(aggregator.health().await, 503);
+    assert!(!aggregator.task.is_finished());
+    assert_eq!(rows(&csv_path).1.len(), 0, "nothing made up");
+    aggregator.stop().await;
+}
+
+/// Runs the binary with a clean environment plus `env`; returns its exit code and stderr.
+fn run_binary(env: &[(&str, &str)]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_metrics-aggregator"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn invalid_configuration_exits_with_one_line_naming_the_setting() {
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (&[("MODE", "staging")], "MODE"),
+        (&[("POLL_INTERVAL_SEC", "0")], "POLL_INTERVAL_SEC"),
+        (&[("POLL_INTERVAL_SEC", "-5")], "POLL_INTERVAL_SEC"),
+        (&[("PROMETHEUS_URL", "prometheus:9090")], "PROMETHEUS_URL"),
+        (
+            &[("KAFKA_BOOTSTRAP_SERVERS", "kafka")],
+            "KAFKA_BOOTSTRAP_SERVERS",
+        ),
+    ];
+    for (env, setting) in cases {
+        let (code, stderr) = run_binary(env);
+        assert_eq!(code, 2, "{env:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{env:?}: one line, got {stderr}"
+        );
+        assert!(stderr.contains(setting), "{env:?}: {stderr}");
+    }
+}
+
+#[test]
+fn an_existing_csv_with_other_columns_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("metrics.csv");
+    std::fs::write(&path, "timestamp,service,cpu\n").unwrap();
+    let (code, stderr) = run_binary(&[
+        ("MODE", "development"),
+        ("DEV_CSV_PATH", path.to_str().unwrap()),
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("other columns"), "{stderr}");
+}
