@@ -5,6 +5,10 @@
 //! JSON body that says which and why. A dependency being down (Prometheus, the broker) makes the
 //! service unhealthy but does not stop it: it keeps retrying.
 
+mod process;
+
+pub use process::ProcessCollector;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -57,12 +61,13 @@ impl Health {
 /// A registry with the process collector (CPU, memory, file descriptors) already in it.
 pub fn registry() -> Registry {
     let registry = Registry::new();
-    #[cfg(target_os = "linux")]
-    {
-        let collector = prometheus::process_collector::ProcessCollector::for_self();
-        if let Err(e) = registry.register(Box::new(collector)) {
-            tracing::warn!(error = %e, "process metrics unavailable");
+    match ProcessCollector::new() {
+        Ok(collector) => {
+            if let Err(e) = registry.register(Box::new(collector)) {
+                tracing::warn!(error = %e, "process metrics unavailable");
+            }
         }
+        Err(e) => tracing::warn!(error = %e, "process metrics unavailable"),
     }
     registry
 }
