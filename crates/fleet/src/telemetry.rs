@@ -4,6 +4,7 @@
 //! decision blocks); `docker compose logs` shows both.
 
 use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -32,6 +33,7 @@ pub fn init(args: &LogArgs) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match args.log_format {
         LogFormat::Human => builder.init(),
