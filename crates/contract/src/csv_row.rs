@@ -93,7 +93,7 @@ mod tests {
     #[test]
     fn header_and_row_agree_and_round_trip() {
         let t: DateTime<Utc> = "2026-04-04T12:30:00Z".parse().unwrap();
-        let mut values = [0.5; FEATURE_COUNT];
+        let mut values = [2.0; FEATURE_COUNT];
         values[FEATURE_COUNT - 1] = f64::NAN;
         let v = FeatureVector {
             service: "orders".into(),
