@@ -168,6 +168,10 @@ pub struct ExperimentArgs {
     /// A name for the run (default: the pattern); the run id adds the start time.
     #[arg(long, env = "EXPERIMENT_NAME")]
     pub name: Option<String>,
+    /// The service (Prometheus job) under load, so the trainer can tell its rows from others'
+    /// (default: the `job` label of the targets file, else the target URL's host).
+    #[arg(long, env = "EXPERIMENT_SERVICE")]
+    pub service: Option<String>,
     /// Where experiments.csv is written.
     #[arg(long, env = "OUTPUT_DIR", default_value = "output")]
     pub output_dir: PathBuf,

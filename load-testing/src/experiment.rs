@@ -19,6 +19,8 @@ pub struct ExperimentRecord {
     /// `<name>-<start time>`, unique per run.
     pub run_id: String,
     pub name: String,
+    /// The service (Prometheus job) the load went to.
+    pub service: String,
     pub pattern: String,
     pub description: String,
     pub scenario: String,
@@ -39,6 +41,7 @@ pub const EXPERIMENTS_CSV: &str = "experiments.csv";
 pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow::Result<()> {
     let load = &args.load;
     let pattern = load.pattern()?;
+    let service = service_of(args)?;
     if let (Some(replicas), Some(command)) = (args.replicas, &args.scale_command) {
         scale(command, replicas).await?;
         tracing::info!(replicas, settle = %humantime::format_duration(args.settle), "scaled; letting it settle");
@@ -54,6 +57,7 @@ pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow:
     let record = ExperimentRecord {
         run_id: format!("{name}-{}", started_at.format("%Y%m%dT%H%M%SZ")),
         name,
+        service,
         pattern: pattern.name().into(),
         description: pattern.describe(),
         scenario: load.scenario().name().into(),
@@ -71,6 +75,25 @@ pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow:
     println!("recorded run {} in {}", record.run_id, path.display());
     report_collected(&args.dev_csv_path, started_at, ended_at);
     Ok(())
+}
+
+/// The service under load: `--service`, else the `job` label of the first targets file, else
+/// the host of the first target URL.
+fn service_of(args: &ExperimentArgs) -> anyhow::Result<String> {
+    if let Some(service) = &args.service {
+        return Ok(service.clone());
+    }
+    if let Some(file) = args.load.targets_files.first() {
+        let groups: serde_json::Value = serde_json::from_slice(&std::fs::read(file)?)?;
+        if let Some(job) = groups[0]["labels"]["job"].as_str() {
+            return Ok(job.to_owned());
+        }
+    }
+    args.load
+        .targets
+        .first()
+        .and_then(|t| reqwest::Url::parse(t).ok()?.host_str().map(str::to_owned))
+        .context("cannot tell which service is under load: give --service")
 }
 
 /// Runs the scale command through `sh -c` with `{replicas}` replaced.
@@ -194,6 +217,7 @@ mod tests {
         let record = ExperimentRecord {
             run_id: "ramp-20260404T120000Z".into(),
             name: "ramp".into(),
+            service: "orders".into(),
             pattern: "ramp".into(),
             description: "ramp 10 -> 200 rps".into(),
             scenario: "url".into(),
