@@ -24,4 +24,27 @@ if ! "$HOME/.cargo/bin/tansu" --version 2>/dev/null | grep -q "$TANSU_VERSION"; 
   cargo install tansu --version "$TANSU_VERSION" --locked \
     --no-default-features --features dynostore,libsql
 fi
-say "dependencies present: prometheus $(/usr/bin/prometheus --version 2>&1 | head -1 | awk '{print $3}'), tansu $TANSU_VERSION"
+# XGBoost's shared library for the `xgb` crate, from the PyPI wheel (the crate's own download
+# goes to GitHub, which may be closed). Unpacked into a cache outside the clone, linked from
+# .deps/ in the clone, where .cargo/config.toml points XGBOOST_LIB_DIR and LD_LIBRARY_PATH.
+if [ ! -f "$XGBOOST_HOME/xgboost/lib/libxgboost.so" ]; then
+  say "fetching libxgboost $XGBOOST_VERSION (PyPI wheel xgboost-cpu)"
+  command -v python3 >/dev/null || die "python3 is needed to fetch the XGBoost wheel"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+    "xgboost-cpu==$XGBOOST_VERSION" -d "$tmp"
+  mkdir -p "$XGBOOST_HOME"
+  python3 - "$tmp"/xgboost_cpu-*.whl "$XGBOOST_HOME" <<'PY'
+import sys, zipfile
+wheel, dest = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith(("xgboost/lib/", "xgboost_cpu.libs/")):
+            z.extract(name, dest)
+PY
+  rm -rf "$tmp"
+fi
+mkdir -p "$REPO_ROOT/.deps"
+ln -sfn "$XGBOOST_HOME" "$REPO_ROOT/.deps/xgboost"
+
+say "dependencies present: prometheus $(/usr/bin/prometheus --version 2>&1 | head -1 | awk '{print $3}'), tansu $TANSU_VERSION, libxgboost $XGBOOST_VERSION"

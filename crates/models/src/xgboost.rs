@@ -1,0 +1,56 @@
+//! XGBoost on the real XGBoost library (`xgb` crate, libxgboost): the model file is XGBoost's
+//! own JSON format, loaded into a booster that predicts on one thread.
+//!
+//! The booster is not `Sync`, so it sits behind a mutex; predictions are short and the inference
+//! service runs them on its blocking pool.
+
+use std::sync::Mutex;
+use xgb::{Booster, DMatrix};
+
+/// A loaded booster.
+pub struct Xgb {
+    booster: Mutex<Booster>,
+    width: usize,
+}
+
+impl std::fmt::Debug for Xgb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Xgb").field("width", &self.width).finish()
+    }
+}
+
+impl Xgb {
+    /// Loads XGBoost JSON whose feature names must be `features`, in that order.
+    pub fn from_json(bytes: &[u8], features: &[String]) -> Result<Self, String> {
+        let mut booster =
+            Booster::load_buffer(bytes).map_err(|e| format!("not an XGBoost model: {e}"))?;
+        // One thread: a single row gains nothing from a thread pool, and the service runs
+        // several predictions side by side.
+        booster
+            .set_param("nthread", "1")
+            .map_err(|e| e.to_string())?;
+        let names = booster.get_feature_names().map_err(|e| e.to_string())?;
+        if names != features {
+            return Err(format!(
+                "the booster's features {names:?} are not the metadata's {features:?}"
+            ));
+        }
+        Ok(Self {
+            booster: Mutex::new(booster),
+            width: features.len(),
+        })
+    }
+
+    /// P(violation) for each row of `rows` (row-major, `width` values per row).
+    pub fn probabilities(&self, rows: &[f64]) -> Result<Vec<f64>, String> {
+        let data: Vec<f32> = rows.iter().map(|v| *v as f32).collect();
+        let n = data.len() / self.width;
+        let matrix = DMatrix::from_dense(&data, n).map_err(|e| e.to_string())?;
+        let booster = self
+            .booster
+            .lock()
+            .map_err(|_| "booster lock poisoned".to_string())?;
+        let out = booster.predict(&matrix).map_err(|e| e.to_string())?;
+        Ok(out.into_iter().map(f64::from).collect())
+    }
+}

@@ -1,0 +1,106 @@
+//! The trainer's settings.
+
+use crate::fit::Hyper;
+use clap::Parser;
+use fleet::config::Validate;
+use fleet::telemetry::LogArgs;
+use models::ModelKind;
+use std::path::PathBuf;
+
+/// The features the models read by default: load per replica (which changes predictably with
+/// the replica count, so "one replica fewer" can be asked), the replica count, the latency and
+/// errors now, and the trends.
+pub const DEFAULT_FEATURES: &str = "request_rate_per_replica,replicas,cpu_per_replica,error_ratio,\
+latency_p50,latency_p95,latency_p99,request_rate_trend,latency_p95_trend";
+
+/// Trains XGBoost, Random Forest and Logistic Regression on development-mode data and evaluates
+/// them on held-out runs; writes models/<model>/, models/evaluation.json and models/README.md.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "trainer", version)]
+pub struct TrainerConfig {
+    /// Development-mode CSVs (the aggregator's output), repeatable.
+    #[arg(
+        long,
+        env = "TRAIN_DATA",
+        value_delimiter = ',',
+        default_value = "models/data/metrics.csv"
+    )]
+    pub data: Vec<PathBuf>,
+    /// The experiment log of the runs the data was collected in.
+    #[arg(
+        long,
+        env = "TRAIN_EXPERIMENTS",
+        default_value = "models/data/experiments.csv"
+    )]
+    pub experiments: PathBuf,
+    /// Where the artifacts and the report go.
+    #[arg(long, env = "MODELS_DIR", default_value = "models")]
+    pub out: PathBuf,
+    /// SLA: a window violates it when its p95 latency is above this many seconds...
+    #[arg(long, env = "SLA_P95_SECONDS", default_value_t = 0.25)]
+    pub sla_p95_seconds: f64,
+    /// ...or its error ratio above this.
+    #[arg(long, env = "SLA_ERROR_RATIO", default_value_t = 0.05)]
+    pub sla_error_ratio: f64,
+    /// Patterns whose runs are the held-out test set, never trained or tuned on.
+    #[arg(
+        long,
+        env = "HELD_OUT_PATTERNS",
+        value_delimiter = ',',
+        default_value = "trace"
+    )]
+    pub held_out_patterns: Vec<String>,
+    /// Recall the SCALE_UP threshold is tuned to reach on out-of-fold predictions.
+    #[arg(long, env = "TARGET_RECALL", default_value_t = 0.98)]
+    pub target_recall: f64,
+    /// SCALE_DOWN threshold as a share of the SCALE_UP threshold.
+    #[arg(long, env = "SCALE_DOWN_RATIO", default_value_t = 0.5)]
+    pub scale_down_ratio: f64,
+    /// Cross-validation folds (whole runs per fold).
+    #[arg(long, env = "FOLDS", default_value_t = 5)]
+    pub folds: usize,
+    /// Model features, names of the contract's schema, in order.
+    #[arg(long, env = "MODEL_FEATURES", value_delimiter = ',', default_value = DEFAULT_FEATURES)]
+    pub features: Vec<String>,
+    /// Models to train.
+    #[arg(long, env = "TRAIN_MODELS", value_delimiter = ',', value_parser = parse_kind,
+          default_value = "xgboost,random_forest,logistic_regression")]
+    pub models: Vec<ModelKind>,
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Hyperparameters are fixed in code and recorded in each artifact.
+    #[arg(skip)]
+    pub hyper: Hyper,
+}
+
+fn parse_kind(s: &str) -> Result<ModelKind, String> {
+    ModelKind::parse(s.trim())
+        .ok_or_else(|| format!("{s:?} is not xgboost, random_forest or logistic_regression"))
+}
+
+impl Validate for TrainerConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.sla_p95_seconds.is_nan() || self.sla_p95_seconds <= 0.0 {
+            return Err("SLA_P95_SECONDS (--sla-p95-seconds) must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.sla_error_ratio) {
+            return Err("SLA_ERROR_RATIO (--sla-error-ratio) must be between 0 and 1".into());
+        }
+        if !(0.0 < self.target_recall && self.target_recall <= 1.0) {
+            return Err("TARGET_RECALL (--target-recall) must be in (0, 1]".into());
+        }
+        if !(0.0 < self.scale_down_ratio && self.scale_down_ratio <= 1.0) {
+            return Err("SCALE_DOWN_RATIO (--scale-down-ratio) must be in (0, 1]".into());
+        }
+        if let Some(f) = self
+            .features
+            .iter()
+            .find(|f| contract::feature_index(f).is_none())
+        {
+            return Err(format!(
+                "MODEL_FEATURES (--features): {f:?} is not in the contract's schema"
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! The seed's evaluation table: accuracy, precision, recall, F1 and ROC-AUC, and the threshold
+//! choice they depend on.
+
+use serde::Serialize;
+
+/// Scores of one classifier on one set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scores {
+    pub accuracy: f64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub roc_auc: f64,
+    pub true_positives: usize,
+    pub false_positives: usize,
+    pub true_negatives: usize,
+    pub false_negatives: usize,
+}
+
+/// Scores of binary `predicted` against `actual`, with `scores` (probabilities) for ROC-AUC.
+pub fn score(actual: &[bool], predicted: &[bool], scores: &[f64]) -> Scores {
+    let mut c = [0usize; 4]; // tp, fp, tn, fn
+    for (a, p) in actual.iter().zip(predicted) {
+        let i = match (*a, *p) {
+            (true, true) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+            (true, false) => 3,
+        };
+        c[i] += 1;
+    }
+    let [tp, fp, tn, fn_] = c.map(|v| v as f64);
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    let precision = ratio(tp, tp + fp);
+    let recall = ratio(tp, tp + fn_);
+    Scores {
+        accuracy: ratio(tp + tn, tp + tn + fp + fn_),
+        precision,
+        recall,
+        f1: ratio(2.0 * precision * recall, precision + recall),
+        roc_auc: roc_auc(actual, scores),
+        true_positives: c[0],
+        false_positives: c[1],
+        true_negatives: c[2],
+        false_negatives: c[3],
+    }
+}
+
+/// Area under the ROC curve: the probability that a random violation scores above a random
+/// non-violation, ties counting half (Mann-Whitney). 0.5 when one class is absent.
+pub fn roc_auc(actual: &[bool], scores: &[f64]) -> f64 {
+    let mut pairs: Vec<(f64, bool)> = scores.iter().copied().zip(actual.iter().copied()).collect();
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let positives = actual.iter().filter(|a| **a).count() as f64;
+    let negatives = actual.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return 0.5;
+    }
+    // Sum of the positives' ranks, tied scores sharing their mean rank.
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < pairs.len() {
+        let mut j = i;
+        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
+            j += 1;
+        }
+        let mean_rank = (i + 1 + j) as f64 / 2.0;
+        rank_sum += pairs[i..j].iter().filter(|p| p.1).count() as f64 * mean_rank;
+        i = j;
+    }
+    (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
+}
+
+/// The highest threshold whose recall on (`actual`, `scores`) reaches `target_recall`: the most
+/// precise choice that keeps misses rare. Thresholds are tried on a 0.01 grid from 0.95 down.
+pub fn threshold_for_recall(actual: &[bool], scores: &[f64], target_recall: f64) -> f64 {
+    let positives = actual.iter().filter(|a| **a).count();
+    if positives == 0 {
+        return 0.5;
+    }
+    for step in (1..=95).rev() {
+        let t = f64::from(step) / 100.0;
+        let caught = actual
+            .iter()
+            .zip(scores)
+            .filter(|(a, s)| **a && **s >= t)
+            .count();
+        if caught as f64 / positives as f64 >= target_recall {
+            return t;
+        }
+    }
+    0.01
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_ratios() {
+        let actual = [true, true, false, false, true];
+        let predicted = [true, false, false, true, true];
+        let s = score(&actual, &predicted, &[0.9, 0.4, 0.1, 0.6, 0.8]);
+        assert_eq!(
+            (
+                s.true_positives,
+                s.false_positives,
+                s.true_negatives,
+                s.false_negatives
+            ),
+            (2, 1, 1, 1)
+        );
+        assert!((s.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert!((s.recall - 2.0 / 3.0).abs() < 1e-12);
+        assert!((s.accuracy - 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn auc_matches_hand_computed_values() {
+        assert_eq!(roc_auc(&[false, true], &[0.1, 0.9]), 1.0);
+        assert_eq!(roc_auc(&[true, false], &[0.1, 0.9]), 0.0);
+        assert_eq!(roc_auc(&[true, false], &[0.5, 0.5]), 0.5);
+        // Positives at 0.8 and 0.4, negatives at 0.6 and 0.2: 3 of 4 pairs ordered.
+        assert_eq!(
+            roc_auc(&[true, false, true, false], &[0.8, 0.6, 0.4, 0.2]),
+            0.75
+        );
+    }
+
+    #[test]
+    fn threshold_keeps_the_recall() {
+        let actual = [true, true, true, true, false, false];
+        let scores = [0.9, 0.8, 0.7, 0.3, 0.5, 0.1];
+        assert_eq!(threshold_for_recall(&actual, &scores, 0.75), 0.7);
+        assert_eq!(threshold_for_recall(&actual, &scores, 1.0), 0.3);
+    }
+}
