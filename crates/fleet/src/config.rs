@@ -41,6 +41,16 @@ fn exit_invalid(bin: &str, message: &str) -> ! {
     std::process::exit(2)
 }
 
+/// Ends the process when the service cannot start (a missing model, an unusable file): one
+/// line on stderr, exit code 2, as for invalid configuration.
+pub fn exit_cannot_start(bin: &str, error: &anyhow::Error) -> ! {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("{bin}: cannot start: {error:#}");
+    }
+    std::process::exit(2)
+}
+
 /// A clap error on one line: its first line without the `error: ` prefix, plus the possible
 /// values when clap lists them.
 pub fn one_line(e: &clap::Error) -> String {

@@ -55,17 +55,20 @@ async fn consume(
     });
     let (h, f, s) = (handled.clone(), failed.clone(), shutdown.clone());
     consumer
-        .run(&shutdown, async |v: &FeatureVector| {
-            if fail_once.contains(&v.window_id) && !f.lock().unwrap().contains(&v.window_id) {
-                f.lock().unwrap().push(v.window_id);
-                anyhow::bail!("simulated failure");
-            }
-            let mut handled = h.lock().unwrap();
-            handled.push(v.window_id);
-            if handled.len() >= expected {
-                s.cancel();
-            }
-            Ok(())
+        .run(&shutdown, |v: &FeatureVector| {
+            let result =
+                if fail_once.contains(&v.window_id) && !f.lock().unwrap().contains(&v.window_id) {
+                    f.lock().unwrap().push(v.window_id);
+                    Err(anyhow::anyhow!("simulated failure"))
+                } else {
+                    let mut handled = h.lock().unwrap();
+                    handled.push(v.window_id);
+                    if handled.len() >= expected {
+                        s.cancel();
+                    }
+                    Ok(())
+                };
+            std::future::ready(result)
         })
         .await
         .unwrap();
@@ -166,10 +169,10 @@ async fn consume_failing_forever(
     let (s, stop) = (seen.clone(), shutdown.clone());
     tokio::time::timeout(
         Duration::from_secs(30),
-        consumer.run(&shutdown, async |v: &FeatureVector| {
+        consumer.run(&shutdown, |v: &FeatureVector| {
             *s.lock().unwrap() = v.window_id;
             stop.cancel();
-            anyhow::bail!("never succeeds")
+            std::future::ready(Err(anyhow::anyhow!("never succeeds")))
         }),
     )
     .await

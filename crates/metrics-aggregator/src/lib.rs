@@ -14,12 +14,13 @@ pub use config::{AggregatorConfig, Mode};
 pub use poller::PollSettings;
 
 use anyhow::Context;
+use fleet::csv_log::CsvLog;
 use fleet::kafka::{JsonProducer, KafkaMetrics, ensure_topics};
 use fleet::ops::Health;
 use metrics::AggregatorMetrics;
 use poller::Poller;
 use prometheus::PrometheusClient;
-use sink::{CsvSink, Sink};
+use sink::Sink;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -65,7 +66,14 @@ impl Application {
                 };
                 (sink, Some(producer))
             }
-            Mode::Development => (Sink::Csv(CsvSink::open(&config.dev_csv_path)?), None),
+            Mode::Development => {
+                let csv = CsvLog::open(
+                    &config.dev_csv_path,
+                    &contract::csv_header(),
+                    "DEV_CSV_PATH",
+                )?;
+                (Sink::Csv(csv), None)
+            }
         };
         let timeout = Duration::from_secs(config.poll_interval_sec.clamp(1, 10));
         let client = PrometheusClient::new(&config.prometheus_url, timeout)?;
@@ -104,7 +112,17 @@ impl Application {
         match self.config.mode {
             Mode::Production => {
                 let topic = self.config.metrics_topic.as_str();
-                if !create_topic_until_done(&self.config, topic, &self.health, &shutdown).await {
+                let topics = [topic];
+                let create = || ensure_topics(&self.config.kafka, &topics);
+                if !fleet::retry::until_ok(
+                    &shutdown,
+                    &self.health,
+                    "kafka",
+                    "creating the topic",
+                    create,
+                )
+                .await
+                {
                     return Ok(());
                 }
                 tracing::info!(topic, "publishing feature vectors to Kafka");
@@ -116,44 +134,12 @@ impl Application {
         }
         self.poller.run(shutdown.clone()).await;
         if let Some(producer) = self.producer
-            && let Err(e) = producer.flush(FLUSH_GRACE)
+            && let Err(e) = producer.flush(FLUSH_GRACE).await
         {
             tracing::error!(error = %e, "feature vectors still queued at shutdown were not delivered");
         }
         let _ = ops.await;
         tracing::info!("metrics-aggregator stopped");
         Ok(())
-    }
-}
-
-/// Retries topic creation with backoff while the broker is unreachable; `false` on shutdown.
-async fn create_topic_until_done(
-    config: &AggregatorConfig,
-    topic: &str,
-    health: &Health,
-    shutdown: &CancellationToken,
-) -> bool {
-    let mut backoff = Duration::from_millis(500);
-    let mut logged = false;
-    loop {
-        match ensure_topics(&config.kafka, &[topic]).await {
-            Ok(()) => {
-                health.set("kafka", true, format!("topic {topic} ready"));
-                return true;
-            }
-            Err(e) => {
-                health.set("kafka", false, e.to_string());
-                if !logged {
-                    tracing::warn!(error = %e, bootstrap = %config.kafka.kafka_bootstrap_servers,
-                        "cannot create the topic on Kafka yet; retrying with backoff");
-                    logged = true;
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(30));
     }
 }

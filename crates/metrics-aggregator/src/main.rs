@@ -10,10 +10,7 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = fleet::shutdown::on_signal();
     let app = match Application::build(config).await {
         Ok(app) => app,
-        Err(e) => {
-            tracing::error!("cannot start: {e:#}");
-            std::process::exit(2);
-        }
+        Err(e) => fleet::config::exit_cannot_start("metrics-aggregator", &e),
     };
     tracing::info!(ops = %app.ops_addr(), "serving /metrics and /healthz");
     app.run(shutdown).await

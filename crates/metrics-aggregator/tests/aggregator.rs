@@ -70,14 +70,14 @@ async fn production_publishes_one_vector_per_service_per_poll() {
     let seen: Arc<Mutex<Vec<FeatureVector>>> = Arc::default();
     let done = CancellationToken::new();
     let (sink, finished) = (seen.clone(), done.clone());
-    let reader = consumer.run(&done, async |v: &FeatureVector| {
+    let reader = consumer.run(&done, |v: &FeatureVector| {
         let mut seen = sink.lock().unwrap();
         seen.push(v.clone());
         let full_windows = windows(&seen).values().filter(|s| s.len() == 2).count();
         if full_windows >= 4 {
             finished.cancel();
         }
-        Ok(())
+        std::future::ready(Ok(()))
     });
     tokio::time::timeout(Duration::from_secs(45), reader)
         .await

@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod evaluation;
 pub mod fit;
 mod report;
+pub mod synthetic;
 
 pub use config::TrainerConfig;
 pub use fit::Hyper;

@@ -1,41 +1,14 @@
 //! Artifacts: trained, saved, loaded back, and predicting the same; refused when they do not
 //! match the contract.
 
-use chrono::DateTime;
-use contract::{FEATURE_COUNT, FeatureVector, Features, feature_index};
-use indicatif::ProgressBar;
-use models::{LoadError, ModelKind, Sla, Thresholds, TrainingInfo};
+use contract::Features;
+use models::{LoadError, ModelKind};
 use smartcore::linalg::basic::matrix::DenseMatrix;
-use trainer::Hyper;
 use trainer::dataset::Example;
-use trainer::fit::{Plan, fit};
+use trainer::synthetic;
 
-/// A service at `rate` req/s per replica on `replicas`; violations above 60 req/s per replica.
 fn example(i: usize) -> Example {
-    let rate = (i * 37 % 100) as f64;
-    let replicas = (i % 4 + 1) as f64;
-    let mut values = [0.0; FEATURE_COUNT];
-    let mut set = |name: &str, v: f64| values[feature_index(name).unwrap()] = v;
-    set("request_rate", rate * replicas);
-    set("request_rate_per_replica", rate);
-    set("replicas", replicas);
-    set("latency_p95", 0.1 + (rate / 100.0).powi(4));
-    set("cpu_per_replica", f64::NAN);
-    let at = DateTime::from_timestamp(1_000 + i as i64 * 10, 0).unwrap();
-    Example {
-        run: 0,
-        vector: FeatureVector {
-            service: "demo".into(),
-            window_id: at.timestamp() as u64,
-            window_start: at,
-            window_end: at,
-            poll_interval_sec: 10,
-            produced_at: at,
-            features: Features::from_values(&values).unwrap(),
-        },
-        label: rate > 60.0,
-        violating_now: rate > 60.0,
-    }
+    synthetic::examples(i + 1).pop().unwrap()
 }
 
 fn features() -> Vec<String> {
@@ -49,38 +22,8 @@ fn features() -> Vec<String> {
     .to_vec()
 }
 
-fn train(kind: ModelKind, dir: &std::path::Path, examples: &[Example]) -> models::LoadedModel {
-    let refs: Vec<&Example> = examples.iter().collect();
-    let features = features();
-    let hyper = Hyper {
-        xgb_rounds: 30,
-        rf_trees: 25,
-        ..Hyper::default()
-    };
-    let plan = Plan {
-        kind,
-        features: &features,
-        thresholds: Thresholds {
-            scale_up: 0.5,
-            scale_down: 0.2,
-        },
-        training: TrainingInfo {
-            data_sha256: "abcdef0123".into(),
-            rows: refs.len(),
-            positives: 0,
-            runs: vec![],
-            held_out_patterns: vec![],
-            trained_at: chrono::Utc::now(),
-            parameters: serde_json::Value::Null,
-        },
-        sla: Sla {
-            p95_seconds: 0.25,
-            error_ratio: 0.05,
-        },
-        window_sec: 10,
-        hyper: &hyper,
-    };
-    fit(plan, &refs, dir, &ProgressBar::hidden()).unwrap()
+fn train(kind: ModelKind, dir: &std::path::Path) -> models::LoadedModel {
+    synthetic::train(kind, dir, &features()).unwrap()
 }
 
 #[test]
@@ -89,7 +32,7 @@ fn every_model_round_trips_and_separates_the_classes() {
     let vectors: Vec<Features> = examples.iter().map(|e| e.vector.features).collect();
     for kind in ModelKind::ALL {
         let dir = tempfile::tempdir().unwrap();
-        let trained = train(kind, dir.path(), &examples);
+        let trained = train(kind, dir.path());
         let reloaded = models::load(dir.path(), kind).unwrap();
         let a = trained.probabilities(&vectors).unwrap();
         let b = reloaded.probabilities(&vectors).unwrap();
@@ -111,7 +54,7 @@ fn every_model_round_trips_and_separates_the_classes() {
             reloaded
                 .metadata()
                 .model_version
-                .starts_with(&format!("{kind}-abcdef01-"))
+                .starts_with(&format!("{kind}-5e7e71c0-"))
         );
     }
 }
@@ -121,7 +64,7 @@ fn flattened_forest_and_logistic_agree_with_smartcore() {
     let examples: Vec<Example> = (0..300).map(example).collect();
     for kind in [ModelKind::RandomForest, ModelKind::LogisticRegression] {
         let dir = tempfile::tempdir().unwrap();
-        let model = train(kind, dir.path(), &examples);
+        let model = train(kind, dir.path());
         let rows: Vec<Vec<f64>> = examples
             .iter()
             .map(|e| model.input().row(&e.vector.features))
@@ -154,9 +97,8 @@ fn flattened_forest_and_logistic_agree_with_smartcore() {
 
 #[test]
 fn broken_artifacts_are_refused_with_the_reason() {
-    let examples: Vec<Example> = (0..200).map(example).collect();
     let dir = tempfile::tempdir().unwrap();
-    train(ModelKind::RandomForest, dir.path(), &examples);
+    train(ModelKind::RandomForest, dir.path());
     let metadata_path = dir.path().join("metadata.json");
     let original = std::fs::read_to_string(&metadata_path).unwrap();
 
@@ -199,9 +141,8 @@ fn broken_artifacts_are_refused_with_the_reason() {
 
 #[test]
 fn xgboost_with_another_feature_order_is_refused() {
-    let examples: Vec<Example> = (0..200).map(example).collect();
     let dir = tempfile::tempdir().unwrap();
-    train(ModelKind::Xgboost, dir.path(), &examples);
+    train(ModelKind::Xgboost, dir.path());
     let path = dir.path().join("metadata.json");
     let mut m: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     m["features"].as_array_mut().unwrap().swap(0, 1);

@@ -75,8 +75,12 @@ impl JsonProducer {
         }
     }
 
-    /// Waits up to `timeout` for every queued message to be delivered (at shutdown).
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.inner.flush(Timeout::After(timeout))
+    /// Waits up to `timeout` for every queued message to be delivered (at shutdown), on the
+    /// blocking pool: librdkafka's flush blocks its thread.
+    pub async fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.flush(Timeout::After(timeout)))
+            .await
+            .unwrap_or(Err(KafkaError::Canceled))
     }
 }

@@ -1,10 +1,7 @@
 //! Where feature vectors go: Kafka in production mode, the CSV in development mode.
 
-mod csv;
-
-pub use self::csv::CsvSink;
-
 use contract::FeatureVector;
+use fleet::csv_log::CsvLog;
 use fleet::kafka::JsonProducer;
 
 /// The destination of one mode.
@@ -16,7 +13,7 @@ pub enum Sink {
         topic: String,
     },
     /// Append rows to the development CSV.
-    Csv(CsvSink),
+    Csv(CsvLog),
 }
 
 impl Sink {
@@ -47,7 +44,10 @@ impl Sink {
             }
             Sink::Csv(csv) => {
                 let n = vectors.len();
-                match csv.append(vectors).await {
+                match csv
+                    .append(vectors.iter().map(FeatureVector::csv_row).collect())
+                    .await
+                {
                     Ok(()) => (n, Vec::new()),
                     Err(e) => (0, vec![format!("{}: {e:#}", csv.path().display())]),
                 }

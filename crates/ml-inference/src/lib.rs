@@ -1,0 +1,290 @@
+//! An inference service: one model, voting on every feature vector.
+//!
+//! For each feature vector on `metrics` (its own consumer group, at-least-once), the model
+//! computes P(violation) at the current replica count and at the neighbouring counts, in one
+//! batch on the blocking pool, and the vote rule ([`models::vote`]) turns them into a vote. The
+//! prediction is appended to `output/predictions_<model>.csv`, the vote is published to
+//! `model-votes` keyed by service, and only then is the vector's offset stored. A redelivered
+//! vector can thus give a second vote for the same window and model; the scaler counts one.
+
+pub mod config;
+
+pub use config::InferenceConfig;
+
+use anyhow::Context;
+use chrono::Utc;
+use contract::{FeatureVector, Vote, csv_header};
+use fleet::csv_log::CsvLog;
+use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaMetrics, ensure_topics};
+use fleet::ops::Health;
+use models::{LoadedModel, VoteDecision};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Columns of the predictions CSV before the feature vector's own columns.
+pub const PREDICTION_COLUMNS: [&str; 9] = [
+    "voted_at",
+    "model",
+    "model_version",
+    "action",
+    "confidence",
+    "violation_probability",
+    "current_replicas",
+    "safe_replicas",
+    "inference_us",
+];
+
+/// The predictions CSV header: the vote, then the feature vector as the development CSV has it,
+/// so outcomes observed later can be joined on (service, window_id) for retraining.
+pub fn predictions_header() -> Vec<&'static str> {
+    PREDICTION_COLUMNS
+        .iter()
+        .copied()
+        .chain(csv_header())
+        .collect()
+}
+
+fn prediction_row(vote: &Vote, vector: &FeatureVector) -> Vec<String> {
+    let mut row = vec![
+        vote.voted_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        vote.model.clone(),
+        vote.model_version.clone(),
+        vote.action.as_str().to_owned(),
+        vote.confidence.to_string(),
+        vote.violation_probability.to_string(),
+        vote.current_replicas.to_string(),
+        vote.safe_replicas.to_string(),
+        format!("{:.1}", vote.inference_us),
+    ];
+    row.extend(vector.csv_row());
+    row
+}
+
+/// Counters of the service.
+#[derive(Clone)]
+struct InferenceMetrics {
+    /// Votes published, by action.
+    votes: IntCounterVec,
+    /// Model failures, by kind.
+    errors: IntCounterVec,
+    /// Time to vote on one vector (all candidate replica counts).
+    duration: Histogram,
+}
+
+impl InferenceMetrics {
+    fn register(registry: &Registry, model: &str) -> prometheus::Result<Self> {
+        let votes = IntCounterVec::new(
+            Opts::new("inference_votes_total", "Votes published, by action")
+                .const_label("model", model),
+            &["action"],
+        )?;
+        let errors = IntCounterVec::new(
+            Opts::new("inference_errors_total", "Predictions that failed, by kind")
+                .const_label("model", model),
+            &["kind"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "inference_duration_seconds",
+                "Time to vote on one feature vector",
+            )
+            .const_label("model", model)
+            .buckets(vec![
+                1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.01,
+            ]),
+        )?;
+        registry.register(Box::new(votes.clone()))?;
+        registry.register(Box::new(errors.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self {
+            votes,
+            errors,
+            duration,
+        })
+    }
+}
+
+/// A built, not yet running inference service.
+pub struct Application {
+    config: InferenceConfig,
+    ops_listener: TcpListener,
+    registry: Registry,
+    health: Health,
+    model: Arc<LoadedModel>,
+    metrics: InferenceMetrics,
+    kafka_metrics: KafkaMetrics,
+    predictions: CsvLog,
+}
+
+impl Application {
+    /// Loads the model and opens the predictions CSV; fails with a clear error on either.
+    pub async fn build(config: InferenceConfig) -> anyhow::Result<Self> {
+        let path = config.model_path();
+        let model = models::load(&path, config.model)?;
+        let predictions = CsvLog::open(
+            &config.predictions_csv(),
+            &predictions_header(),
+            "PREDICTIONS_CSV",
+        )?;
+        let ops_listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
+        let registry = fleet::ops::registry();
+        let metrics = InferenceMetrics::register(&registry, config.model.as_str())?;
+        let kafka_metrics = KafkaMetrics::register(&registry)?;
+        let health = Health::default();
+        health.set("model", true, model.metadata().model_version.clone());
+        tracing::info!(
+            model = %config.model,
+            version = %model.metadata().model_version,
+            features = ?model.metadata().features,
+            thresholds = ?model.metadata().thresholds,
+            "model loaded"
+        );
+        Ok(Self {
+            config,
+            ops_listener,
+            registry,
+            health,
+            model: Arc::new(model),
+            metrics,
+            kafka_metrics,
+            predictions,
+        })
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
+            .local_addr()
+            .unwrap_or(self.config.listen_addr)
+    }
+
+    /// Consumes and votes until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let ops = tokio::spawn(fleet::ops::serve(
+            self.ops_listener,
+            self.registry,
+            self.health.clone(),
+            shutdown.clone(),
+        ));
+        let config = &self.config;
+        let topics = [config.metrics_topic.as_str(), config.votes_topic.as_str()];
+        let create = || ensure_topics(&config.kafka, &topics);
+        if !fleet::retry::until_ok(
+            &shutdown,
+            &self.health,
+            "kafka",
+            "creating the topics",
+            create,
+        )
+        .await
+        {
+            return Ok(());
+        }
+        let client_id = format!("ml-{}", config.model);
+        let producer = JsonProducer::new(&config.kafka, &client_id, self.kafka_metrics.clone())?;
+        let consumer = AtLeastOnceConsumer::new(
+            &config.kafka,
+            &client_id,
+            &config.consumer_group(),
+            &config.metrics_topic,
+            self.kafka_metrics.clone(),
+        )?;
+        tracing::info!(from = %config.metrics_topic, to = %config.votes_topic, group = %config.consumer_group(), "voting");
+        let voter = Arc::new(Voter {
+            model: self.model.clone(),
+            producer: producer.clone(),
+            votes_topic: config.votes_topic.clone(),
+            predictions: self.predictions.clone(),
+            metrics: self.metrics.clone(),
+            interval_warned: AtomicBool::new(false),
+        });
+        consumer
+            .run(&shutdown, move |vector: &FeatureVector| {
+                let (voter, vector) = (voter.clone(), vector.clone());
+                async move { voter.vote(&vector).await }
+            })
+            .await?;
+        if let Err(e) = producer.flush(Duration::from_secs(10)).await {
+            tracing::error!(error = %e, "votes still queued at shutdown were not delivered");
+        }
+        let _ = ops.await;
+        tracing::info!("ml-inference stopped");
+        Ok(())
+    }
+}
+
+/// What voting on one vector needs.
+struct Voter {
+    model: Arc<LoadedModel>,
+    producer: JsonProducer,
+    votes_topic: String,
+    predictions: CsvLog,
+    metrics: InferenceMetrics,
+    /// Set once the window-length mismatch has been logged.
+    interval_warned: AtomicBool,
+}
+
+impl Voter {
+    async fn vote(&self, vector: &FeatureVector) -> anyhow::Result<()> {
+        let metadata = self.model.metadata();
+        if vector.poll_interval_sec != metadata.window_sec
+            && !self.interval_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                vector_window_sec = vector.poll_interval_sec,
+                model_window_sec = metadata.window_sec,
+                "feature vectors come at another interval than the model was trained on; \
+                 predictions are for one window ahead at the model's interval (retrain on data of this interval)"
+            );
+        }
+        let model = self.model.clone();
+        let features = vector.features;
+        let (decision, took) = tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            (model.vote(&features), started.elapsed())
+        })
+        .await?;
+        let decision: VoteDecision = decision
+            .inspect_err(|_| {
+                self.metrics.errors.with_label_values(&["predict"]).inc();
+            })
+            .map_err(|e| anyhow::anyhow!("prediction failed: {e}"))?;
+        self.metrics.duration.observe(took.as_secs_f64());
+        let vote = Vote {
+            service: vector.service.clone(),
+            window_id: vector.window_id,
+            model: metadata.model.as_str().to_owned(),
+            model_version: metadata.model_version.clone(),
+            action: decision.action,
+            confidence: decision.confidence,
+            violation_probability: decision.violation_probability,
+            current_replicas: features.replicas.round().max(1.0) as u32,
+            safe_replicas: decision.safe_replicas,
+            inference_us: took.as_secs_f64() * 1e6,
+            features_produced_at: vector.produced_at,
+            voted_at: Utc::now(),
+        };
+        self.predictions
+            .append(vec![prediction_row(&vote, vector)])
+            .await
+            .context("cannot append to the predictions CSV")?;
+        self.producer
+            .send(&self.votes_topic, &vote)
+            .await
+            .context("cannot publish the vote")?;
+        self.metrics
+            .votes
+            .with_label_values(&[vote.action.as_str()])
+            .inc();
+        tracing::debug!(service = %vote.service, window_id = vote.window_id, action = %vote.action,
+            probability = vote.violation_probability, safe = vote.safe_replicas, "voted");
+        Ok(())
+    }
+}

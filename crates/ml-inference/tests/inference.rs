@@ -1,0 +1,252 @@
+//! The inference services against a real broker: every feature vector gets one vote per model,
+//! predictions are logged, bad messages are skipped, bad models refused.
+
+use clap::Parser;
+use contract::{Action, FeatureVector, Message, Vote};
+use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
+use ml_inference::{Application, InferenceConfig};
+use models::ModelKind;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::Broker;
+use tokio_util::sync::CancellationToken;
+use trainer::synthetic;
+
+fn vector(service: &str, window_id: u64, rate: f64, replicas: u32) -> FeatureVector {
+    let at = chrono::DateTime::from_timestamp(window_id as i64, 0).unwrap();
+    FeatureVector {
+        service: service.into(),
+        window_id,
+        window_start: at - chrono::Duration::seconds(10),
+        window_end: at,
+        poll_interval_sec: 10,
+        produced_at: at,
+        features: synthetic::features(rate, replicas),
+    }
+}
+
+fn metrics() -> KafkaMetrics {
+    KafkaMetrics::register(&prometheus::Registry::new()).unwrap()
+}
+
+#[tokio::test]
+async fn every_vector_gets_one_vote_per_model_and_is_logged() {
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (metrics_topic, votes_topic) = (testkit::unique("metrics"), testkit::unique("model-votes"));
+    let mut args = KafkaArgs::local(broker.bootstrap());
+    args.kafka_properties
+        .push(("auto.offset.reset".into(), "earliest".into()));
+    ensure_topics(&args, &[&metrics_topic, &votes_topic])
+        .await
+        .unwrap();
+
+    let stop = CancellationToken::new();
+    let (mut services, mut tasks) = (Vec::new(), Vec::new());
+    for kind in ModelKind::ALL {
+        let model_dir = dir.path().join(kind.as_str());
+        synthetic::train(kind, &model_dir, &synthetic::feature_names()).unwrap();
+        let config = InferenceConfig::try_parse_from([
+            "ml-inference",
+            "--model",
+            kind.as_str(),
+            "--model-path",
+            model_dir.to_str().unwrap(),
+            "--metrics-topic",
+            &metrics_topic,
+            "--votes-topic",
+            &votes_topic,
+            "--consumer-group",
+            &testkit::unique(kind.as_str()),
+            "--predictions-csv",
+            dir.path()
+                .join(format!("predictions_{kind}.csv"))
+                .to_str()
+                .unwrap(),
+            "--listen-addr",
+            "127.0.0.1:0",
+            "--kafka-bootstrap-servers",
+            broker.bootstrap(),
+            "--kafka-property",
+            "auto.offset.reset=earliest",
+        ])
+        .unwrap();
+        let app = Application::build(config).await.unwrap();
+        services.push(app.ops_addr());
+        tasks.push(tokio::spawn(app.run(stop.clone())));
+    }
+
+    let producer = JsonProducer::new(&args, "test", metrics()).unwrap();
+    let sent = [
+        vector("orders", 1000, 95.0, 2), // far past capacity: scale up
+        vector("carts", 1000, 5.0, 4),   // nearly idle on 4: scale down
+        vector("orders", 1010, 30.0, 2), // comfortable
+        vector("carts", 1010, 20.0, 4),
+    ];
+    producer
+        .send_raw(&metrics_topic, "orders", b"not json at all")
+        .await
+        .unwrap();
+    for v in &sent {
+        producer.send(&metrics_topic, v).await.unwrap();
+    }
+    let mut future = serde_json::to_value(&sent[0]).unwrap();
+    future["version"] = "9".into();
+    producer
+        .send_raw(&metrics_topic, "orders", future.to_string().as_bytes())
+        .await
+        .unwrap();
+
+    // Read model-votes as a console consumer would.
+    let votes: Arc<Mutex<Vec<Vote>>> = Arc::default();
+    let done = CancellationToken::new();
+    let (sink, finished) = (votes.clone(), done.clone());
+    let consumer = AtLeastOnceConsumer::new(
+        &args,
+        "test",
+        &testkit::unique("reader"),
+        &votes_topic,
+        metrics(),
+    )
+    .unwrap();
+    let read = consumer.run(&done, |v: &Vote| {
+        let mut votes = sink.lock().unwrap();
+        votes.push(v.clone());
+        if votes.len() >= 12 {
+            finished.cancel();
+        }
+        std::future::ready(Ok(()))
+    });
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("12 votes within 60 s")
+        .unwrap();
+
+    let votes = votes.lock().unwrap().clone();
+    let mut by_window: BTreeMap<(String, u64), Vec<&Vote>> = BTreeMap::new();
+    for v in &votes {
+        by_window
+            .entry((v.service.clone(), v.window_id))
+            .or_default()
+            .push(v);
+    }
+    assert_eq!(by_window.len(), 4);
+    for ((service, window), votes) in &by_window {
+        let mut models: Vec<&str> = votes.iter().map(|v| v.model.as_str()).collect();
+        models.sort_unstable();
+        assert_eq!(
+            models,
+            ["logistic_regression", "random_forest", "xgboost"],
+            "{service} {window}"
+        );
+        for v in votes {
+            assert!(Vote::decode(&v.encode()).is_ok());
+            assert!(v.inference_us > 0.0);
+        }
+    }
+    for v in &by_window[&("orders".to_owned(), 1000)] {
+        assert_eq!(v.action, Action::ScaleUp, "{v:?}");
+        assert!(v.safe_replicas > 2, "{v:?}");
+    }
+    for v in &by_window[&("carts".to_owned(), 1000)] {
+        assert_eq!(v.action, Action::ScaleDown, "{v:?}");
+        assert!(v.safe_replicas < 4, "{v:?}");
+    }
+
+    // Every prediction is logged with its window, features, probability and vote.
+    for kind in ModelKind::ALL {
+        let path = dir.path().join(format!("predictions_{kind}.csv"));
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        assert_eq!(
+            reader.headers().unwrap().iter().collect::<Vec<_>>(),
+            ml_inference::predictions_header()
+        );
+        assert_eq!(reader.records().count(), 4, "{kind}");
+    }
+    // The two unreadable messages were skipped and counted by each service.
+    for ops in services {
+        let text = reqwest::get(format!("http://{ops}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for reason in ["malformed_json", "unsupported_version"] {
+            let line = format!(
+                "kafka_messages_skipped_total{{reason=\"{reason}\",topic=\"{metrics_topic}\"}} 1"
+            );
+            assert!(text.contains(&line), "{line} missing from\n{text}");
+        }
+    }
+    // Stop the services while the broker still runs.
+    stop.cancel();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Runs the binary; returns exit code and stderr.
+fn run_binary(args: &[&str]) -> (i32, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ml-inference"))
+        .env_clear()
+        // Keep the library path cargo set up for libxgboost.
+        .envs(std::env::var_os("LD_LIBRARY_PATH").map(|v| ("LD_LIBRARY_PATH", v)))
+        .args(args)
+        .args(["--listen-addr", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_missing_or_mismatched_model_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nothing");
+    let (code, stderr) = run_binary(&[
+        "--model",
+        "xgboost",
+        "--model-path",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    let last = stderr.trim().lines().last().unwrap();
+    assert!(last.starts_with("ml-inference: cannot start: "), "{stderr}");
+    assert!(
+        last.contains("no such file") && last.contains("metadata.json"),
+        "{stderr}"
+    );
+
+    let model_dir = dir.path().join("rf");
+    synthetic::train(
+        ModelKind::RandomForest,
+        &model_dir,
+        &synthetic::feature_names(),
+    )
+    .unwrap();
+    let metadata = model_dir.join("metadata.json");
+    let text = std::fs::read_to_string(&metadata).unwrap();
+    std::fs::write(&metadata, text.replace("\"replicas\"", "\"pods\"")).unwrap();
+    let (code, stderr) = run_binary(&[
+        "--model",
+        "random_forest",
+        "--model-path",
+        model_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("does not match the contract") && stderr.contains("pods"),
+        "{stderr}"
+    );
+
+    let (code, stderr) = run_binary(&["--model", "lstm"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("MODEL"), "{stderr}");
+}
