@@ -9,6 +9,9 @@
 #   scripts/local-stack.sh restart NAME     restart one fleet process (e.g. metrics-aggregator)
 #   scripts/local-stack.sh logs NAME        follow a process' log
 #
+# In production mode the three inference services (ml-xgboost, ml-random-forest,
+# ml-logistic-regression) vote on the trained models in models/.
+#
 # Settings (environment): MODE (production|development), POLL_INTERVAL_SEC (30), DEMO_SERVICES
 # ("orders:2 carts:1": name:replicas), DEMO_CONCURRENCY (4), DEMO_SERVICE_TIME_MS (50),
 # KAFKA_PORT (9092), PROMETHEUS_PORT (9090), LOCAL_STACK_DIR (.local-stack).
@@ -117,6 +120,22 @@ scale() {
 
 fleet_target() { write_targets "$TARGETS/fleet/$1.json" "$1" "$2"; }
 
+# The three voters, each on its own ops port; skipped until the models are trained.
+start_voters() {
+  local kind port=9102
+  for kind in xgboost random_forest logistic_regression; do
+    if [ -f "$REPO_ROOT/models/$kind/metadata.json" ]; then
+      MODEL="$kind" MODEL_PATH="$REPO_ROOT/models/$kind" KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP" \
+        LISTEN_ADDR="127.0.0.1:$port" PREDICTIONS_CSV="$REPO_ROOT/output/predictions_$kind.csv" \
+        start "ml-${kind//_/-}" "$BIN/ml-inference"
+      fleet_target "ml-${kind//_/-}" "127.0.0.1:$port"
+    else
+      say "no trained $kind model in models/$kind: ml-${kind//_/-} not started (scripts/train.sh)"
+    fi
+    port=$((port + 1))
+  done
+}
+
 start_aggregator() {
   MODE="$MODE" POLL_INTERVAL_SEC="$POLL_INTERVAL_SEC" PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT" \
     KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP" LISTEN_ADDR="127.0.0.1:9101" \
@@ -128,7 +147,7 @@ start_aggregator() {
 up() {
   "$REPO_ROOT/scripts/install-deps.sh"
   say "building release binaries into $BIN"
-  (cd "$REPO_ROOT" && cargo build --release --locked -p demo-service -p metrics-aggregator -p topic-tail -p loadgen)
+  (cd "$REPO_ROOT" && cargo build --release --locked -p demo-service -p metrics-aggregator -p ml-inference -p topic-tail -p loadgen)
   mkdir -p "$STATE"/{pids,logs,kafka,prometheus/data} "$TARGETS"/{services,fleet} "$REPO_ROOT/output"
 
   port_busy "$KAFKA_PORT" && ! running tansu && die "port $KAFKA_PORT is taken; set KAFKA_PORT"
@@ -147,6 +166,7 @@ up() {
   local entry
   for entry in $DEMO_SERVICES; do scale "${entry%%:*}" "${entry##*:}"; done
   start_aggregator
+  [ "$MODE" = production ] && start_voters
   status
 }
 
@@ -177,6 +197,7 @@ restart() {
   stop "$name"
   case "$name" in
     metrics-aggregator) start_aggregator ;;
+    ml-xgboost | ml-random-forest | ml-logistic-regression) start_voters ;;
     *) die "cannot restart $name; restart the stack" ;;
   esac
   say "$name restarted (MODE=$MODE)"

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Open-loop load generator: requests at a target rate whatever the latency, shaped by a
 /// pattern, against Sock Shop's user journey or a single URL.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version)]
+#[command(name = "loadgen", version, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -311,6 +311,14 @@ mod tests {
         assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("-1").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn a_later_option_overrides_an_earlier_one() {
+        assert_eq!(
+            load(&["--duration", "8m", "--duration", "10m"]).duration,
+            Duration::from_secs(600)
+        );
     }
 
     #[test]

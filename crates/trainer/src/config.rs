@@ -33,6 +33,14 @@ pub struct TrainerConfig {
         default_value = "models/data/experiments.csv"
     )]
     pub experiments: PathBuf,
+    /// Runs to leave out, one run id per line, `#` starting a comment that says why (missing
+    /// file: none).
+    #[arg(
+        long,
+        env = "EXCLUDED_RUNS",
+        default_value = "models/data/excluded-runs.txt"
+    )]
+    pub excluded_runs: PathBuf,
     /// Where the artifacts and the report go.
     #[arg(long, env = "MODELS_DIR", default_value = "models")]
     pub out: PathBuf,

@@ -41,6 +41,8 @@ pub struct Example {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Dropped {
     pub outside_runs: usize,
+    /// Rows of runs listed as excluded.
+    pub excluded_runs: usize,
     pub no_next_window: usize,
     pub replicas_changed: usize,
 }
@@ -97,8 +99,26 @@ fn to_run(record: ExperimentRecord) -> Run {
     }
 }
 
-/// Loads, assigns to runs and labels.
-pub fn load(data: &[PathBuf], experiments: &Path, sla: &Sla) -> anyhow::Result<Dataset> {
+/// Run ids listed in an exclusion file (`run_id  # why` per line); none when the file is absent.
+pub fn read_excluded(path: &Path) -> anyhow::Result<Vec<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or("").trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// Loads, assigns to runs and labels; rows of the `excluded` runs are left out.
+pub fn load(
+    data: &[PathBuf],
+    experiments: &Path,
+    excluded: &[String],
+    sla: &Sla,
+) -> anyhow::Result<Dataset> {
     let mut hasher = Sha256::new();
     let mut vectors = Vec::new();
     for path in data {
@@ -112,12 +132,24 @@ pub fn load(data: &[PathBuf], experiments: &Path, sla: &Sla) -> anyhow::Result<D
             .with_context(|| format!("cannot read {}", experiments.display()))?,
     );
     let runs: Vec<Run> = read_records(experiments)?.into_iter().map(to_run).collect();
+    if let Some(unknown) = excluded
+        .iter()
+        .find(|id| !runs.iter().any(|r| &r.id == *id))
+    {
+        bail!("excluded run {unknown} is not in {}", experiments.display());
+    }
     let sha256 = format!("{:x}", hasher.finalize());
-    Ok(label(vectors, runs, sha256, sla))
+    Ok(label(vectors, runs, excluded, sha256, sla))
 }
 
 /// Assigns vectors to runs and labels them; pure, for tests.
-pub fn label(vectors: Vec<FeatureVector>, runs: Vec<Run>, sha256: String, sla: &Sla) -> Dataset {
+pub fn label(
+    vectors: Vec<FeatureVector>,
+    runs: Vec<Run>,
+    excluded: &[String],
+    sha256: String,
+    sla: &Sla,
+) -> Dataset {
     let mut dropped = Dropped::default();
     let window_sec = most_common(vectors.iter().map(|v| v.poll_interval_sec)).unwrap_or(0);
     // (service, window_id) -> (run, vector)
@@ -127,6 +159,7 @@ pub fn label(vectors: Vec<FeatureVector>, runs: Vec<Run>, sha256: String, sla: &
             r.service == v.service && v.window_start >= r.started_at && v.window_end <= r.ended_at
         });
         match run {
+            Some(run) if excluded.contains(&runs[run].id) => dropped.excluded_runs += 1,
             Some(run) => {
                 by_window.insert((v.service.clone(), v.window_id), (run, v));
             }
@@ -241,7 +274,7 @@ mod tests {
             vector("a", 150, 0.1, 2.0), // last of the run: no next window
         ];
         let runs = vec![run("r1", "a", 100, 150), run("r2", "b", 500, 600)];
-        let d = label(vectors, runs, "h".into(), &SLA);
+        let d = label(vectors, runs, &[], "h".into(), &SLA);
         let labels: Vec<(u64, bool, bool)> = d
             .examples
             .iter()
@@ -255,6 +288,7 @@ mod tests {
             d.dropped,
             Dropped {
                 outside_runs: 1,
+                excluded_runs: 0,
                 no_next_window: 1,
                 replicas_changed: 1
             }
@@ -270,7 +304,7 @@ mod tests {
             vector("a", 130, 0.1, 1.0),
         ];
         let runs = vec![run("ramp", "a", 100, 125), run("trace", "a", 125, 200)];
-        let d = label(vectors, runs, "h".into(), &SLA);
+        let d = label(vectors.clone(), runs.clone(), &[], "h".into(), &SLA);
         assert_eq!(
             d.examples.len(),
             1,
@@ -278,5 +312,7 @@ mod tests {
         );
         let (train, test) = d.split(&["trace".into()]);
         assert_eq!((train.len(), test.len()), (1, 0));
+        let d = label(vectors, runs, &["ramp".into()], "h".into(), &SLA);
+        assert_eq!((d.examples.len(), d.dropped.excluded_runs), (0, 2));
     }
 }

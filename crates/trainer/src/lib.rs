@@ -54,6 +54,8 @@ pub struct Report {
     pub train_runs: Vec<String>,
     pub test_runs: Vec<String>,
     pub dropped: dataset::Dropped,
+    /// Runs left out, with the file that says why.
+    pub excluded_runs: Vec<String>,
     /// Rows and violations per pattern.
     pub per_pattern: Vec<(String, usize, usize)>,
     pub models: Vec<ModelResult>,
@@ -81,7 +83,8 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
         p95_seconds: config.sla_p95_seconds,
         error_ratio: config.sla_error_ratio,
     };
-    let data = dataset::load(&config.data, &config.experiments, &sla)?;
+    let excluded = dataset::read_excluded(&config.excluded_runs)?;
+    let data = dataset::load(&config.data, &config.experiments, &excluded, &sla)?;
     let (train, test) = data.split(&config.held_out_patterns);
     let train: Vec<&Example> = train.iter().map(|i| &data.examples[*i]).collect();
     let test: Vec<&Example> = test.iter().map(|i| &data.examples[*i]).collect();
@@ -175,6 +178,7 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
         train_runs: run_names(&train),
         test_runs: run_names(&test),
         dropped: data.dropped.clone(),
+        excluded_runs: excluded.clone(),
         per_pattern: data
             .per_pattern()
             .into_iter()

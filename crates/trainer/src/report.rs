@@ -129,12 +129,13 @@ fn readme(r: &Report) -> String {
         "A window is labelled 1 when the **next** window of the same service (one poll interval, \
          {} s, later) violates the SLA: p95 latency above {} s or error ratio above {}. Rows are \
          kept only inside an experiment run, when the next window exists in the same run, and when \
-         the replica count did not change between the two (dropped: {} outside runs, {} without a \
-         next window, {} with a replica change).\n",
+         the replica count did not change between the two (dropped: {} outside runs, {} of excluded \
+         runs, {} without a next window, {} with a replica change).\n",
         r.window_sec,
         r.sla.p95_seconds,
         r.sla.error_ratio,
         r.dropped.outside_runs,
+        r.dropped.excluded_runs,
         r.dropped.no_next_window,
         r.dropped.replicas_changed
     );
@@ -154,6 +155,13 @@ fn readme(r: &Report) -> String {
             ""
         };
         let _ = writeln!(s, "| {pattern}{held} | {n} | {v} |");
+    }
+    if !r.excluded_runs.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nExcluded runs (`data/excluded-runs.txt` says why): `{}`.",
+            r.excluded_runs.join("`, `")
+        );
     }
     s.push_str(DATASET_NOTE);
     s

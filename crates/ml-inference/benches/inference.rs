@@ -1,0 +1,53 @@
+//! Inference speed per model: P(violation) for one feature vector, for a batch of 256, and a
+//! whole vote (every candidate replica count in one batch), on the committed models in models/.
+//!
+//!     cargo bench -p ml-inference --bench inference
+//!
+//! Set MODELS_DIR to benchmark other artifacts.
+
+use contract::Features;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use models::ModelKind;
+use std::hint::black_box;
+use std::path::PathBuf;
+use trainer::synthetic;
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"))
+}
+
+fn vectors(n: usize) -> Vec<Features> {
+    (0..n)
+        .map(|i| synthetic::features((i * 37 % 110) as f64, (i % 4 + 1) as u32))
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let dir = models_dir();
+    let batch = vectors(256);
+    for kind in ModelKind::ALL {
+        let model = match models::load(&dir.join(kind.as_str()), kind) {
+            Ok(model) => model,
+            Err(e) => panic!("{e} (train the models first: scripts/train.sh)"),
+        };
+        let mut group = c.benchmark_group(kind.as_str());
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("single vector", |b| {
+            b.iter(|| model.probabilities(black_box(&batch[..1])).unwrap())
+        });
+        group.throughput(Throughput::Elements(batch.len() as u64));
+        group.bench_function("batch of 256", |b| {
+            b.iter(|| model.probabilities(black_box(&batch)).unwrap())
+        });
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("vote (all candidate replica counts)", |b| {
+            b.iter(|| model.vote(black_box(&batch[7])).unwrap())
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
