@@ -1,0 +1,335 @@
+//! Guardrails between what the vote wants and what is done: bounds, step limits, cooldowns and
+//! Kubernetes HPA's scale-down stabilization.
+//!
+//! In order:
+//! 1. Stabilization (HPA's `behavior.scaleDown.stabilizationWindowSeconds`): a scale-down goes
+//!    only as low as the highest count desired during the window, so one quiet window after a busy
+//!    one does not remove replicas that the next busy window needs. Scale-ups are immediate.
+//! 2. Step limits: at most `max_step_up` more or `max_step_down` fewer per decision.
+//! 3. Bounds: the result always lies in [min, max] (a count outside them is brought back in,
+//!    cooldowns notwithstanding).
+//! 4. Cooldowns: no scale-up within `scale_up_cooldown` of the last scale-up; no scale-down
+//!    within `scale_down_cooldown` of the last change in either direction.
+
+use chrono::{DateTime, Duration, Utc};
+use std::collections::VecDeque;
+
+/// The limits of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guardrails {
+    pub min_replicas: u32,
+    pub max_replicas: u32,
+    pub max_step_up: u32,
+    pub max_step_down: u32,
+    pub scale_up_cooldown: Duration,
+    pub scale_down_cooldown: Duration,
+    pub stabilization: Duration,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Self {
+            min_replicas: 1,
+            max_replicas: 10,
+            max_step_up: 4,
+            max_step_down: 1,
+            scale_up_cooldown: Duration::seconds(20),
+            scale_down_cooldown: Duration::seconds(60),
+            stabilization: Duration::seconds(300),
+        }
+    }
+}
+
+impl Guardrails {
+    /// The same limits with other bounds (per-service overrides).
+    pub fn with_bounds(&self, min: Option<u32>, max: Option<u32>) -> Self {
+        let min_replicas = min.unwrap_or(self.min_replicas).max(1);
+        Self {
+            min_replicas,
+            max_replicas: max.unwrap_or(self.max_replicas).max(min_replicas),
+            ..self.clone()
+        }
+    }
+}
+
+/// What a service's guardrails remember.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    pub last_scale_up: Option<DateTime<Utc>>,
+    pub last_scale_down: Option<DateTime<Utc>>,
+    /// Desired counts of recent decisions, oldest first.
+    recommendations: VecDeque<(DateTime<Utc>, u32)>,
+}
+
+/// Which guardrail changed or held the desired count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    Stabilization,
+    StepLimit,
+    Bounds,
+    ScaleUpCooldown,
+    ScaleDownCooldown,
+}
+
+impl Held {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Held::Stabilization => "stabilization",
+            Held::StepLimit => "step_limit",
+            Held::Bounds => "bounds",
+            Held::ScaleUpCooldown => "scale_up_cooldown",
+            Held::ScaleDownCooldown => "scale_down_cooldown",
+        }
+    }
+}
+
+/// The count to go to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub target: u32,
+    /// The guardrails that changed the desired count, in the order they applied.
+    pub applied: Vec<Held>,
+    pub reason: String,
+}
+
+impl History {
+    /// Records that the count changed from `from` to `to` at `at` (call once it is done).
+    pub fn record_change(&mut self, from: u32, to: u32, at: DateTime<Utc>) {
+        if to > from {
+            self.last_scale_up = Some(at);
+        } else if to < from {
+            self.last_scale_down = Some(at);
+        }
+    }
+
+    fn last_change(&self) -> Option<DateTime<Utc>> {
+        self.last_scale_up.max(self.last_scale_down)
+    }
+}
+
+/// Turns `desired` into the count to go to from `current`, and remembers the recommendation.
+pub fn apply(
+    g: &Guardrails,
+    h: &mut History,
+    current: u32,
+    desired: u32,
+    now: DateTime<Utc>,
+) -> Verdict {
+    let mut applied = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    h.recommendations.push_back((now, desired));
+    while h
+        .recommendations
+        .front()
+        .is_some_and(|(at, _)| now - *at > g.stabilization)
+    {
+        h.recommendations.pop_front();
+    }
+    let mut target = desired;
+    if target < current {
+        let highest = h
+            .recommendations
+            .iter()
+            .map(|(_, r)| *r)
+            .max()
+            .unwrap_or(desired);
+        if highest > target {
+            target = highest.min(current);
+            applied.push(Held::Stabilization);
+            notes.push(format!(
+                "stabilization: {highest} desired within the last {}s",
+                g.stabilization.num_seconds()
+            ));
+        }
+    }
+    let stepped = target.clamp(
+        current.saturating_sub(g.max_step_down),
+        current.saturating_add(g.max_step_up),
+    );
+    if stepped != target {
+        applied.push(Held::StepLimit);
+        notes.push(format!("step limit: {target} -> {stepped}"));
+        target = stepped;
+    }
+    let bounded = target.clamp(g.min_replicas, g.max_replicas);
+    if bounded != target {
+        applied.push(Held::Bounds);
+        notes.push(format!(
+            "bounds [{}, {}]: {target} -> {bounded}",
+            g.min_replicas, g.max_replicas
+        ));
+        target = bounded;
+    }
+    let inside = (g.min_replicas..=g.max_replicas).contains(&current);
+    if inside
+        && target > current
+        && h.last_scale_up
+            .is_some_and(|t| now - t < g.scale_up_cooldown)
+    {
+        applied.push(Held::ScaleUpCooldown);
+        notes.push(format!(
+            "scale-up cooldown of {}s",
+            g.scale_up_cooldown.num_seconds()
+        ));
+        target = current;
+    }
+    if inside
+        && target < current
+        && h.last_change()
+            .is_some_and(|t| now - t < g.scale_down_cooldown)
+    {
+        applied.push(Held::ScaleDownCooldown);
+        notes.push(format!(
+            "scale-down cooldown of {}s",
+            g.scale_down_cooldown.num_seconds()
+        ));
+        target = current;
+    }
+    let reason = if notes.is_empty() {
+        "within guardrails".to_owned()
+    } else {
+        notes.join("; ")
+    };
+    Verdict {
+        target,
+        applied,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
+    fn g() -> Guardrails {
+        Guardrails {
+            min_replicas: 1,
+            max_replicas: 8,
+            max_step_up: 3,
+            max_step_down: 2,
+            scale_up_cooldown: Duration::seconds(30),
+            scale_down_cooldown: Duration::seconds(60),
+            stabilization: Duration::seconds(120),
+        }
+    }
+
+    #[test]
+    fn scale_down_waits_for_the_stabilization_window() {
+        let (g, mut h) = (g(), History::default());
+        assert_eq!(apply(&g, &mut h, 4, 4, t(0)).target, 4);
+        // Quiet from t=10 on: the 4 desired at t=0 holds the count until it leaves the window.
+        let v = apply(&g, &mut h, 4, 2, t(10));
+        assert_eq!(
+            (v.target, v.applied.as_slice()),
+            (4, [Held::Stabilization].as_slice())
+        );
+        assert_eq!(apply(&g, &mut h, 4, 2, t(100)).target, 4);
+        assert_eq!(apply(&g, &mut h, 4, 2, t(130)).target, 2);
+    }
+
+    #[test]
+    fn steps_bounds_and_cooldowns() {
+        let (g, mut h) = (g(), History::default());
+        let v = apply(&g, &mut h, 2, 20, t(0));
+        assert_eq!(v.target, 5, "step limit first: {v:?}");
+        h.record_change(2, 5, t(0));
+        let v = apply(&g, &mut h, 5, 7, t(10));
+        assert_eq!(
+            (v.target, v.applied.as_slice()),
+            (5, [Held::ScaleUpCooldown].as_slice())
+        );
+        assert_eq!(apply(&g, &mut h, 5, 7, t(31)).target, 7);
+        let v = apply(&g, &mut h, 5, 12, t(40));
+        assert_eq!(v.target, 8, "bounds: {v:?}");
+        // Outside the bounds (scaled by hand): brought back in despite a cooldown.
+        h.record_change(5, 8, t(45));
+        assert_eq!(apply(&g, &mut h, 11, 11, t(46)).target, 8);
+    }
+
+    #[test]
+    fn no_scale_down_right_after_a_scale_up() {
+        let mut g = g();
+        g.stabilization = Duration::zero();
+        let mut h = History::default();
+        h.record_change(2, 4, t(0));
+        let v = apply(&g, &mut h, 4, 3, t(30));
+        assert_eq!(
+            (v.target, v.applied.as_slice()),
+            (4, [Held::ScaleDownCooldown].as_slice())
+        );
+        assert_eq!(apply(&g, &mut h, 4, 3, t(61)).target, 3);
+    }
+
+    proptest! {
+        /// Whatever is desired, the target stays in [min, max] and moves by bounded steps.
+        #[test]
+        fn never_outside_bounds(desires in proptest::collection::vec(0u32..50, 1..60),
+                                start in 1u32..12, min in 1u32..4, extra in 0u32..8) {
+            let mut g = g();
+            g.min_replicas = min;
+            g.max_replicas = min + extra;
+            let mut h = History::default();
+            let mut current = start;
+            for (i, d) in desires.into_iter().enumerate() {
+                let now = t(i as i64 * 10);
+                let v = apply(&g, &mut h, current, d, now);
+                prop_assert!(v.target >= g.min_replicas && v.target <= g.max_replicas, "{v:?}");
+                if (g.min_replicas..=g.max_replicas).contains(&current) {
+                    prop_assert!(v.target <= current + g.max_step_up);
+                    prop_assert!(v.target + g.max_step_down >= current);
+                }
+                h.record_change(current, v.target, now);
+                current = v.target;
+            }
+        }
+
+        /// Votes that alternate between more and fewer replicas every window do not make the
+        /// count flap: after a scale-up, no scale-down for the stabilization window.
+        #[test]
+        fn alternating_votes_do_not_flap(high in 2u32..8, windows in 10usize..80) {
+            let g = g();
+            let mut h = History::default();
+            let mut current = 1;
+            let mut changes = Vec::new();
+            for i in 0..windows {
+                let now = t(i as i64 * 10);
+                let desired = if i % 2 == 0 { high } else { 1 };
+                let v = apply(&g, &mut h, current, desired, now);
+                if v.target != current {
+                    changes.push((i, v.target > current));
+                    h.record_change(current, v.target, now);
+                    current = v.target;
+                }
+            }
+            // Only the first scale-up; the count never comes down while ups keep being desired.
+            prop_assert!(changes.iter().all(|(_, up)| *up), "{changes:?}");
+        }
+
+        /// Cooldowns hold: two scale-ups are never closer than the scale-up cooldown.
+        #[test]
+        fn cooldowns_are_respected(desires in proptest::collection::vec(1u32..9, 2..60)) {
+            let g = g();
+            let mut h = History::default();
+            let mut current = 1;
+            let mut ups: Vec<i64> = Vec::new();
+            let mut downs: Vec<i64> = Vec::new();
+            for (i, d) in desires.into_iter().enumerate() {
+                let secs = i as i64 * 10;
+                let v = apply(&g, &mut h, current, d, t(secs));
+                if v.target > current { ups.push(secs) }
+                if v.target < current { downs.push(secs) }
+                h.record_change(current, v.target, t(secs));
+                current = v.target;
+            }
+            prop_assert!(ups.windows(2).all(|w| w[1] - w[0] >= 30), "{ups:?}");
+            for d in &downs {
+                prop_assert!(ups.iter().all(|u| u >= d || d - u >= 60), "down at {d} after ups {ups:?}");
+            }
+        }
+    }
+}
