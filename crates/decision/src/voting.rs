@@ -86,7 +86,7 @@ pub fn tally(strategy: &Strategy, votes: &[VoteSummary], quorum: usize) -> Talli
             None => result(Action::NoAction, "no majority".into()),
         },
         Strategy::Unanimous => {
-            if counts.iter().any(|c| *c == votes.len()) {
+            if counts.contains(&votes.len()) {
                 let action = votes[0].action;
                 result(action, format!("unanimous {action}"))
             } else {
