@@ -8,7 +8,8 @@
 # trace minute per window (compression 6) around their busiest hours: the held-out test set.
 #
 # Output: output/sockshop_metrics.csv and output/experiments.csv, copied to models/data/.
-# PATTERNS="trace" APPEND=1 runs only some rounds, appending to the existing output.
+# PATTERNS="trace" REPLICA_COUNTS="4" APPEND=1 runs only some rounds or services, appending to
+# the existing output.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -22,8 +23,10 @@ fi
 
 export MODE=development POLL_INTERVAL_SEC=10
 export DEMO_SERVICES="demo1:1 demo2:2 demo3:3 demo4:4" DEMO_CONCURRENCY=4 DEMO_SERVICE_TIME_MS=50
-scripts/local-stack.sh down >/dev/null 2>&1 || true
-scripts/local-stack.sh up
+if [ "${APPEND:-0}" != 1 ] || ! scripts/local-stack.sh status 2>&1 | grep -q "up    metrics-aggregator"; then
+  scripts/local-stack.sh down >/dev/null 2>&1 || true
+  scripts/local-stack.sh up
+fi
 LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
 
 # rate FRACTION REPLICAS: FRACTION of the capacity of REPLICAS replicas, in rps.
@@ -41,7 +44,7 @@ experiment() {
 round() {
   local pattern=$1 r
   say "$(date -u +%H:%M:%S) round: $pattern"
-  for r in 1 2 3 4; do
+  for r in ${REPLICA_COUNTS:-1 2 3 4}; do
     case "$pattern" in
       constant) experiment constant "$r" --rps "$(rate "$(echo "0.6 0.95 0.8 1.05" | cut -d' ' -f"$r")" "$r")" & ;;
       ramp) experiment ramp "$r" --from-rps "$(rate 0.15 "$r")" --to-rps "$(rate 1.1 "$r")" & ;;

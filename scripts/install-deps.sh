@@ -10,6 +10,10 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v cmake >/dev/null || missing+=(cmake)
 command -v cc >/dev/null || missing+=(build-essential)
 command -v curl >/dev/null || missing+=(curl)
+# The scaler's Docker tests: a static busybox for a test image built without a registry, and
+# Compose (Debian's docker-compose) for a compose project to scale.
+dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   sudo=""

@@ -73,7 +73,7 @@ pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow:
     append_record(&path, &record)?;
     println!("{}", progress::summary(&summary, took));
     println!("recorded run {} in {}", record.run_id, path.display());
-    report_collected(&args.dev_csv_path, started_at, ended_at);
+    report_collected(&args.dev_csv_path, &record.service, started_at, ended_at);
     Ok(())
 }
 
@@ -184,20 +184,18 @@ pub fn collected(
     Ok(out)
 }
 
-fn report_collected(dev_csv: &Path, from: DateTime<Utc>, to: DateTime<Utc>) {
-    match collected(dev_csv, from, to) {
-        Ok(found) if !found.is_empty() => {
-            for (service, c) in found {
-                let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}", v * 1000.0));
-                println!(
-                    "collected {} rows for {service} (p95 {} .. {} ms)",
-                    c.rows,
-                    ms(c.p95_min),
-                    ms(c.p95_max)
-                );
-            }
+fn report_collected(dev_csv: &Path, service: &str, from: DateTime<Utc>, to: DateTime<Utc>) {
+    match collected(dev_csv, from, to).map(|mut all| all.remove(service)) {
+        Ok(Some(c)) => {
+            let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.0}", v * 1000.0));
+            println!(
+                "collected {} rows for {service} (p95 {} .. {} ms)",
+                c.rows,
+                ms(c.p95_min),
+                ms(c.p95_max)
+            );
         }
-        Ok(_) => tracing::warn!(csv = %dev_csv.display(),
+        Ok(None) => tracing::warn!(csv = %dev_csv.display(), %service,
             from = %from.to_rfc3339_opts(SecondsFormat::Secs, true),
             "no rows were collected during the run: is the metrics-aggregator running with MODE=development?"),
         Err(e) => tracing::warn!(csv = %dev_csv.display(), error = %format!("{e:#}"),

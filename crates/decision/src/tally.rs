@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 /// The settings of a tally.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TallyConfig {
-    /// The models that vote; a window closes early once all of them have.
-    pub expected_models: BTreeSet<String>,
+    /// The models that vote, in the order the decision log lists them; a window closes early
+    /// once all of them have voted.
+    pub expected_models: Vec<String>,
     /// How long a window waits for its votes (`DECISION_WINDOW_SEC`).
     pub window: Duration,
     /// Votes on feature vectors older than this are ignored.
@@ -29,7 +30,7 @@ pub struct TallyConfig {
 pub struct Ballot {
     pub service: String,
     pub window_id: u64,
-    /// One vote per model, in model order.
+    /// One vote per model, in the order of [`TallyConfig::expected_models`].
     pub votes: Vec<Vote>,
     /// Every expected model voted (else the window timed out).
     pub complete: bool,
@@ -161,12 +162,18 @@ impl Tally {
     }
 
     fn close(&mut self, key: (String, u64), complete: bool) -> Ballot {
-        let open = self.open.remove(&key).map(|o| o.votes).unwrap_or_default();
+        let mut open = self.open.remove(&key).map(|o| o.votes).unwrap_or_default();
         self.mark_closed(&key.0, key.1);
+        let votes = self
+            .config
+            .expected_models
+            .iter()
+            .filter_map(|model| open.remove(model))
+            .collect();
         Ballot {
             service: key.0,
             window_id: key.1,
-            votes: open.into_values().collect(),
+            votes,
             complete,
         }
     }
@@ -205,7 +212,7 @@ mod tests {
     use contract::Action;
     use proptest::prelude::*;
 
-    const MODELS: [&str; 3] = ["logistic_regression", "random_forest", "xgboost"];
+    const MODELS: [&str; 3] = ["xgboost", "random_forest", "logistic_regression"];
 
     fn t(ms: i64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
@@ -255,7 +262,11 @@ mod tests {
         let Added::Complete(ballot) = tally.add(vote(MODELS[2], "orders", 10), t(130)) else {
             panic!("the third vote completes the window")
         };
-        assert_eq!(ballot.votes.len(), 3);
+        let order: Vec<&str> = ballot.votes.iter().map(|v| v.model.as_str()).collect();
+        assert_eq!(
+            order, MODELS,
+            "in the configured order, as the decision log lists them"
+        );
         assert!(ballot.complete);
         assert_eq!(
             tally.add(vote(MODELS[1], "orders", 10), t(140)),

@@ -3,9 +3,11 @@
 //! [`Broker`] is a `tansu` broker (Kafka-API compatible) with in-memory storage on a free port;
 //! [`Prometheus`] is Debian's Prometheus scraping targets listed in file-based service discovery,
 //! so a test can add and remove replicas. Both are child processes killed when dropped. A missing
-//! binary fails the test with the command that installs it.
+//! binary fails the test with the command that installs it. [`docker`] gives tests a locally
+//! built image, Compose projects and a Swarm on the real Docker engine.
 
 mod broker;
+pub mod docker;
 mod prometheus;
 
 pub use broker::Broker;

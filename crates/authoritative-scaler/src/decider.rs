@@ -1,0 +1,217 @@
+//! From a closed window's votes to a replica change and its record.
+//!
+//! 1. The voting strategy turns the votes into an action ([`decision::voting`]).
+//! 2. The backend says how many replicas run now, and the service's bounds.
+//! 3. The proportional target ([`decision::target`]) goes through the guardrails.
+//! 4. The change is made (unless dry-run, or the service is not one the scaler may change), with
+//!    retries for failures that can pass; the count never goes past the guardrails' bounds.
+//! 5. The record: the decision block on stdout, a structured log line, the `scaling-decisions`
+//!    topic, `output/decisions.csv`.
+
+use crate::backend::{Backend, BackendError, ServiceState};
+use crate::config::ScalerConfig;
+use crate::journal;
+use crate::metrics::ScalerMetrics;
+use chrono::Utc;
+use contract::{DecisionOutcome, DecisionRecord, VoteSummary};
+use decision::{Ballot, Guardrails, History, Strategy};
+use fleet::csv_log::CsvLog;
+use fleet::kafka::JsonProducer;
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+/// Attempts of a backend call before the decision is recorded as failed.
+const ATTEMPTS: u32 = 3;
+
+/// Decides one window at a time, in arrival order.
+pub struct Decider {
+    pub(crate) config: ScalerConfig,
+    pub(crate) strategy: Strategy,
+    pub(crate) guardrails: Guardrails,
+    pub(crate) backend: Backend,
+    /// Guardrail memory per service.
+    pub(crate) histories: HashMap<String, History>,
+    pub(crate) next_id: u64,
+    pub(crate) producer: Option<JsonProducer>,
+    pub(crate) journal: CsvLog,
+    pub(crate) metrics: ScalerMetrics,
+}
+
+/// Retries `call` with backoff while its error may pass.
+async fn with_retry<T, F, Fut>(metrics: &ScalerMetrics, mut call: F) -> Result<T, BackendError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, BackendError>>,
+{
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(value) => return Ok(value),
+            Err(e) => {
+                metrics.backend_errors.with_label_values(&[e.kind()]).inc();
+                if !e.retryable() || attempt >= ATTEMPTS {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, attempt, "backend call failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+impl Decider {
+    /// The guardrails of one service: configured bounds win over labels.
+    fn guardrails_for(&self, service: &str, state: &ServiceState) -> Guardrails {
+        match self.config.limit_of(service) {
+            Some(limit) => self
+                .guardrails
+                .with_bounds(Some(limit.min), Some(limit.max)),
+            None => self.guardrails.with_bounds(state.min, state.max),
+        }
+    }
+
+    /// Decides `ballot`, acts, and records.
+    pub async fn decide(&mut self, ballot: Ballot) -> DecisionRecord {
+        let votes: Vec<VoteSummary> = ballot
+            .votes
+            .iter()
+            .map(|v| VoteSummary {
+                model: v.model.clone(),
+                action: v.action,
+                confidence: v.confidence,
+                safe_replicas: v.safe_replicas,
+            })
+            .collect();
+        let tallied = decision::voting::tally(&self.strategy, &votes, self.config.min_votes);
+        let service = ballot.service.clone();
+        let observed = ballot.observed_replicas();
+        let mut record = DecisionRecord {
+            decision_id: self.next_id,
+            service: service.clone(),
+            window_id: ballot.window_id,
+            strategy: self.strategy.name().to_owned(),
+            votes: votes.clone(),
+            action: tallied.action,
+            average_confidence: tallied.average_confidence,
+            current_replicas: observed,
+            target_replicas: observed,
+            outcome: DecisionOutcome::Unchanged,
+            reason: tallied.reason.clone(),
+            features_produced_at: ballot.features_produced_at(),
+            decided_at: Utc::now(),
+        };
+        self.next_id += 1;
+        let backend = &self.backend;
+        let state = with_retry(&self.metrics, || backend.inspect(&service, observed)).await;
+        match state {
+            Err(e) => {
+                record.outcome = DecisionOutcome::Failed;
+                record.reason = format!("{}; cannot read the replica count: {e}", tallied.reason);
+            }
+            Ok(state) => self.act(&mut record, &tallied, &votes, state).await,
+        }
+        record.decided_at = Utc::now();
+        self.emit(&record).await;
+        record
+    }
+
+    async fn act(
+        &mut self,
+        record: &mut DecisionRecord,
+        tallied: &decision::Tallied,
+        votes: &[VoteSummary],
+        state: ServiceState,
+    ) {
+        let service = record.service.clone();
+        let current = state.replicas;
+        let guardrails = self.guardrails_for(&service, &state);
+        let (desired, why) = decision::target::desired(tallied.action, votes, current);
+        let now = Utc::now();
+        let history = self.histories.entry(service.clone()).or_default();
+        let verdict = decision::guardrails::apply(&guardrails, history, current, desired, now);
+        record.current_replicas = current;
+        record.target_replicas = verdict.target;
+        record.reason = format!("{}; {why}; {}", tallied.reason, verdict.reason);
+        if verdict.target == current {
+            record.outcome = if desired != current {
+                DecisionOutcome::Held
+            } else {
+                DecisionOutcome::Unchanged
+            };
+            return;
+        }
+        if !self.config.may_scale(&service) {
+            record.outcome = DecisionOutcome::Held;
+            record.reason.push_str("; not in SCALED_SERVICES");
+            return;
+        }
+        if self.config.dry_run {
+            record.outcome = DecisionOutcome::DryRun;
+            return;
+        }
+        let backend = &self.backend;
+        let target = verdict.target;
+        match with_retry(&self.metrics, || backend.scale(&service, current, target)).await {
+            Ok(reached) => {
+                record.target_replicas = reached;
+                record.outcome = DecisionOutcome::Applied;
+                if let Some(history) = self.histories.get_mut(&service) {
+                    history.record_change(current, reached, Utc::now());
+                }
+            }
+            Err(e) => {
+                record.outcome = DecisionOutcome::Failed;
+                record.reason = format!("{}; {e}", record.reason);
+                tracing::error!(%service, from = current, to = target, error = %e,
+                    "the replica change failed; an operator may need to act");
+            }
+        }
+    }
+
+    /// Prints, logs, publishes and appends the record.
+    async fn emit(&self, record: &DecisionRecord) {
+        let block = decision::block::render(record);
+        {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(block.as_bytes());
+            let _ = out.flush();
+        }
+        tracing::info!(
+            decision_id = record.decision_id,
+            service = %record.service,
+            window_id = record.window_id,
+            action = record.action.as_str(),
+            outcome = record.outcome.as_str(),
+            from = record.current_replicas,
+            to = record.target_replicas,
+            reason = %record.reason,
+            "decision"
+        );
+        self.metrics
+            .decisions
+            .with_label_values(&[record.action.as_str(), record.outcome.as_str()])
+            .inc();
+        self.metrics
+            .target_replicas
+            .with_label_values(&[&record.service])
+            .set(i64::from(record.target_replicas));
+        let latency = (record.decided_at - record.features_produced_at)
+            .num_microseconds()
+            .unwrap_or(0);
+        self.metrics.decision_latency.observe(latency as f64 / 1e6);
+        if let Some(producer) = &self.producer
+            && let Err(e) = producer.send(&self.config.decisions_topic, record).await
+        {
+            tracing::error!(error = %e, decision_id = record.decision_id, "the decision record could not be published");
+        }
+        if let Err(e) = self.journal.append(vec![journal::row(record)]).await {
+            tracing::error!(error = %format!("{e:#}"), decision_id = record.decision_id,
+                "the decision could not be appended to DECISIONS_CSV");
+        }
+    }
+}

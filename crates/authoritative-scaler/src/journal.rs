@@ -1,0 +1,184 @@
+//! `output/decisions.csv`: every decision, appended; and what a restarted scaler reads back
+//! from it: the next decision number, the windows already decided (their replayed votes are
+//! refused), and when each service last scaled (cooldowns hold across restarts).
+
+use chrono::{DateTime, Utc};
+use contract::{Action, DecisionOutcome, DecisionRecord};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The columns of the decisions CSV.
+pub const COLUMNS: [&str; 13] = [
+    "decision_id",
+    "decided_at",
+    "service",
+    "window_id",
+    "strategy",
+    "action",
+    "average_confidence",
+    "votes",
+    "current_replicas",
+    "target_replicas",
+    "outcome",
+    "reason",
+    "features_produced_at",
+];
+
+fn time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One row: votes as `model:ACTION:confidence:safe_replicas` joined by `|`.
+pub fn row(r: &DecisionRecord) -> Vec<String> {
+    let votes: Vec<String> = r
+        .votes
+        .iter()
+        .map(|v| {
+            format!(
+                "{}:{}:{:.4}:{}",
+                v.model,
+                v.action.as_str(),
+                v.confidence,
+                v.safe_replicas
+            )
+        })
+        .collect();
+    vec![
+        r.decision_id.to_string(),
+        time(&r.decided_at),
+        r.service.clone(),
+        r.window_id.to_string(),
+        r.strategy.clone(),
+        r.action.as_str().to_owned(),
+        format!("{:.4}", r.average_confidence),
+        votes.join("|"),
+        r.current_replicas.to_string(),
+        r.target_replicas.to_string(),
+        r.outcome.as_str().to_owned(),
+        r.reason.clone(),
+        time(&r.features_produced_at),
+    ]
+}
+
+/// What a restart needs from earlier decisions.
+#[derive(Debug, Default, PartialEq)]
+pub struct Restored {
+    pub next_decision_id: u64,
+    /// (service, window id) of every decided window, oldest first.
+    pub decided: Vec<(String, u64)>,
+    pub last_scale_up: HashMap<String, DateTime<Utc>>,
+    pub last_scale_down: HashMap<String, DateTime<Utc>>,
+}
+
+/// Reads the decisions CSV; a missing file restores nothing. Unreadable rows are skipped.
+pub fn restore(path: &Path) -> anyhow::Result<Restored> {
+    let mut restored = Restored {
+        next_decision_id: 1,
+        ..Restored::default()
+    };
+    let mut reader = match csv::Reader::from_path(path) {
+        Ok(reader) => reader,
+        Err(e) if matches!(e.kind(), csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound) =>
+        {
+            return Ok(restored);
+        }
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "cannot read {} (DECISIONS_CSV): {e}",
+                path.display()
+            ));
+        }
+    };
+    for record in reader.records().filter_map(Result::ok) {
+        let get = |i: usize| record.get(i).unwrap_or("");
+        let (Ok(id), Ok(at), Ok(window)) = (
+            get(0).parse::<u64>(),
+            get(1).parse::<DateTime<Utc>>(),
+            get(3).parse::<u64>(),
+        ) else {
+            continue;
+        };
+        let service = get(2).to_owned();
+        restored.next_decision_id = restored.next_decision_id.max(id + 1);
+        if get(10) == DecisionOutcome::Applied.as_str() {
+            let (from, to) = (
+                get(8).parse::<u32>().unwrap_or(0),
+                get(9).parse::<u32>().unwrap_or(0),
+            );
+            if to > from {
+                restored.last_scale_up.insert(service.clone(), at);
+            } else if to < from {
+                restored.last_scale_down.insert(service.clone(), at);
+            }
+        }
+        restored.decided.push((service, window));
+    }
+    Ok(restored)
+}
+
+/// Parses an action name as the CSV writes it.
+pub fn parse_action(s: &str) -> Option<Action> {
+    Action::ALL.into_iter().find(|a| a.as_str() == s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::VoteSummary;
+
+    fn record(
+        id: u64,
+        window_id: u64,
+        from: u32,
+        to: u32,
+        outcome: DecisionOutcome,
+    ) -> DecisionRecord {
+        DecisionRecord {
+            decision_id: id,
+            service: "orders".into(),
+            window_id,
+            strategy: "majority".into(),
+            votes: vec![VoteSummary {
+                model: "xgboost".into(),
+                action: Action::ScaleUp,
+                confidence: 0.9,
+                safe_replicas: 3,
+            }],
+            action: Action::ScaleUp,
+            average_confidence: 0.9,
+            current_replicas: from,
+            target_replicas: to,
+            outcome,
+            reason: "a, with a comma".into(),
+            features_produced_at: DateTime::from_timestamp(window_id as i64, 0).unwrap(),
+            decided_at: DateTime::from_timestamp(window_id as i64 + 2, 0).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn restores_ids_windows_and_last_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.csv");
+        assert_eq!(restore(&path).unwrap().next_decision_id, 1);
+        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        log.append(vec![
+            row(&record(7, 100, 2, 4, DecisionOutcome::Applied)),
+            row(&record(8, 110, 4, 4, DecisionOutcome::Held)),
+            row(&record(9, 120, 4, 3, DecisionOutcome::Applied)),
+        ])
+        .await
+        .unwrap();
+        let restored = restore(&path).unwrap();
+        assert_eq!(restored.next_decision_id, 10);
+        assert_eq!(restored.decided.len(), 3);
+        assert_eq!(
+            restored.last_scale_up["orders"],
+            DateTime::from_timestamp(102, 0).unwrap()
+        );
+        assert_eq!(
+            restored.last_scale_down["orders"],
+            DateTime::from_timestamp(122, 0).unwrap()
+        );
+        assert_eq!(parse_action("SCALE_DOWN"), Some(Action::ScaleDown));
+    }
+}

@@ -1,0 +1,241 @@
+//! The authoritative scaler: votes in, replica changes and the decision log out.
+//!
+//! The vote consumer (at-least-once, its own group) counts every vote into the tally; a window
+//! closes when all expected models voted or `DECISION_WINDOW_SEC` after its first vote, and its
+//! ballot goes to the decider, which runs one decision at a time so that decisions on a service
+//! never interleave. A vote is done once tallied: a crash loses the windows still open (a few
+//! seconds of votes), and never decides one twice, since decided windows are read back from
+//! `output/decisions.csv` at start.
+
+pub mod backend;
+pub mod config;
+mod decider;
+pub mod journal;
+mod metrics;
+
+pub use config::{BackendName, ScalerConfig};
+
+use anyhow::Context;
+use backend::{Backend, ComposeBackend, Engine, LogBackend, SwarmBackend};
+use chrono::Utc;
+use contract::Vote;
+use decider::Decider;
+use decision::{Added, Ballot, History, Tally, TallyConfig};
+use fleet::csv_log::CsvLog;
+use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaMetrics, ensure_topics};
+use fleet::ops::Health;
+use metrics::ScalerMetrics;
+use prometheus::Registry;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// How often open windows are checked for their deadline.
+const EXPIRY_TICK: Duration = Duration::from_millis(100);
+/// Closed windows remembered per service to refuse their replayed votes.
+const REMEMBER_WINDOWS: usize = 10_000;
+
+/// A built, not yet running scaler.
+pub struct Application {
+    config: ScalerConfig,
+    ops_listener: TcpListener,
+    registry: Registry,
+    health: Health,
+    metrics: ScalerMetrics,
+    kafka_metrics: KafkaMetrics,
+    tally: Tally,
+    decider: Decider,
+}
+
+fn backend(config: &ScalerConfig) -> Backend {
+    let engine = || Engine::new(&config.docker_host);
+    match config.scaler_backend {
+        BackendName::Log => Backend::Log(LogBackend::default()),
+        BackendName::Compose => Backend::Compose(ComposeBackend::new(
+            engine(),
+            config.compose_project.clone(),
+            config.stop_timeout_sec,
+        )),
+        BackendName::Swarm => Backend::Swarm(SwarmBackend::new(engine())),
+    }
+}
+
+impl Application {
+    /// Restores from the decisions CSV and prepares everything; fails on unusable settings.
+    pub async fn build(config: ScalerConfig) -> anyhow::Result<Self> {
+        let ops_listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
+        let registry = fleet::ops::registry();
+        let metrics = ScalerMetrics::register(&registry)?;
+        let kafka_metrics = KafkaMetrics::register(&registry)?;
+        let restored = journal::restore(&config.decisions_csv)?;
+        let journal = CsvLog::open(&config.decisions_csv, &journal::COLUMNS, "DECISIONS_CSV")?;
+        let mut tally = Tally::new(TallyConfig {
+            expected_models: config
+                .expected_models
+                .iter()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect(),
+            window: chrono::Duration::seconds(config.decision_window_sec as i64),
+            max_vote_age: chrono::Duration::seconds(config.max_vote_age_sec as i64),
+            remember: REMEMBER_WINDOWS,
+        });
+        for (service, window) in &restored.decided {
+            tally.mark_closed(service, *window);
+        }
+        let mut histories: std::collections::HashMap<String, History> = Default::default();
+        for (service, at) in &restored.last_scale_up {
+            histories.entry(service.clone()).or_default().last_scale_up = Some(*at);
+        }
+        for (service, at) in &restored.last_scale_down {
+            histories
+                .entry(service.clone())
+                .or_default()
+                .last_scale_down = Some(*at);
+        }
+        let backend = backend(&config);
+        tracing::info!(
+            backend = backend.name(),
+            strategy = %config.strategy(),
+            dry_run = config.dry_run,
+            next_decision = restored.next_decision_id,
+            windows_restored = restored.decided.len(),
+            "scaler ready"
+        );
+        let decider = Decider {
+            strategy: config.strategy(),
+            guardrails: config.guardrails(),
+            config: config.clone(),
+            backend,
+            histories,
+            next_id: restored.next_decision_id,
+            producer: None,
+            journal,
+            metrics: metrics.clone(),
+        };
+        let health = Health::default();
+        Ok(Self {
+            config,
+            ops_listener,
+            registry,
+            health,
+            metrics,
+            kafka_metrics,
+            tally,
+            decider,
+        })
+    }
+
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_listener
+            .local_addr()
+            .unwrap_or(self.config.listen_addr)
+    }
+
+    /// Tallies and decides until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let ops = tokio::spawn(fleet::ops::serve(
+            self.ops_listener,
+            self.registry,
+            self.health.clone(),
+            shutdown.clone(),
+        ));
+        let config = self.config;
+        let topics = [config.votes_topic.as_str(), config.decisions_topic.as_str()];
+        let create = || ensure_topics(&config.kafka, &topics);
+        if !fleet::retry::until_ok(
+            &shutdown,
+            &self.health,
+            "kafka",
+            "creating the topics",
+            create,
+        )
+        .await
+        {
+            return Ok(());
+        }
+        let producer = JsonProducer::new(
+            &config.kafka,
+            "authoritative-scaler",
+            self.kafka_metrics.clone(),
+        )?;
+        let consumer = AtLeastOnceConsumer::new(
+            &config.kafka,
+            "authoritative-scaler",
+            &config.consumer_group,
+            &config.votes_topic,
+            self.kafka_metrics.clone(),
+        )?;
+        let mut decider = self.decider;
+        decider.producer = Some(producer.clone());
+
+        let (ballots, mut inbox) = mpsc::channel::<Ballot>(1024);
+        let tally = Arc::new(Mutex::new(self.tally));
+        let decisions = tokio::spawn(async move {
+            while let Some(ballot) = inbox.recv().await {
+                decider.decide(ballot).await;
+            }
+        });
+        let expiry = {
+            let (tally, ballots, stop) = (tally.clone(), ballots.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(EXPIRY_TICK);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tick.tick() => {}
+                    }
+                    let due = tally
+                        .lock()
+                        .map(|mut t| t.expire(Utc::now()))
+                        .unwrap_or_default();
+                    for ballot in due {
+                        if ballots.send(ballot).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            })
+        };
+        self.health.set("tally", true, "counting votes");
+        tracing::info!(from = %config.votes_topic, to = %config.decisions_topic, "deciding");
+        let metrics = self.metrics.clone();
+        let counted = consumer
+            .run(&shutdown, move |vote: &Vote| {
+                let added = tally
+                    .lock()
+                    .map(|mut t| t.add(vote.clone(), Utc::now()))
+                    .map_err(|_| anyhow::anyhow!("tally lock poisoned"));
+                let ballots = ballots.clone();
+                let metrics = metrics.clone();
+                async move {
+                    let added = added?;
+                    metrics.votes.with_label_values(&[added.as_str()]).inc();
+                    if let Added::Complete(ballot) = added {
+                        ballots
+                            .send(ballot)
+                            .await
+                            .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
+                    }
+                    Ok(())
+                }
+            })
+            .await;
+        let _ = expiry.await;
+        // The consumer and the expiry task held the senders; once they are gone the decider
+        // drains what is queued and stops.
+        let _ = decisions.await;
+        if let Err(e) = producer.flush(Duration::from_secs(10)).await {
+            tracing::error!(error = %e, "decision records still queued at shutdown were not published");
+        }
+        let _ = ops.await;
+        counted?;
+        tracing::info!("authoritative-scaler stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,73 @@
+//! The scaler's own metrics. Labels are bounded: actions, outcomes, error kinds, and the
+//! services of the deployment.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+#[derive(Clone)]
+pub struct ScalerMetrics {
+    /// Votes by what the tally did with them (`pending`, `complete`, `duplicate`, `late`,
+    /// `stale`, `unexpected_model`).
+    pub votes: IntCounterVec,
+    /// Decisions by action and outcome.
+    pub decisions: IntCounterVec,
+    /// Backend failures by kind.
+    pub backend_errors: IntCounterVec,
+    /// Replicas each service was set to (or kept at) by its last decision.
+    pub target_replicas: IntGaugeVec,
+    /// From the feature vector's production to the decision.
+    pub decision_latency: Histogram,
+}
+
+impl ScalerMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let votes = IntCounterVec::new(
+            Opts::new(
+                "scaler_votes_total",
+                "Votes by what the tally did with them",
+            ),
+            &["outcome"],
+        )?;
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "scaler_decisions_total",
+                "Decisions by voted action and outcome",
+            ),
+            &["action", "outcome"],
+        )?;
+        let backend_errors = IntCounterVec::new(
+            Opts::new(
+                "scaler_backend_errors_total",
+                "Docker backend failures by kind",
+            ),
+            &["kind"],
+        )?;
+        let target_replicas = IntGaugeVec::new(
+            Opts::new(
+                "scaler_target_replicas",
+                "Replicas set or kept by the service's last decision",
+            ),
+            &["service"],
+        )?;
+        let decision_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "scaler_decision_latency_seconds",
+                "Feature vector produced to decision made",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+        )?;
+        registry.register(Box::new(votes.clone()))?;
+        registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(backend_errors.clone()))?;
+        registry.register(Box::new(target_replicas.clone()))?;
+        registry.register(Box::new(decision_latency.clone()))?;
+        Ok(Self {
+            votes,
+            decisions,
+            backend_errors,
+            target_replicas,
+            decision_latency,
+        })
+    }
+}
