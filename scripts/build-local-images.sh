@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds every image the end-to-end run needs without a registry:
+#
+#   ml-autoscaler/debian:bookworm   a Debian root file system made with debootstrap, imported
+#   ml-autoscaler/fleet:local       the fleet, from the same Dockerfile as production, with the
+#                                   binaries built here (PREBUILT=1) on the Debian base
+#   ml-autoscaler/prometheus:local  Debian's Prometheus on the Debian base
+#   ml-autoscaler/tansu:local       the Kafka-compatible broker on the Debian base
+#
+# The base image is cached (built once per machine); the others are rebuilt from the current
+# binaries. Users with a registry do not need any of this: docker compose builds the fleet with
+# the Rust image and pulls the rest.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO_ROOT"
+
+BASE=ml-autoscaler/debian:bookworm
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+
+if ! docker image inspect "$BASE" >/dev/null 2>&1; then
+  say "building $BASE with debootstrap from $MIRROR (once per machine, a few minutes)"
+  command -v debootstrap >/dev/null || die "debootstrap is missing: run scripts/install-deps.sh"
+  rootfs=$(mktemp -d /var/tmp/ml-autoscaler-rootfs.XXXXXX)
+  trap 'rm -rf "$rootfs"' EXIT
+  debootstrap --variant=minbase --include=libstdc++6,ca-certificates,zlib1g bookworm "$rootfs" "$MIRROR" >/dev/null
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+fi
+
+say "building the fleet's release binaries"
+cargo build --release --locked -p metrics-aggregator -p ml-inference -p authoritative-scaler \
+  -p demo-service -p loadgen -p topic-tail
+dist="$REPO_ROOT/.docker-dist"
+rm -rf "$dist" && mkdir -p "$dist/bin" "$dist/lib"
+for b in metrics-aggregator ml-inference authoritative-scaler demo-service loadgen topic-tail; do
+  cp "$CARGO_TARGET_DIR/release/$b" "$dist/bin/"
+done
+cp -r "$XGBOOST_HOME/xgboost" "$XGBOOST_HOME/xgboost_cpu.libs" "$dist/lib/"
+
+say "building ml-autoscaler/fleet:local (Dockerfile, PREBUILT=1)"
+docker build -q -t ml-autoscaler/fleet:local \
+  --build-arg BUILDER_IMAGE="$BASE" --build-arg RUNTIME_IMAGE="$BASE" --build-arg PREBUILT=1 . >/dev/null
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+cp /usr/bin/prometheus "$context/prometheus"
+printf 'FROM %s\nCOPY prometheus /bin/prometheus\nENTRYPOINT ["/bin/prometheus"]\n' "$BASE" >"$context/Dockerfile"
+docker build -q -t ml-autoscaler/prometheus:local "$context" >/dev/null
+rm -f "$context/prometheus"
+cp "$HOME/.cargo/bin/tansu" "$context/tansu"
+printf 'FROM %s\nCOPY tansu /bin/tansu\nENTRYPOINT ["/bin/tansu"]\n' "$BASE" >"$context/Dockerfile"
+docker build -q -t ml-autoscaler/tansu:local "$context" >/dev/null
+say "images ready: $BASE, ml-autoscaler/fleet:local, ml-autoscaler/prometheus:local, ml-autoscaler/tansu:local"
