@@ -51,6 +51,8 @@ pub struct Report {
     pub train_positives: usize,
     pub test_rows: usize,
     pub test_positives: usize,
+    /// Held-out violations that begin in the next window: the current one is within the SLA.
+    pub test_onsets: usize,
     pub train_runs: Vec<String>,
     pub test_runs: Vec<String>,
     pub dropped: dataset::Dropped,
@@ -175,6 +177,7 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
         train_positives: train.iter().filter(|e| e.label).count(),
         test_rows: test.len(),
         test_positives: actual.iter().filter(|a| **a).count(),
+        test_onsets: test.iter().filter(|e| e.label && !e.violating_now).count(),
         train_runs: run_names(&train),
         test_runs: run_names(&test),
         dropped: data.dropped.clone(),

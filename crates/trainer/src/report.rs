@@ -105,6 +105,14 @@ fn readme(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
+        "Of the {} held-out violations, {} begin in the next window: the current window is within \
+         the SLA, and the next minute of the trace brings a load the current one does not announce. \
+         Catching those from one window of features means flagging many ordinary windows too, so a \
+         recall target near 1 costs precision; the thresholds below are tuned for recall {}.\n",
+        r.test_positives, r.test_onsets, r.target_recall
+    );
+    let _ = writeln!(
+        s,
         "Decision thresholds (tuned for recall {} on out-of-fold predictions of a cross-validation by run):\n",
         r.target_recall
     );
