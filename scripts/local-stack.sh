@@ -10,7 +10,8 @@
 #   scripts/local-stack.sh logs NAME        follow a process' log
 #
 # In production mode the three inference services (ml-xgboost, ml-random-forest,
-# ml-logistic-regression) vote on the trained models in models/.
+# ml-logistic-regression) vote on the trained models in models/, and the authoritative-scaler
+# decides (SCALER_BACKEND=log: decisions are logged; the demo replicas are processes here).
 #
 # Settings (environment): MODE (production|development), POLL_INTERVAL_SEC (30), DEMO_SERVICES
 # ("orders:2 carts:1": name:replicas), DEMO_CONCURRENCY (4), DEMO_SERVICE_TIME_MS (50),
@@ -136,6 +137,15 @@ start_voters() {
   done
 }
 
+# The scaler; without containers to scale locally it logs its decisions (SCALER_BACKEND=log).
+start_scaler() {
+  KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP" LISTEN_ADDR="127.0.0.1:9105" \
+    SCALER_BACKEND="${SCALER_BACKEND:-log}" DECISIONS_CSV="$REPO_ROOT/output/decisions.csv" \
+    EVALUATION_JSON="$REPO_ROOT/models/evaluation.json" \
+    start authoritative-scaler "$BIN/authoritative-scaler"
+  fleet_target authoritative-scaler 127.0.0.1:9105
+}
+
 start_aggregator() {
   MODE="$MODE" POLL_INTERVAL_SEC="$POLL_INTERVAL_SEC" PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT" \
     KAFKA_BOOTSTRAP_SERVERS="$BOOTSTRAP" LISTEN_ADDR="127.0.0.1:9101" \
@@ -147,7 +157,7 @@ start_aggregator() {
 up() {
   "$REPO_ROOT/scripts/install-deps.sh"
   say "building release binaries into $BIN"
-  (cd "$REPO_ROOT" && cargo build --release --locked -p demo-service -p metrics-aggregator -p ml-inference -p topic-tail -p loadgen)
+  (cd "$REPO_ROOT" && cargo build --release --locked -p demo-service -p metrics-aggregator -p ml-inference -p authoritative-scaler -p topic-tail -p loadgen)
   mkdir -p "$STATE"/{pids,logs,kafka,prometheus/data} "$TARGETS"/{services,fleet} "$REPO_ROOT/output"
 
   port_busy "$KAFKA_PORT" && ! running tansu && die "port $KAFKA_PORT is taken; set KAFKA_PORT"
@@ -166,7 +176,10 @@ up() {
   local entry
   for entry in $DEMO_SERVICES; do scale "${entry%%:*}" "${entry##*:}"; done
   start_aggregator
-  [ "$MODE" = production ] && start_voters
+  if [ "$MODE" = production ]; then
+    start_voters
+    start_scaler
+  fi
   status
 }
 
@@ -198,6 +211,7 @@ restart() {
   case "$name" in
     metrics-aggregator) start_aggregator ;;
     ml-xgboost | ml-random-forest | ml-logistic-regression) start_voters ;;
+    authoritative-scaler) start_scaler ;;
     *) die "cannot restart $name; restart the stack" ;;
   esac
   say "$name restarted (MODE=$MODE)"

@@ -28,7 +28,8 @@ pub enum BackendName {
     Compose,
     /// Docker Swarm services: the service's replica count is updated.
     Swarm,
-    /// No Docker: replica counts are kept in memory and logged.
+    /// No Docker: the count the models observed is taken as current, and changes are logged,
+    /// not made.
     Log,
 }
 

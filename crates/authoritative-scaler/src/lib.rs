@@ -53,7 +53,7 @@ pub struct Application {
 fn backend(config: &ScalerConfig) -> Backend {
     let engine = || Engine::new(&config.docker_host);
     match config.scaler_backend {
-        BackendName::Log => Backend::Log(LogBackend::default()),
+        BackendName::Log => Backend::Log(LogBackend),
         BackendName::Compose => Backend::Compose(ComposeBackend::new(
             engine(),
             config.compose_project.clone(),

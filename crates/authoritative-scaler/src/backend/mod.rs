@@ -12,7 +12,6 @@ pub use swarm::SwarmBackend;
 use bollard::errors::Error as DockerError;
 use bollard::{ClientVersion, Docker};
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// Labels that set a service's bounds (on its containers, or on the Swarm service).
 pub const MIN_LABEL: &str = "autoscaler.min_replicas";
@@ -140,11 +139,10 @@ impl Engine {
     }
 }
 
-/// Replica counts kept in memory: for runs without Docker (and `SCALER_BACKEND=log`).
+/// No Docker (`SCALER_BACKEND=log`): the replica count is the one the models observed, and a
+/// change is logged, never made, so the next window sees the real count again.
 #[derive(Debug, Default)]
-pub struct LogBackend {
-    replicas: Mutex<HashMap<String, u32>>,
-}
+pub struct LogBackend;
 
 /// The configured backend.
 pub enum Backend {
@@ -162,7 +160,7 @@ impl Backend {
         }
     }
 
-    /// The service's replicas and bounds. The log backend starts from `observed`, the count the
+    /// The service's replicas and bounds. The log backend answers `observed`, the count the
     /// models saw.
     pub async fn inspect(
         &self,
@@ -172,18 +170,11 @@ impl Backend {
         match self {
             Backend::Compose(c) => c.inspect(service).await,
             Backend::Swarm(s) => s.inspect(service).await,
-            Backend::Log(l) => {
-                let mut map = l
-                    .replicas
-                    .lock()
-                    .map_err(|_| BackendError::Failed("poisoned".into()))?;
-                let replicas = *map.entry(service.to_owned()).or_insert(observed.max(1));
-                Ok(ServiceState {
-                    replicas,
-                    min: None,
-                    max: None,
-                })
-            }
+            Backend::Log(_) => Ok(ServiceState {
+                replicas: observed.max(1),
+                min: None,
+                max: None,
+            }),
         }
     }
 
@@ -192,12 +183,8 @@ impl Backend {
         match self {
             Backend::Compose(c) => c.scale(service, from, to).await,
             Backend::Swarm(s) => s.scale(service, to).await,
-            Backend::Log(l) => {
-                let mut map = l
-                    .replicas
-                    .lock()
-                    .map_err(|_| BackendError::Failed("poisoned".into()))?;
-                map.insert(service.to_owned(), to);
+            Backend::Log(_) => {
+                tracing::info!(%service, from, to, "log backend: the change is logged, not made");
                 Ok(to)
             }
         }
