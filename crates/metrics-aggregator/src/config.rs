@@ -50,6 +50,15 @@ pub struct AggregatorConfig {
     #[arg(long, env = "SERVICES", value_delimiter = ',')]
     pub services: Vec<String>,
 
+    /// Names of the request-duration histograms (without _bucket/_count), comma-separated.
+    #[arg(
+        long,
+        env = "LATENCY_HISTOGRAMS",
+        value_delimiter = ',',
+        default_value = "request_duration_seconds,http_request_duration_seconds"
+    )]
+    pub latency_histograms: Vec<String>,
+
     /// Topic the feature vectors are published to (production mode).
     #[arg(long, env = "METRICS_TOPIC", default_value = contract::METRICS_TOPIC)]
     pub metrics_topic: String,
@@ -82,6 +91,16 @@ impl Validate for AggregatorConfig {
         {
             return Err(format!(
                 "SERVICES (--services): {service:?} is not a job name"
+            ));
+        }
+        if let Some(bad) = self.latency_histograms.iter().find(|h| {
+            h.is_empty()
+                || !h
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        }) {
+            return Err(format!(
+                "LATENCY_HISTOGRAMS (--latency-histograms): {bad:?} is not a metric name"
             ));
         }
         if self.metrics_topic.trim().is_empty() {

@@ -29,6 +29,8 @@ pub struct PollSettings {
     pub trend_windows: usize,
     /// Configured services; empty for discovery.
     pub fixed_services: Vec<String>,
+    /// Names of the request-duration histograms.
+    pub histograms: Vec<String>,
 }
 
 /// An ongoing Prometheus outage.
@@ -128,11 +130,13 @@ impl Poller {
         &self,
         at: u64,
     ) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
+        let s = &self.settings;
         observe(
             &self.client,
             at,
-            self.settings.window_secs,
-            &self.settings.fixed_services,
+            s.window_secs,
+            &s.fixed_services,
+            &s.histograms,
         )
         .await
     }

@@ -2,7 +2,9 @@
 //! [`Observation`] per service.
 //!
 //! Every query aggregates `by (job)`, so one poll costs the same eleven queries whatever the
-//! number of services. Services are Prometheus jobs: Sock Shop's jobs are not all named as
+//! number of services. The request histograms are matched by name (`LATENCY_HISTOGRAMS`):
+//! Sock Shop's Go services export `request_duration_seconds`, some of its Java builds
+//! `http_request_duration_seconds`. Services are Prometheus jobs: Sock Shop's jobs are not all named as
 //! their `service` label (job `cart`, service `carts`), and with DNS or Docker service discovery
 //! every replica of a service is a target of the same job.
 
@@ -28,22 +30,28 @@ enum Measure {
 /// cAdvisor's label for the compose service of a container, renamed to `job`.
 const COMPOSE_SERVICE: &str = "container_label_com_docker_compose_service";
 
-fn promql(measure: Measure, window: u64) -> String {
+/// The series of the request histograms: `names` (without suffix) followed by `suffix`, e.g.
+/// `{__name__=~"(request_duration_seconds|http_request_duration_seconds)_count"}`.
+fn series(names: &[String], suffix: &str, extra: &str) -> String {
+    format!(r#"{{__name__=~"({})_{suffix}"{extra}}}"#, names.join("|"))
+}
+
+fn promql(measure: Measure, window: u64, histograms: &[String]) -> String {
     let w = format!("{window}s");
-    let quantile = |q: f64| {
-        format!(
-            "histogram_quantile({q}, sum by (job, le) (rate(request_duration_seconds_bucket[{w}])))"
-        )
-    };
+    let count = series(histograms, "count", "");
+    let bucket = series(histograms, "bucket", "");
+    let quantile =
+        |q: f64| format!("histogram_quantile({q}, sum by (job, le) (rate({bucket}[{w}])))");
     let by_compose_service = |expr: String| {
         format!(
             r#"label_replace(avg by ({COMPOSE_SERVICE}) ({expr}), "job", "$1", "{COMPOSE_SERVICE}", "(.+)")"#
         )
     };
     match measure {
-        Measure::RequestRate => format!("sum by (job) (rate(request_duration_seconds_count[{w}]))"),
+        Measure::RequestRate => format!("sum by (job) (rate({count}[{w}]))"),
         Measure::ErrorRate => format!(
-            r#"sum by (job) (rate(request_duration_seconds_count{{status_code=~"5.."}}[{w}]))"#
+            "sum by (job) (rate({}[{w}]))",
+            series(histograms, "count", r#", status_code=~"5..""#)
         ),
         Measure::P50 => quantile(0.5),
         Measure::P95 => quantile(0.95),
@@ -73,8 +81,10 @@ const MEASURES: [Measure; 10] = [
     Measure::MemoryProcess,
 ];
 
-/// Jobs that export Sock Shop's request histogram.
-const DISCOVERY: &str = "count by (job) (request_duration_seconds_count)";
+/// Jobs that export one of the request histograms.
+fn discovery(histograms: &[String]) -> String {
+    format!("count by (job) ({})", series(histograms, "count", ""))
+}
 
 /// Why a service has no observation this window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,12 +107,13 @@ pub async fn observe(
     at_secs: u64,
     window_secs: u64,
     fixed_services: &[String],
+    histograms: &[String],
 ) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
-    let queries = MEASURES.map(|m| promql(m, window_secs));
+    let queries = MEASURES.map(|m| promql(m, window_secs, histograms));
     let answers = futures::future::try_join_all(queries.iter().map(|q| client.query(q, at_secs)));
     let services = async {
         if fixed_services.is_empty() {
-            let found = client.query(DISCOVERY, at_secs).await?;
+            let found = client.query(&discovery(histograms), at_secs).await?;
             Ok(found
                 .iter()
                 .filter_map(|s| s.labels.get("job").cloned())
@@ -198,8 +209,24 @@ mod tests {
     }
 
     #[test]
-    fn queries_use_the_window() {
-        assert!(promql(Measure::P95, 30).contains("[30s]"));
-        assert!(promql(Measure::CpuContainer, 15).contains(r#""job", "$1""#));
+    fn queries_use_the_window_and_every_histogram_name() {
+        let names = vec![
+            "request_duration_seconds".to_owned(),
+            "http_request_duration_seconds".to_owned(),
+        ];
+        let p95 = promql(Measure::P95, 30, &names);
+        assert!(p95.contains("[30s]"), "{p95}");
+        assert!(
+            p95.contains(
+                r#"{__name__=~"(request_duration_seconds|http_request_duration_seconds)_bucket"}"#
+            ),
+            "{p95}"
+        );
+        let errors = promql(Measure::ErrorRate, 30, &names);
+        assert!(
+            errors.contains(r#"_count", status_code=~"5.."}"#),
+            "{errors}"
+        );
+        assert!(promql(Measure::CpuContainer, 15, &names).contains(r#""job", "$1""#));
     }
 }
