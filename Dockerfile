@@ -29,6 +29,11 @@ RUN set -eu; mkdir -p /out/bin /out/lib; \
     fi
 
 FROM ${RUNTIME_IMAGE}
+# libxgboost needs libstdc++; the healthchecks use curl.
+RUN if ! command -v curl >/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/libstdc++.so.6 ]; then \
+      apt-get update -q && apt-get install -y -q --no-install-recommends curl ca-certificates libstdc++6 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 COPY --from=builder /out/bin/ /usr/local/bin/
 COPY --from=builder /out/lib/ /opt/xgboost/
 ENV LD_LIBRARY_PATH=/opt/xgboost/xgboost/lib

@@ -6,6 +6,7 @@
 #                                   binaries built here (PREBUILT=1) on the Debian base
 #   ml-autoscaler/prometheus:local  Debian's Prometheus on the Debian base
 #   ml-autoscaler/tansu:local       the Kafka-compatible broker on the Debian base
+#   ml-autoscaler/haproxy:local     Debian's HAProxy, for the Docker socket proxy
 #
 # The base image is cached (built once per machine); the others are rebuilt from the current
 # binaries. Users with a registry do not need any of this: docker compose builds the fleet with
@@ -22,7 +23,7 @@ if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   command -v debootstrap >/dev/null || die "debootstrap is missing: run scripts/install-deps.sh"
   rootfs=$(mktemp -d /var/tmp/ml-autoscaler-rootfs.XXXXXX)
   trap 'rm -rf "$rootfs"' EXIT
-  debootstrap --variant=minbase --include=libstdc++6,ca-certificates,zlib1g bookworm "$rootfs" "$MIRROR" >/dev/null
+  debootstrap --variant=minbase --include=libstdc++6,ca-certificates,zlib1g,curl,haproxy bookworm "$rootfs" "$MIRROR" >/dev/null
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/bash"]' - "$BASE" >/dev/null
   rm -rf "$rootfs"
@@ -52,4 +53,6 @@ rm -f "$context/prometheus"
 cp "$HOME/.cargo/bin/tansu" "$context/tansu"
 printf 'FROM %s\nCOPY tansu /bin/tansu\nENTRYPOINT ["/bin/tansu"]\n' "$BASE" >"$context/Dockerfile"
 docker build -q -t ml-autoscaler/tansu:local "$context" >/dev/null
-say "images ready: $BASE, ml-autoscaler/fleet:local, ml-autoscaler/prometheus:local, ml-autoscaler/tansu:local"
+printf 'FROM %s\nENTRYPOINT ["/usr/sbin/haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]\n' "$BASE" >"$context/Dockerfile"
+docker build -q -t ml-autoscaler/haproxy:local "$context" >/dev/null
+say "images ready: $BASE, ml-autoscaler/{fleet,prometheus,tansu,haproxy}:local"

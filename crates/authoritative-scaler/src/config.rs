@@ -90,8 +90,8 @@ pub struct ScalerConfig {
     #[arg(long, env = "VOTING_STRATEGY", value_enum, default_value = "majority")]
     pub voting_strategy: StrategyName,
     /// Weights for the weighted strategy, MODEL=WEIGHT comma-separated.
-    #[arg(long, env = "VOTING_WEIGHTS", value_delimiter = ',', value_parser = parse_weight)]
-    pub voting_weights: Vec<(String, f64)>,
+    #[arg(long, env = "VOTING_WEIGHTS", value_delimiter = ',')]
+    pub voting_weights: Vec<String>,
     /// Where held-out F1 scores are read as weights when VOTING_WEIGHTS is empty.
     #[arg(
         long,
@@ -125,8 +125,8 @@ pub struct ScalerConfig {
     pub max_replicas: u32,
     /// Per-service bounds, SERVICE=MIN:MAX comma-separated (container labels
     /// `autoscaler.min_replicas` / `autoscaler.max_replicas` also set them).
-    #[arg(long, env = "SERVICE_LIMITS", value_delimiter = ',', value_parser = parse_limit)]
-    pub service_limits: Vec<ServiceLimit>,
+    #[arg(long, env = "SERVICE_LIMITS", value_delimiter = ',')]
+    pub service_limits: Vec<String>,
     /// Most replicas added by one decision.
     #[arg(long, env = "MAX_STEP_UP", default_value_t = 4)]
     pub max_step_up: u32,
@@ -189,21 +189,32 @@ pub struct ScalerConfig {
     pub log: LogArgs,
 }
 
+/// The non-empty entries of a comma-separated setting (`VAR=` is no entry).
+fn entries(raw: &[String]) -> impl Iterator<Item = &str> {
+    raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty())
+}
+
 impl Validate for ScalerConfig {
     fn validate(&self) -> Result<(), String> {
+        for entry in entries(&self.service_limits) {
+            parse_limit(entry).map_err(|e| format!("SERVICE_LIMITS (--service-limits): {e}"))?;
+        }
+        for entry in entries(&self.voting_weights) {
+            parse_weight(entry).map_err(|e| format!("VOTING_WEIGHTS (--voting-weights): {e}"))?;
+        }
         if self.min_replicas == 0 || self.max_replicas < self.min_replicas {
             return Err(format!(
                 "MIN_REPLICAS ({}) and MAX_REPLICAS ({}): need 1 <= MIN_REPLICAS <= MAX_REPLICAS",
                 self.min_replicas, self.max_replicas
             ));
         }
-        if self.expected_models.iter().all(|m| m.trim().is_empty()) {
+        let models = self.expected_models().len();
+        if models == 0 {
             return Err("EXPECTED_MODELS (--expected-models) is empty".into());
         }
-        if self.min_votes == 0 || self.min_votes > self.expected_models.len() {
+        if self.min_votes == 0 || self.min_votes > models {
             return Err(format!(
-                "MIN_VOTES (--min-votes) must be between 1 and the {} expected models",
-                self.expected_models.len()
+                "MIN_VOTES (--min-votes) must be between 1 and the {models} expected models"
             ));
         }
         if self.max_step_up == 0 || self.max_step_down == 0 {
@@ -243,8 +254,9 @@ impl ScalerConfig {
             StrategyName::Majority => Strategy::Majority,
             StrategyName::Unanimous => Strategy::Unanimous,
             StrategyName::Weighted => {
-                let mut weights: BTreeMap<String, f64> =
-                    self.voting_weights.iter().cloned().collect();
+                let mut weights: BTreeMap<String, f64> = entries(&self.voting_weights)
+                    .filter_map(|w| parse_weight(w).ok())
+                    .collect();
                 if weights.is_empty() {
                     weights = held_out_f1(&self.evaluation_json);
                 }
@@ -254,13 +266,21 @@ impl ScalerConfig {
     }
 
     /// The configured bounds of a service, if any.
-    pub fn limit_of(&self, service: &str) -> Option<&ServiceLimit> {
-        self.service_limits.iter().find(|l| l.service == service)
+    pub fn limit_of(&self, service: &str) -> Option<ServiceLimit> {
+        entries(&self.service_limits)
+            .filter_map(|l| parse_limit(l).ok())
+            .find(|l| l.service == service)
     }
 
-    /// Whether the scaler may change this service.
+    /// Whether the scaler may change this service (`SCALED_SERVICES` empty: every service).
     pub fn may_scale(&self, service: &str) -> bool {
-        self.scaled_services.is_empty() || self.scaled_services.iter().any(|s| s == service)
+        let mut allowed = entries(&self.scaled_services).peekable();
+        allowed.peek().is_none() || allowed.any(|s| s == service)
+    }
+
+    /// The expected models, in order, without empty entries.
+    pub fn expected_models(&self) -> Vec<String> {
+        entries(&self.expected_models).map(str::to_owned).collect()
     }
 }
 
@@ -291,6 +311,41 @@ fn held_out_f1(path: &std::path::Path) -> BTreeMap<String, f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_settings_are_unset() {
+        let config = ScalerConfig::try_parse_from([
+            "s",
+            "--service-limits",
+            "",
+            "--scaled-services",
+            "",
+            "--voting-weights",
+            "",
+        ])
+        .unwrap();
+        assert!(config.validate().is_ok());
+        assert!(
+            config.may_scale("orders"),
+            "an empty SCALED_SERVICES allows every service"
+        );
+        assert_eq!(config.limit_of("orders"), None);
+        let config = ScalerConfig::try_parse_from([
+            "s",
+            "--service-limits",
+            "orders=2:6,",
+            "--scaled-services",
+            "carts",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.limit_of("orders").map(|l| (l.min, l.max)),
+            Some((2, 6))
+        );
+        assert!(!config.may_scale("orders") && config.may_scale("carts"));
+        let bad = ScalerConfig::try_parse_from(["s", "--service-limits", "orders=6:2"]).unwrap();
+        assert!(bad.validate().unwrap_err().contains("SERVICE_LIMITS"));
+    }
 
     #[test]
     fn limits_and_weights_parse() {

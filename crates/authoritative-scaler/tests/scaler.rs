@@ -137,7 +137,7 @@ async fn reqwest_get(url: &str) -> String {
 async fn setup(broker: &Broker) -> (KafkaArgs, (String, String), JsonProducer) {
     let mut args = KafkaArgs::local(broker.bootstrap());
     args.kafka_properties
-        .push(("auto.offset.reset".into(), "earliest".into()));
+        .push("auto.offset.reset=earliest".into());
     let topics = (
         testkit::unique("model-votes"),
         testkit::unique("scaling-decisions"),

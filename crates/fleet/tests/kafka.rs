@@ -26,7 +26,7 @@ fn vector(service: &str, window_id: u64) -> FeatureVector {
 fn args(broker: &Broker) -> KafkaArgs {
     let mut args = KafkaArgs::local(broker.bootstrap());
     args.kafka_properties
-        .push(("auto.offset.reset".into(), "earliest".into()));
+        .push("auto.offset.reset=earliest".into());
     args
 }
 

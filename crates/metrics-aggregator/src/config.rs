@@ -87,7 +87,7 @@ impl Validate for AggregatorConfig {
         if let Some(service) = self
             .services
             .iter()
-            .find(|s| s.trim().is_empty() || s.contains('"'))
+            .find(|s| s.contains('"'))
         {
             return Err(format!(
                 "SERVICES (--services): {service:?} is not a job name"
@@ -117,6 +117,15 @@ impl AggregatorConfig {
     /// The rate window in force.
     pub fn rate_window_sec(&self) -> u64 {
         self.rate_window_sec.unwrap_or(self.poll_interval_sec)
+    }
+
+    /// The histogram names, without empty entries.
+    pub fn histograms(&self) -> Vec<String> {
+        self.latency_histograms
+            .iter()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .collect()
     }
 
     /// Service names that were configured, trimmed; empty means discovery.

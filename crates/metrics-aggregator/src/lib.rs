@@ -82,7 +82,7 @@ impl Application {
             window_secs: config.rate_window_sec(),
             trend_windows: config.trend_windows as usize,
             fixed_services: config.fixed_services(),
-            histograms: config.latency_histograms.clone(),
+            histograms: config.histograms(),
         };
         let poller = Poller::new(client, sink, settings, metrics, health.clone());
         Ok(Self {

@@ -57,7 +57,7 @@ async fn production_publishes_one_vector_per_service_per_poll() {
     // Read the topic as a console consumer would, from the beginning.
     let mut args = KafkaArgs::local(broker.bootstrap());
     args.kafka_properties
-        .push(("auto.offset.reset".into(), "earliest".into()));
+        .push("auto.offset.reset=earliest".into());
     let registry = prometheus::Registry::new();
     let consumer = AtLeastOnceConsumer::new(
         &args,

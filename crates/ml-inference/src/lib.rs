@@ -18,7 +18,7 @@ use fleet::csv_log::CsvLog;
 use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaMetrics, ensure_topics};
 use fleet::ops::Health;
 use models::{LoadedModel, VoteDecision};
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,6 +75,8 @@ struct InferenceMetrics {
     errors: IntCounterVec,
     /// Time to vote on one vector (all candidate replica counts).
     duration: Histogram,
+    /// Confidence of the votes, by action.
+    confidence: HistogramVec,
 }
 
 impl InferenceMetrics {
@@ -99,13 +101,26 @@ impl InferenceMetrics {
                 1e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 0.01,
             ]),
         )?;
+        let confidence = HistogramVec::new(
+            HistogramOpts::new(
+                "inference_vote_confidence",
+                "Confidence of the votes, by action",
+            )
+            .const_label("model", model)
+            .buckets(vec![
+                0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0,
+            ]),
+            &["action"],
+        )?;
         registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(confidence.clone()))?;
         Ok(Self {
             votes,
             errors,
             duration,
+            confidence,
         })
     }
 }
@@ -283,6 +298,10 @@ impl Voter {
             .votes
             .with_label_values(&[vote.action.as_str()])
             .inc();
+        self.metrics
+            .confidence
+            .with_label_values(&[vote.action.as_str()])
+            .observe(vote.confidence);
         tracing::debug!(service = %vote.service, window_id = vote.window_id, action = %vote.action,
             probability = vote.violation_probability, safe = vote.safe_replicas, "voted");
         Ok(())

@@ -37,7 +37,7 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
     let (metrics_topic, votes_topic) = (testkit::unique("metrics"), testkit::unique("model-votes"));
     let mut args = KafkaArgs::local(broker.bootstrap());
     args.kafka_properties
-        .push(("auto.offset.reset".into(), "earliest".into()));
+        .push("auto.offset.reset=earliest".into());
     ensure_topics(&args, &[&metrics_topic, &votes_topic])
         .await
         .unwrap();

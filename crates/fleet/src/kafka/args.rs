@@ -21,10 +21,9 @@ pub struct KafkaArgs {
     #[arg(
         long = "kafka-property",
         env = "KAFKA_PROPERTIES",
-        value_delimiter = ',',
-        value_parser = parse_property
+        value_delimiter = ','
     )]
-    pub kafka_properties: Vec<(String, String)>,
+    pub kafka_properties: Vec<String>,
 
     /// Partitions of the topics this service creates when they are missing.
     #[arg(long, env = "KAFKA_TOPIC_PARTITIONS", default_value_t = 3,
@@ -71,7 +70,7 @@ fn is_secret(key: &str) -> bool {
 impl fmt::Debug for KafkaArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let properties: Vec<String> = self
-            .kafka_properties
+            .properties()
             .iter()
             .map(|(k, v)| {
                 if is_secret(k) {
@@ -106,8 +105,32 @@ impl KafkaArgs {
         }
     }
 
-    /// A one-line check of the bootstrap list, for start-up validation.
+    /// The pass-through properties: empty entries (an empty `KAFKA_PROPERTIES=`) are none;
+    /// entries that are not `KEY=VALUE` are refused by [`KafkaArgs::validate`].
+    pub fn properties(&self) -> Vec<(String, String)> {
+        self.kafka_properties
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .filter_map(|p| parse_property(p).ok())
+            .collect()
+    }
+
+    /// Adds a pass-through property (tests and tools).
+    pub fn with_property(mut self, key: &str, value: &str) -> Self {
+        self.kafka_properties.push(format!("{key}={value}"));
+        self
+    }
+
+    /// A one-line check of the bootstrap list and the properties, for start-up validation.
     pub fn validate(&self) -> Result<(), String> {
+        for property in self
+            .kafka_properties
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+        {
+            parse_property(property)
+                .map_err(|e| format!("KAFKA_PROPERTIES (--kafka-property): {e}"))?;
+        }
         for server in self.kafka_bootstrap_servers.split(',') {
             let server = server.trim();
             let port = server.rsplit_once(':').map(|(_, p)| p);
@@ -129,7 +152,7 @@ impl KafkaArgs {
         for (key, value) in defaults {
             config.set(*key, *value);
         }
-        for (key, value) in &self.kafka_properties {
+        for (key, value) in self.properties() {
             config.set(key, value);
         }
         config
@@ -180,13 +203,17 @@ mod tests {
     fn properties_parse_and_secrets_are_redacted() {
         let mut args = KafkaArgs::local("kafka:9092");
         args.kafka_properties = vec![
-            parse_property("security.protocol=SASL_SSL").unwrap(),
-            parse_property("sasl.password=hunter2").unwrap(),
+            "security.protocol=SASL_SSL".into(),
+            "sasl.password=hunter2".into(),
+            String::new(),
         ];
+        assert!(args.validate().is_ok(), "an empty entry is none");
         let shown = format!("{args:?}");
         assert!(shown.contains("security.protocol=SASL_SSL"));
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(parse_property("novalue").is_err());
+        args.kafka_properties.push("novalue".into());
+        assert!(args.validate().unwrap_err().contains("KAFKA_PROPERTIES"));
         assert!(parse_property("=x").is_err());
     }
 
@@ -194,8 +221,8 @@ mod tests {
     fn user_properties_override_defaults_except_offset_store() {
         let mut args = KafkaArgs::local("kafka:9092");
         args.kafka_properties = vec![
-            ("linger.ms".into(), "20".into()),
-            ("enable.auto.offset.store".into(), "true".into()),
+            "linger.ms=20".into(),
+            "enable.auto.offset.store=true".into(),
         ];
         assert_eq!(args.producer_config("p").get("linger.ms"), Some("20"));
         let consumer = args.consumer_config("c", "g");
