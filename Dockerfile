@@ -25,7 +25,7 @@ RUN set -eu; mkdir -p /out/bin /out/lib; \
       XGBOOST_LIB_DIR=/out/lib/xgboost/lib CARGO_TARGET_DIR=/tmp/target cargo build --release --locked \
         -p metrics-aggregator -p ml-inference -p authoritative-scaler -p demo-service -p loadgen -p topic-tail; \
       for b in metrics-aggregator ml-inference authoritative-scaler demo-service loadgen topic-tail; do \
-        cp /tmp/target/release/$b /out/bin/; done; \
+        cp /tmp/target/release/$b /out/bin/ && strip --strip-debug /out/bin/$b; done; \
     fi
 
 FROM ${RUNTIME_IMAGE}

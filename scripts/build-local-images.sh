@@ -37,6 +37,7 @@ dist="$REPO_ROOT/.docker-dist"
 rm -rf "$dist" && mkdir -p "$dist/bin" "$dist/lib"
 for b in metrics-aggregator ml-inference authoritative-scaler demo-service loadgen topic-tail; do
   cp "$CARGO_TARGET_DIR/release/$b" "$dist/bin/"
+  strip --strip-debug "$dist/bin/$b"
 done
 cp -r "$XGBOOST_HOME/xgboost" "$XGBOOST_HOME/xgboost_cpu.libs" "$dist/lib/"
 

@@ -62,6 +62,17 @@ impl ScalerMetrics {
         registry.register(Box::new(backend_errors.clone()))?;
         registry.register(Box::new(target_replicas.clone()))?;
         registry.register(Box::new(decision_latency.clone()))?;
+        for outcome in decision::Added::OUTCOMES {
+            votes.with_label_values(&[outcome]);
+        }
+        for action in contract::Action::ALL {
+            for outcome in contract::DecisionOutcome::ALL {
+                decisions.with_label_values(&[action.as_str(), outcome.as_str()]);
+            }
+        }
+        for kind in crate::backend::BackendError::KINDS {
+            backend_errors.with_label_values(&[kind]);
+        }
         Ok(Self {
             votes,
             decisions,

@@ -32,6 +32,14 @@ pub enum DecisionOutcome {
 }
 
 impl DecisionOutcome {
+    pub const ALL: [DecisionOutcome; 5] = [
+        DecisionOutcome::Applied,
+        DecisionOutcome::DryRun,
+        DecisionOutcome::Unchanged,
+        DecisionOutcome::Held,
+        DecisionOutcome::Failed,
+    ];
+
     /// A bounded label for counters.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -52,6 +52,14 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
+    /// Every value [`DecodeError::reason`] can take, to initialize counters at 0.
+    pub const REASONS: [&'static str; 4] = [
+        "malformed_json",
+        "missing_version",
+        "unsupported_version",
+        "invalid",
+    ];
+
     /// A bounded label for counters.
     pub fn reason(&self) -> &'static str {
         match self {

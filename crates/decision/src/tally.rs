@@ -77,6 +77,16 @@ pub enum Added {
 }
 
 impl Added {
+    /// Every value [`Added::as_str`] can take.
+    pub const OUTCOMES: [&'static str; 6] = [
+        "pending",
+        "complete",
+        "duplicate",
+        "late",
+        "stale",
+        "unexpected_model",
+    ];
+
     /// A bounded label for counters.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -49,6 +49,9 @@ pub enum Skip {
 }
 
 impl Skip {
+    /// Every value [`Skip::reason`] can take.
+    pub const REASONS: [&'static str; 2] = ["no_replicas", "invalid_value"];
+
     /// A bounded label for counters.
     pub fn reason(&self) -> &'static str {
         match self {

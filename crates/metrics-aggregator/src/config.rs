@@ -84,11 +84,7 @@ pub struct AggregatorConfig {
 
 impl Validate for AggregatorConfig {
     fn validate(&self) -> Result<(), String> {
-        if let Some(service) = self
-            .services
-            .iter()
-            .find(|s| s.contains('"'))
-        {
+        if let Some(service) = self.services.iter().find(|s| s.contains('"')) {
             return Err(format!(
                 "SERVICES (--services): {service:?} is not a job name"
             ));

@@ -52,7 +52,11 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
         let registry = fleet::ops::registry();
-        let metrics = AggregatorMetrics::register(&registry)?;
+        let sink_name = match config.mode {
+            Mode::Production => "kafka",
+            Mode::Development => "csv",
+        };
+        let metrics = AggregatorMetrics::register(&registry, sink_name)?;
         let health = Health::default();
         let (sink, producer) = match config.mode {
             Mode::Production => {

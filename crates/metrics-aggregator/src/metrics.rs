@@ -24,7 +24,9 @@ pub struct AggregatorMetrics {
 }
 
 impl AggregatorMetrics {
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+    /// Registers the metrics; every label value they can take starts at 0 (`sink` is the
+    /// aggregator's one sink).
+    pub fn register(registry: &Registry, sink: &str) -> prometheus::Result<Self> {
         let counter = |name: &str, help: &str, label: &str| -> prometheus::Result<IntCounterVec> {
             let c = IntCounterVec::new(Opts::new(name, help), &[label])?;
             registry.register(Box::new(c.clone()))?;
@@ -47,7 +49,7 @@ impl AggregatorMetrics {
         registry.register(Box::new(services.clone()))?;
         registry.register(Box::new(last_success.clone()))?;
         registry.register(Box::new(poll_duration.clone()))?;
-        Ok(Self {
+        let metrics = Self {
             polls: counter("aggregator_polls_total", "Polls by outcome", "outcome")?,
             prometheus_errors: counter(
                 "aggregator_prometheus_errors_total",
@@ -72,6 +74,22 @@ impl AggregatorMetrics {
             services,
             poll_duration,
             last_success,
-        })
+        };
+        for outcome in ["ok", "failed"] {
+            metrics.polls.with_label_values(&[outcome]);
+        }
+        for kind in crate::prometheus::QueryError::KINDS {
+            metrics.prometheus_errors.with_label_values(&[kind]);
+        }
+        let skips = [
+            "prometheus_unavailable",
+            crate::prometheus::Missing::RequestRate.reason(),
+        ];
+        for reason in skips.into_iter().chain(features::Skip::REASONS) {
+            metrics.skipped.with_label_values(&[reason]);
+        }
+        metrics.vectors.with_label_values(&[sink]);
+        metrics.publish_errors.with_label_values(&[sink]);
+        Ok(metrics)
     }
 }

@@ -116,6 +116,11 @@ impl InferenceMetrics {
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(confidence.clone()))?;
+        for action in contract::Action::ALL {
+            votes.with_label_values(&[action.as_str()]);
+            confidence.with_label_values(&[action.as_str()]);
+        }
+        errors.with_label_values(&["predict"]);
         Ok(Self {
             votes,
             errors,

@@ -45,6 +45,14 @@ pub enum BackendError {
 }
 
 impl BackendError {
+    /// Every value [`BackendError::kind`] can take.
+    pub const KINDS: [&'static str; 4] = [
+        "unreachable",
+        "permission_denied",
+        "unknown_service",
+        "failed",
+    ];
+
     /// A bounded label for counters.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -43,6 +43,12 @@ impl AtLeastOnceConsumer {
     ) -> Result<Self, KafkaError> {
         let inner: StreamConsumer = args.consumer_config(client_id, group_id).create()?;
         inner.subscribe(&[topic])?;
+        // Every series this consumer can produce exists from the start, at 0.
+        metrics.consumed.with_label_values(&[topic]);
+        metrics.handler_retries.with_label_values(&[topic]);
+        for reason in contract::DecodeError::REASONS {
+            metrics.skipped.with_label_values(&[topic, reason]);
+        }
         Ok(Self {
             inner,
             topic: topic.to_owned(),

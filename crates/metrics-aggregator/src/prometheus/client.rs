@@ -19,6 +19,9 @@ pub enum QueryError {
 }
 
 impl QueryError {
+    /// Every value [`QueryError::kind`] can take.
+    pub const KINDS: [&'static str; 4] = ["unreachable", "http_status", "malformed", "refused"];
+
     /// A bounded label for counters.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -1,0 +1,143 @@
+//! The deployment's files, checked without running them: the compose files as Compose reads
+//! them, and the Grafana provisioning as Grafana reads it.
+
+use e2e::{dashboard_queries, metric_names, repo};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn yaml(path: &Path) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn compose_files_are_valid_for_compose() {
+    for files in [
+        vec!["docker-compose.yml"],
+        vec!["docker-compose.yml", "docker-compose.local.yml"],
+    ] {
+        let mut cmd = Command::new("docker-compose");
+        for f in &files {
+            cmd.args(["-f", f]);
+        }
+        let out = cmd
+            .args(["config", "-q"])
+            .env("COMPOSE_PROFILES", "production,demo,tools")
+            .current_dir(repo())
+            .output()
+            .expect("docker-compose runs");
+        assert!(
+            out.status.success(),
+            "{files:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Scalable services: no fixed container names; the fleet never mounts the Docker socket.
+    let compose = yaml(&repo().join("docker-compose.yml"));
+    let services = compose["services"].as_mapping().unwrap();
+    for (name, service) in services {
+        assert!(
+            service.get("container_name").is_none(),
+            "{name:?} has a container_name"
+        );
+        let mounts = serde_yaml::to_string(&service["volumes"]).unwrap();
+        let allowed =
+            ["docker-proxy", "queue-master", "cadvisor"].contains(&name.as_str().unwrap());
+        assert!(
+            allowed || !mounts.contains("docker.sock"),
+            "{name:?} mounts the Docker socket"
+        );
+    }
+    for fleet in [
+        "metrics-aggregator",
+        "ml-xgboost",
+        "ml-random-forest",
+        "ml-logistic-regression",
+        "authoritative-scaler",
+    ] {
+        assert!(
+            services.contains_key(fleet),
+            "the compose service {fleet} is missing"
+        );
+    }
+}
+
+#[test]
+fn grafana_provisioning_parses_and_points_at_the_provisioned_datasource() {
+    let grafana = repo().join("grafana/provisioning");
+    let datasources = yaml(&grafana.join("datasources/prometheus.yml"));
+    let uids: BTreeSet<String> = datasources["datasources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|d| d["uid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        datasources["datasources"][0]["url"].as_str(),
+        Some("http://prometheus:9090")
+    );
+    let providers = yaml(&grafana.join("dashboards/dashboards.yml"));
+    assert_eq!(
+        providers["providers"][0]["options"]["path"].as_str(),
+        Some("/var/lib/grafana/dashboards")
+    );
+
+    let dir = repo().join("grafana/dashboards");
+    let mut panels = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(
+            dashboard["uid"].is_string() && dashboard["title"].is_string(),
+            "{}",
+            path.display()
+        );
+        for panel in dashboard["panels"].as_array().unwrap() {
+            if panel["type"] == "row" {
+                continue;
+            }
+            panels += 1;
+            let uid = panel["datasource"]["uid"].as_str().unwrap_or("");
+            assert!(
+                uids.contains(uid),
+                "{}: panel {} uses datasource {uid:?}",
+                path.display(),
+                panel["title"]
+            );
+            let targets = panel["targets"].as_array().unwrap();
+            assert!(
+                !targets.is_empty(),
+                "{}: panel {} has no query",
+                path.display(),
+                panel["title"]
+            );
+        }
+    }
+    assert!(panels >= 10, "{panels} panels");
+    for (file, panel, expr) in dashboard_queries() {
+        assert_eq!(
+            expr.matches('(').count(),
+            expr.matches(')').count(),
+            "{file} / {panel}: {expr}"
+        );
+        assert!(
+            !metric_names(&expr).is_empty(),
+            "{file} / {panel}: no metric in {expr}"
+        );
+    }
+}
+
+#[test]
+fn metric_names_are_read_from_queries() {
+    let names = metric_names(
+        r#"histogram_quantile(0.95, sum by (job, le) (rate(request_duration_seconds_bucket[1m]))) / count by (job) (up{job!~"fleet"} == 1) or scaler_target_replicas"#,
+    );
+    let expected = [
+        "request_duration_seconds_bucket",
+        "up",
+        "scaler_target_replicas",
+    ];
+    assert_eq!(names, expected.iter().map(|s| s.to_string()).collect());
+}
