@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs what is missing, then checks formatting and lints
 # and runs every test. Integration tests start their own tansu broker and Prometheus on free
-# ports, and their own demo replicas.
+# ports, and their own demo replicas; the scaler's tests and the end-to-end run use the real
+# Docker engine with images built here (scripts/build-local-images.sh, no registry needed).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
@@ -10,3 +11,5 @@ cd "$REPO_ROOT"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# The whole system under docker compose, about ten minutes (crates/e2e/tests/end_to_end.rs).
+cargo test -p e2e --test end_to_end --locked -- --ignored --nocapture
