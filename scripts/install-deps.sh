@@ -14,6 +14,8 @@ command -v curl >/dev/null || missing+=(curl)
 # Compose (Debian's docker-compose) for a compose project to scale.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+# Local images without a registry (scripts/build-local-images.sh): a Debian root file system.
+command -v debootstrap >/dev/null || missing+=(debootstrap)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   sudo=""
