@@ -128,20 +128,20 @@ pub struct ScalerConfig {
     #[arg(long, env = "SERVICE_LIMITS", value_delimiter = ',')]
     pub service_limits: Vec<String>,
     /// Most replicas added by one decision.
-    #[arg(long, env = "MAX_STEP_UP", default_value_t = 4)]
+    #[arg(long, env = "MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up)]
     pub max_step_up: u32,
     /// Most replicas removed by one decision.
-    #[arg(long, env = "MAX_STEP_DOWN", default_value_t = 1)]
+    #[arg(long, env = "MAX_STEP_DOWN", default_value_t = Guardrails::default().max_step_down)]
     pub max_step_down: u32,
     /// No scale-up within this many seconds of the last scale-up.
-    #[arg(long, env = "SCALE_UP_COOLDOWN_SEC", default_value_t = 20)]
+    #[arg(long, env = "SCALE_UP_COOLDOWN_SEC", default_value_t = Guardrails::default().scale_up_cooldown.num_seconds() as u64)]
     pub scale_up_cooldown_sec: u64,
     /// No scale-down within this many seconds of the last change.
-    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SEC", default_value_t = 60)]
+    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SEC", default_value_t = Guardrails::default().scale_down_cooldown.num_seconds() as u64)]
     pub scale_down_cooldown_sec: u64,
     /// Scale down only to the highest count desired within this many seconds (HPA's
-    /// scale-down stabilization window, 300 s there too).
-    #[arg(long, env = "STABILIZATION_WINDOW_SEC", default_value_t = 300)]
+    /// scale-down stabilization window; 300 s there, 60 s here: see docs/EVALUATION.md).
+    #[arg(long, env = "STABILIZATION_WINDOW_SEC", default_value_t = Guardrails::default().stabilization.num_seconds() as u64)]
     pub stabilization_window_sec: u64,
     /// Services that may be scaled, comma-separated; empty: every service voted on.
     #[arg(long, env = "SCALED_SERVICES", value_delimiter = ',')]
@@ -284,27 +284,10 @@ impl ScalerConfig {
     }
 }
 
-/// `{model: held_out.f1}` from the trainer's evaluation.json; empty when unreadable.
+/// The held-out F1 scores in the trainer's evaluation.json; empty when unreadable.
 fn held_out_f1(path: &std::path::Path) -> BTreeMap<String, f64> {
-    let Ok(bytes) = std::fs::read(path) else {
-        return BTreeMap::new();
-    };
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return BTreeMap::new();
-    };
-    json["models"]
-        .as_array()
-        .map(|models| {
-            models
-                .iter()
-                .filter_map(|m| {
-                    Some((
-                        m["model"].as_str()?.to_owned(),
-                        m["held_out"]["f1"].as_f64()?,
-                    ))
-                })
-                .collect()
-        })
+    std::fs::read(path)
+        .map(|bytes| decision::voting::held_out_f1(&bytes))
         .unwrap_or_default()
 }
 

@@ -1,11 +1,11 @@
 //! From a closed window's votes to a replica change and its record.
 //!
-//! 1. The voting strategy turns the votes into an action ([`decision::voting`]).
-//! 2. The backend says how many replicas run now, and the service's bounds.
-//! 3. The proportional target ([`decision::target`]) goes through the guardrails.
-//! 4. The change is made (unless dry-run, or the service is not one the scaler may change), with
+//! 1. The backend says how many replicas run now, and the service's bounds.
+//! 2. [`decision::plan`]: the voting strategy turns the votes into an action, the proportional
+//!    target follows from the agreeing votes, and it goes through the guardrails.
+//! 3. The change is made (unless dry-run, or the service is not one the scaler may change), with
 //!    retries for failures that can pass; the count never goes past the guardrails' bounds.
-//! 5. The record: the decision block on stdout, a structured log line, the `scaling-decisions`
+//! 4. The record: the decision block on stdout, a structured log line, the `scaling-decisions`
 //!    topic, `output/decisions.csv`.
 
 use crate::backend::{Backend, BackendError, ServiceState};
@@ -87,7 +87,6 @@ impl Decider {
                 safe_replicas: v.safe_replicas,
             })
             .collect();
-        let tallied = decision::voting::tally(&self.strategy, &votes, self.config.min_votes);
         let service = ballot.service.clone();
         let observed = ballot.observed_replicas();
         let mut record = DecisionRecord {
@@ -95,13 +94,13 @@ impl Decider {
             service: service.clone(),
             window_id: ballot.window_id,
             strategy: self.strategy.name().to_owned(),
-            votes: votes.clone(),
-            action: tallied.action,
-            average_confidence: tallied.average_confidence,
+            votes,
+            action: contract::Action::NoAction,
+            average_confidence: 0.0,
             current_replicas: observed,
             target_replicas: observed,
             outcome: DecisionOutcome::Unchanged,
-            reason: tallied.reason.clone(),
+            reason: String::new(),
             features_produced_at: ballot.features_produced_at(),
             decided_at: Utc::now(),
         };
@@ -110,35 +109,41 @@ impl Decider {
         let state = with_retry(&self.metrics, || backend.inspect(&service, observed)).await;
         match state {
             Err(e) => {
+                let tallied =
+                    decision::voting::tally(&self.strategy, &record.votes, self.config.min_votes);
+                record.action = tallied.action;
+                record.average_confidence = tallied.average_confidence;
                 record.outcome = DecisionOutcome::Failed;
                 record.reason = format!("{}; cannot read the replica count: {e}", tallied.reason);
             }
-            Ok(state) => self.act(&mut record, &tallied, &votes, state).await,
+            Ok(state) => self.act(&mut record, state).await,
         }
         record.decided_at = Utc::now();
         self.emit(&record).await;
         record
     }
 
-    async fn act(
-        &mut self,
-        record: &mut DecisionRecord,
-        tallied: &decision::Tallied,
-        votes: &[VoteSummary],
-        state: ServiceState,
-    ) {
+    async fn act(&mut self, record: &mut DecisionRecord, state: ServiceState) {
         let service = record.service.clone();
         let current = state.replicas;
         let guardrails = self.guardrails_for(&service, &state);
-        let (desired, why) = decision::target::desired(tallied.action, votes, current);
-        let now = Utc::now();
         let history = self.histories.entry(service.clone()).or_default();
-        let verdict = decision::guardrails::apply(&guardrails, history, current, desired, now);
+        let plan = decision::plan(
+            &self.strategy,
+            self.config.min_votes,
+            &record.votes,
+            current,
+            &guardrails,
+            history,
+            Utc::now(),
+        );
+        record.action = plan.tallied.action;
+        record.average_confidence = plan.tallied.average_confidence;
         record.current_replicas = current;
-        record.target_replicas = verdict.target;
-        record.reason = format!("{}; {why}; {}", tallied.reason, verdict.reason);
-        if verdict.target == current {
-            record.outcome = if desired != current {
+        record.target_replicas = plan.verdict.target;
+        record.reason = plan.reason;
+        if plan.verdict.target == current {
+            record.outcome = if plan.desired != current {
                 DecisionOutcome::Held
             } else {
                 DecisionOutcome::Unchanged
@@ -155,7 +160,7 @@ impl Decider {
             return;
         }
         let backend = &self.backend;
-        let target = verdict.target;
+        let target = plan.verdict.target;
         match with_retry(&self.metrics, || backend.scale(&service, current, target)).await {
             Ok(reached) => {
                 record.target_replicas = reached;

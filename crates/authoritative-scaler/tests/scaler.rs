@@ -319,6 +319,8 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
             "0",
             "--stabilization-window-sec",
             "0",
+            "--max-step-down",
+            "1",
         ],
     );
 

@@ -50,6 +50,28 @@ pub struct Tallied {
     pub reason: String,
 }
 
+/// The weights of the `weighted` strategy from the trainer's `evaluation.json`: each model's
+/// held-out F1 (`{model: held_out.f1}`); empty when the report cannot be read.
+pub fn held_out_f1(evaluation_json: &[u8]) -> BTreeMap<String, f64> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(evaluation_json) else {
+        return BTreeMap::new();
+    };
+    json["models"]
+        .as_array()
+        .map(|models| {
+            models
+                .iter()
+                .filter_map(|m| {
+                    Some((
+                        m["model"].as_str()?.to_owned(),
+                        m["held_out"]["f1"].as_f64()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn index(action: Action) -> usize {
     Action::ALL.iter().position(|a| *a == action).unwrap_or(1)
 }
@@ -172,6 +194,16 @@ mod tests {
             tally(&Strategy::Unanimous, &votes[..1], 1).action,
             Action::ScaleUp
         );
+    }
+
+    #[test]
+    fn weights_come_from_the_held_out_f1() {
+        let json = br#"{"models":[{"model":"xgboost","held_out":{"f1":0.8}},{"model":"rf"}]}"#;
+        assert_eq!(
+            held_out_f1(json),
+            BTreeMap::from([("xgboost".to_owned(), 0.8)])
+        );
+        assert!(held_out_f1(b"not json").is_empty());
     }
 
     #[test]

@@ -10,6 +10,8 @@ mod config;
 mod metrics;
 
 pub use config::{DemoConfig, ServiceTimeDistribution};
+/// Bucket bounds of `request_duration_seconds`, in seconds.
+pub use metrics::BUCKETS as LATENCY_BUCKETS;
 
 use axum::Router;
 use axum::extract::State;

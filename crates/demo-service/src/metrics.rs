@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Bucket bounds in seconds: Prometheus' defaults, refined between 50 ms and 1 s where SLA
 /// thresholds usually sit, so histogram_quantile interpolates over narrow buckets there.
-const BUCKETS: &[f64] = &[
+pub const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5,
     5.0, 10.0,
 ];

@@ -75,6 +75,17 @@ pub struct Sla {
     pub error_ratio: f64,
 }
 
+impl Sla {
+    /// Whether a window with these features violates the SLA (the training label, one window
+    /// later, and the replay's measure of violation minutes).
+    pub fn violated_by(&self, features: &contract::Features) -> bool {
+        features
+            .latency_p95
+            .is_some_and(|p95| p95 > self.p95_seconds)
+            || features.error_ratio > self.error_ratio
+    }
+}
+
 /// Where the model came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {

@@ -61,8 +61,7 @@ pub struct Dataset {
 
 /// Whether a window violates the SLA.
 pub fn violates(vector: &FeatureVector, sla: &Sla) -> bool {
-    let f = &vector.features;
-    f.latency_p95.is_some_and(|p95| p95 > sla.p95_seconds) || f.error_ratio > sla.error_ratio
+    sla.violated_by(&vector.features)
 }
 
 /// Reads the development CSVs (header checked against the contract).

@@ -101,14 +101,17 @@ fn readme(r: &Report) -> String {
     let _ = writeln!(
         s,
         "\nThe baseline predicts that the next window violates the SLA exactly when the current one \
-         does: a model that does not beat it is only reading the current latency back.\n"
+         does. It needs the latency the window measured; the models read only the load and what \
+         it costs, so that they can be asked about other replica counts, which the baseline \
+         cannot answer.\n"
     );
     let _ = writeln!(
         s,
         "Of the {} held-out violations, {} begin in the next window: the current window is within \
          the SLA, and the next minute of the trace brings a load the current one does not announce. \
          Catching those from one window of features means flagging many ordinary windows too, so a \
-         recall target near 1 costs precision; the thresholds below are tuned for recall {}.\n",
+         recall target near 1 costs precision (and, in the trace replay, replicas without fewer \
+         violation minutes); the thresholds below are tuned for recall {}.\n",
         r.test_positives, r.test_onsets, r.target_recall
     );
     let _ = writeln!(

@@ -1,0 +1,224 @@
+//! The policies by name, as the command line and the evaluation ask for them, and what building
+//! one needs: the trained models, the voting weights, the oracle's plan.
+
+use crate::policy::{Hpa, Oracle, Policy, Static, Threshold, Voters};
+use crate::simulation::Settings;
+use decision::Strategy;
+use models::{LoadedModel, ModelKind};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A policy by name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicySpec {
+    /// `static:N`; `static` alone is the oracle's peak: provisioning for the busiest window.
+    Static(Option<u32>),
+    /// `threshold`: the seed's scaler.
+    Threshold,
+    /// `hpa:T`: Kubernetes HPA at T % target utilization.
+    Hpa(u32),
+    /// `xgboost`, `random_forest`, `logistic_regression`: one model deciding alone.
+    Model(ModelKind),
+    /// `ensemble:majority|unanimous|weighted`: the three models under a voting strategy.
+    Ensemble(&'static str),
+    /// `oracle`: the fewest replicas that meet the SLA, knowing the future.
+    Oracle,
+}
+
+impl PolicySpec {
+    /// The set the evaluation compares.
+    pub fn standard() -> Vec<PolicySpec> {
+        let mut all = vec![
+            PolicySpec::Static(None),
+            PolicySpec::Threshold,
+            PolicySpec::Hpa(50),
+            PolicySpec::Hpa(REFERENCE_HPA),
+            PolicySpec::Hpa(80),
+        ];
+        all.extend(ModelKind::ALL.map(PolicySpec::Model));
+        all.extend(STRATEGIES.map(PolicySpec::Ensemble));
+        all.push(PolicySpec::Oracle);
+        all
+    }
+
+    /// Parses `static[:N]`, `threshold`, `hpa:T`, a model name, `ensemble:STRATEGY`, `oracle`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        let number = |what: &str| -> Result<u32, String> {
+            arg.and_then(|a| a.parse::<u32>().ok())
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{s:?}: {what} must be a positive whole number"))
+        };
+        match name {
+            "static" if arg.is_none() => Ok(PolicySpec::Static(None)),
+            "static" => Ok(PolicySpec::Static(Some(number("the replica count")?))),
+            "threshold" => Ok(PolicySpec::Threshold),
+            "hpa" => {
+                let target = number("the target utilization (%)")?;
+                if target > 100 {
+                    return Err(format!("{s:?}: a target utilization above 100 %"));
+                }
+                Ok(PolicySpec::Hpa(target))
+            }
+            "ensemble" => {
+                let strategy = arg.unwrap_or("majority");
+                STRATEGIES
+                    .into_iter()
+                    .find(|st| *st == strategy)
+                    .map(PolicySpec::Ensemble)
+                    .ok_or_else(|| format!("{s:?}: the strategy is majority, unanimous or weighted"))
+            }
+            "oracle" => Ok(PolicySpec::Oracle),
+            _ => ModelKind::parse(name).map(PolicySpec::Model).ok_or_else(|| {
+                format!(
+                    "{s:?} is not a policy: static[:N], threshold, hpa:T, xgboost, random_forest, \
+                     logistic_regression, ensemble:majority|unanimous|weighted, oracle"
+                )
+            }),
+        }
+    }
+
+    /// Whether it needs the trained models.
+    pub fn needs_models(&self) -> bool {
+        matches!(self, PolicySpec::Model(_) | PolicySpec::Ensemble(_))
+    }
+}
+
+impl fmt::Display for PolicySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PolicySpec::Static(None) => f.write_str("static"),
+            PolicySpec::Static(Some(n)) => write!(f, "static:{n}"),
+            PolicySpec::Threshold => f.write_str("threshold"),
+            PolicySpec::Hpa(t) => write!(f, "hpa:{t}"),
+            PolicySpec::Model(kind) => f.write_str(kind.as_str()),
+            PolicySpec::Ensemble(strategy) => write!(f, "ensemble:{strategy}"),
+            PolicySpec::Oracle => f.write_str("oracle"),
+        }
+    }
+}
+
+/// The HPA target the goals are measured against (a common production setting, and for this
+/// service a p95 of about 0.19 s: three quarters of the SLA).
+pub const REFERENCE_HPA: u32 = 70;
+/// The voting strategies, `majority` first (the scaler's default).
+pub const STRATEGIES: [&str; 3] = ["majority", "unanimous", "weighted"];
+/// Votes the ensemble needs (the scaler's `MIN_VOTES` default).
+const ENSEMBLE_QUORUM: usize = 2;
+
+/// The trained models and the weights of the weighted strategy.
+pub struct Trained {
+    models: BTreeMap<&'static str, Arc<LoadedModel>>,
+    weights: BTreeMap<String, f64>,
+}
+
+impl Trained {
+    /// Loads the three artifacts under `dir` (`models/`) and the held-out F1 weights from its
+    /// `evaluation.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<Self> {
+        let mut models = BTreeMap::new();
+        for kind in ModelKind::ALL {
+            let model = models::load(&dir.join(kind.as_str()), kind)?;
+            models.insert(kind.as_str(), Arc::new(model));
+        }
+        let weights = std::fs::read(dir.join("evaluation.json"))
+            .map(|bytes| decision::voting::held_out_f1(&bytes))
+            .unwrap_or_default();
+        Ok(Self { models, weights })
+    }
+
+    fn model(&self, kind: ModelKind) -> Arc<LoadedModel> {
+        self.models[kind.as_str()].clone()
+    }
+}
+
+/// Builds the policy for one run. `oracle` is the run's plan (also what `static` provisions
+/// for); `trained` must be there for the model policies.
+pub fn build(
+    spec: &PolicySpec,
+    settings: &Settings,
+    oracle: &Oracle,
+    trained: Option<&Trained>,
+) -> anyhow::Result<Box<dyn Policy>> {
+    let bounds = settings.bounds;
+    let voters = |name: String, models: Vec<Arc<LoadedModel>>, strategy, quorum| {
+        Box::new(Voters::new(
+            name,
+            models,
+            strategy,
+            quorum,
+            settings
+                .guardrails
+                .with_bounds(Some(bounds.min), Some(bounds.max)),
+            settings.interval,
+            settings.epoch,
+        )) as Box<dyn Policy>
+    };
+    let trained = || {
+        trained.ok_or_else(|| anyhow::anyhow!("policy {spec} needs the trained models (--models)"))
+    };
+    Ok(match spec {
+        PolicySpec::Static(n) => Box::new(Static {
+            replicas: n.unwrap_or_else(|| oracle.needs().iter().copied().max().unwrap_or(1)),
+            period: settings.interval,
+        }),
+        PolicySpec::Threshold => Box::new(Threshold::seed(bounds)),
+        PolicySpec::Hpa(target) => Box::new(Hpa::new(f64::from(*target) / 100.0, bounds)),
+        PolicySpec::Model(kind) => voters(
+            kind.title().to_owned(),
+            vec![trained()?.model(*kind)],
+            Strategy::Majority,
+            1,
+        ),
+        PolicySpec::Ensemble(strategy) => {
+            let trained = trained()?;
+            let strategy = match *strategy {
+                "unanimous" => Strategy::Unanimous,
+                "weighted" => Strategy::Weighted(trained.weights.clone()),
+                _ => Strategy::Majority,
+            };
+            voters(
+                format!("ensemble ({})", strategy.name()),
+                ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
+                strategy,
+                ENSEMBLE_QUORUM,
+            )
+        }
+        PolicySpec::Oracle => Box::new(oracle.clone()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for spec in PolicySpec::standard() {
+            assert_eq!(PolicySpec::parse(&spec.to_string()), Ok(spec));
+        }
+        assert_eq!(
+            PolicySpec::parse("static:3"),
+            Ok(PolicySpec::Static(Some(3)))
+        );
+        assert_eq!(
+            PolicySpec::parse("ensemble"),
+            Ok(PolicySpec::Ensemble("majority"))
+        );
+        for bad in [
+            "hpa",
+            "hpa:0",
+            "hpa:150",
+            "static:x",
+            "ensemble:loudest",
+            "lstm",
+        ] {
+            assert!(PolicySpec::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! The `replay` command line.
+
+use crate::catalog::PolicySpec;
+use crate::policy::Bounds;
+use crate::simulation::Settings;
+use chrono::Duration;
+use clap::{Args, Parser, Subcommand};
+use decision::Guardrails;
+use fleet::config::Validate;
+use models::Sla;
+use std::path::PathBuf;
+
+/// Replays real request-rate traces against a simulated service calibrated on the demo target,
+/// under the fleet's own decision core and under baselines (static, the seed's threshold scaler,
+/// Kubernetes HPA, an oracle), and measures SLA-violation minutes, replica-minutes, scaling
+/// actions and p95 latency.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "replay", version)]
+pub struct ReplayConfig {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Replays one trace under the given policies and prints their figures.
+    Run(RunArgs),
+    /// Every policy on every trace: writes docs/EVALUATION.md, its plots and results.json.
+    Evaluate(EvaluateArgs),
+    /// Compares the simulated service with the demo target's measured windows and prints it.
+    Calibrate(SimArgs),
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// The trained models (`models/<model>/` and `evaluation.json` for the weighted strategy).
+    #[arg(long, env = "REPLAY_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// The development CSV the simulated service is calibrated on...
+    #[arg(
+        long,
+        env = "REPLAY_DATASET",
+        default_value = "models/data/metrics.csv"
+    )]
+    pub dataset: PathBuf,
+    /// ...and the experiment log of the runs it was collected in.
+    #[arg(
+        long,
+        env = "REPLAY_EXPERIMENTS",
+        default_value = "models/data/experiments.csv"
+    )]
+    pub experiments: PathBuf,
+    /// Time compression: 6 replays one trace minute in 10 s, one poll window, as in the data
+    /// the models were trained on.
+    #[arg(long, env = "REPLAY_COMPRESSION", default_value_t = 6.0)]
+    pub compression: f64,
+    /// The trace's busiest minute becomes this many requests per second.
+    #[arg(long, env = "REPLAY_PEAK_RPS", default_value_t = 500.0)]
+    pub peak_rps: f64,
+    /// Seconds from a replica's creation to its first request.
+    #[arg(long, env = "REPLAY_STARTUP_DELAY_SEC", default_value_t = 20.0)]
+    pub startup_delay_sec: f64,
+    /// Seconds per poll window (the aggregator's POLL_INTERVAL_SEC; the models know 10).
+    #[arg(long, env = "REPLAY_POLL_INTERVAL_SEC", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=3600))]
+    pub poll_interval_sec: u32,
+    /// Fewest replicas any policy runs.
+    #[arg(long, env = "REPLAY_MIN_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_replicas: u32,
+    /// Most replicas any policy runs.
+    #[arg(long, env = "REPLAY_MAX_REPLICAS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_replicas: u32,
+    /// SLA: a window violates it when its p95 latency is above this many seconds...
+    #[arg(long, env = "SLA_P95_SECONDS", default_value_t = 0.25)]
+    pub sla_p95_seconds: f64,
+    /// ...or its error ratio above this.
+    #[arg(long, env = "SLA_ERROR_RATIO", default_value_t = 0.05)]
+    pub sla_error_ratio: f64,
+    /// The scaler's MAX_STEP_UP for the model policies: most replicas added by one decision.
+    #[arg(long, env = "REPLAY_MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_step_up: u32,
+    /// The scaler's MAX_STEP_DOWN: most replicas removed by one decision.
+    #[arg(long, env = "REPLAY_MAX_STEP_DOWN", default_value_t = Guardrails::default().max_step_down,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_step_down: u32,
+    /// The scaler's SCALE_UP_COOLDOWN_SEC: no scale-up within this long of the last one.
+    #[arg(long, env = "REPLAY_SCALE_UP_COOLDOWN_SEC",
+          default_value_t = Guardrails::default().scale_up_cooldown.num_seconds() as u32)]
+    pub scale_up_cooldown_sec: u32,
+    /// The scaler's SCALE_DOWN_COOLDOWN_SEC: no scale-down within this long of a change.
+    #[arg(long, env = "REPLAY_SCALE_DOWN_COOLDOWN_SEC",
+          default_value_t = Guardrails::default().scale_down_cooldown.num_seconds() as u32)]
+    pub scale_down_cooldown_sec: u32,
+    /// The scaler's STABILIZATION_WINDOW_SEC: scale down only to the highest count desired
+    /// within this long.
+    #[arg(long, env = "REPLAY_STABILIZATION_WINDOW_SEC",
+          default_value_t = Guardrails::default().stabilization.num_seconds() as u32)]
+    pub stabilization_window_sec: u32,
+    /// Seed of the arrivals and service times.
+    #[arg(long, env = "REPLAY_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Runs at once (default: the cores).
+    #[arg(long, env = "REPLAY_JOBS")]
+    pub jobs: Option<usize>,
+}
+
+impl SimArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            interval: f64::from(self.poll_interval_sec),
+            startup_delay: self.startup_delay_sec,
+            sla: Sla {
+                p95_seconds: self.sla_p95_seconds,
+                error_ratio: self.sla_error_ratio,
+            },
+            bounds: Bounds {
+                min: self.min_replicas,
+                max: self.max_replicas,
+            },
+            guardrails: Guardrails {
+                min_replicas: self.min_replicas,
+                max_replicas: self.max_replicas,
+                max_step_up: self.max_step_up,
+                max_step_down: self.max_step_down,
+                scale_up_cooldown: Duration::seconds(i64::from(self.scale_up_cooldown_sec)),
+                scale_down_cooldown: Duration::seconds(i64::from(self.scale_down_cooldown_sec)),
+                stabilization: Duration::seconds(i64::from(self.stabilization_window_sec)),
+            },
+            seed: self.seed,
+            ..Settings::default()
+        }
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.compression) {
+            return Err(format!(
+                "REPLAY_COMPRESSION (--compression): {} is not a positive number",
+                self.compression
+            ));
+        }
+        if !positive(self.peak_rps) {
+            return Err(format!(
+                "REPLAY_PEAK_RPS (--peak-rps): {} is not a positive rate",
+                self.peak_rps
+            ));
+        }
+        if !(self.startup_delay_sec.is_finite() && self.startup_delay_sec >= 0.0) {
+            return Err(format!(
+                "REPLAY_STARTUP_DELAY_SEC (--startup-delay-sec): {} is not 0 or more seconds",
+                self.startup_delay_sec
+            ));
+        }
+        if self.min_replicas > self.max_replicas {
+            return Err(format!(
+                "REPLAY_MIN_REPLICAS (--min-replicas) {} is above REPLAY_MAX_REPLICAS \
+                 (--max-replicas) {}",
+                self.min_replicas, self.max_replicas
+            ));
+        }
+        if !positive(self.sla_p95_seconds) || !(0.0..=1.0).contains(&self.sla_error_ratio) {
+            return Err("SLA_P95_SECONDS must be above 0 and SLA_ERROR_RATIO within [0, 1]".into());
+        }
+        if self.jobs == Some(0) {
+            return Err("REPLAY_JOBS (--jobs): 0 runs at once".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The trace: a CSV with the header t_seconds,requests (one row per minute).
+    #[arg(long, env = "REPLAY_TRACE")]
+    pub trace: PathBuf,
+    /// Trace minutes to skip.
+    #[arg(long, env = "REPLAY_START_MINUTES", default_value_t = 0)]
+    pub start_minutes: u64,
+    /// Trace minutes to replay (default: to the end).
+    #[arg(long, env = "REPLAY_LENGTH_MINUTES")]
+    pub length_minutes: Option<u64>,
+    /// Policies, repeatable or comma-separated: static[:N], threshold, hpa:T, xgboost,
+    /// random_forest, logistic_regression, ensemble:majority|unanimous|weighted, oracle.
+    #[arg(long = "policy", env = "REPLAY_POLICIES", value_delimiter = ',',
+          default_value = "hpa:70,ensemble:majority,oracle", value_parser = PolicySpec::parse)]
+    pub policies: Vec<PolicySpec>,
+    /// Writes every window of every policy here (CSV).
+    #[arg(long, env = "REPLAY_WINDOWS_CSV")]
+    pub windows_csv: Option<PathBuf>,
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// The directory of the real traces.
+    #[arg(long, env = "REPLAY_TRACES_DIR", default_value = "../shared/traces")]
+    pub traces_dir: PathBuf,
+    /// Where EVALUATION.md goes (plots and results.json in its evaluation/ folder).
+    #[arg(long, env = "REPLAY_DOCS", default_value = "docs")]
+    pub docs: PathBuf,
+    /// Only these traces (nasa, alibaba, twitter); default all three.
+    #[arg(long = "trace", env = "REPLAY_TRACES", value_delimiter = ',')]
+    pub traces: Vec<String>,
+    /// The TrueType font of the plots.
+    #[arg(long, env = "REPLAY_FONT", default_value = crate::plot::DEFAULT_FONT)]
+    pub font: PathBuf,
+    #[command(flatten)]
+    pub sim: SimArgs,
+}
+
+impl Validate for ReplayConfig {
+    fn validate(&self) -> Result<(), String> {
+        match &self.command {
+            Command::Run(run) => {
+                if run.policies.is_empty() {
+                    return Err("REPLAY_POLICIES (--policy): no policy given".into());
+                }
+                run.sim.validate()
+            }
+            Command::Evaluate(evaluate) => {
+                for key in &evaluate.traces {
+                    if !crate::traces::STANDARD.iter().any(|t| t.key == key) {
+                        return Err(format!(
+                            "REPLAY_TRACES (--trace): {key:?} is not nasa, alibaba or twitter"
+                        ));
+                    }
+                }
+                evaluate.sim.validate()
+            }
+            Command::Calibrate(sim) => sim.validate(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(), String> {
+        let config = ReplayConfig::try_parse_from(args).map_err(|e| e.to_string())?;
+        config.validate()
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        assert!(parse(&["replay", "run", "--trace", "t.csv"]).is_ok());
+        let e = parse(&["replay", "run", "--trace", "t.csv", "--policy", "lstm"]).unwrap_err();
+        assert!(e.contains("lstm"), "{e}");
+        let e = parse(&["replay", "run", "--trace", "t.csv", "--compression", "0"]).unwrap_err();
+        assert!(e.contains("REPLAY_COMPRESSION"), "{e}");
+        let e = parse(&["replay", "evaluate", "--trace", "wikipedia"]).unwrap_err();
+        assert!(e.contains("REPLAY_TRACES"), "{e}");
+        let e = parse(&[
+            "replay",
+            "calibrate",
+            "--min-replicas",
+            "5",
+            "--max-replicas",
+            "2",
+        ])
+        .unwrap_err();
+        assert!(e.contains("REPLAY_MIN_REPLICAS"), "{e}");
+    }
+}

@@ -1,0 +1,238 @@
+//! Trace replay: the fleet's decision core against baselines, on real traces, offline.
+//!
+//! A trace from `../shared/traces/` drives a simulated service calibrated on the demo target
+//! ([`service`], [`calibration`]); every poll window is read as the aggregator reads Prometheus
+//! and turned into features by the aggregator's own code; each policy ([`policy`]) decides on
+//! what its real counterpart would see: the three models and the scaler's `decision::plan`, the
+//! Kubernetes HPA algorithm, the seed's threshold scaler, a static count, and an oracle that
+//! knows the future. [`simulation`] measures SLA-violation minutes, replica-minutes, scaling
+//! actions and p95 latency; [`evaluate`], [`report`] and [`plot`] make `docs/EVALUATION.md`.
+
+pub mod calibration;
+pub mod catalog;
+pub mod cli;
+pub mod evaluate;
+pub mod plot;
+pub mod policy;
+pub mod queueing;
+pub mod report;
+pub mod service;
+pub mod simulation;
+pub mod traces;
+
+use catalog::{PolicySpec, Trained};
+use cli::{EvaluateArgs, RunArgs, SimArgs};
+use evaluate::{Replayed, calibrated_model, run_policies};
+use policy::Oracle;
+use std::path::Path;
+
+/// The line the evaluation reports as its command.
+pub const EVALUATE_COMMAND: &str = "scripts/evaluate.sh";
+
+/// `replay run`: one trace, the given policies; returns the table of their figures.
+pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
+    let settings = args.sim.settings();
+    let (model, _) = calibrated_model(&args.sim.dataset, &args.sim.experiments, &settings)?;
+    let load = traces::load(
+        &args.trace,
+        args.start_minutes,
+        args.length_minutes,
+        args.sim.compression,
+        args.sim.peak_rps,
+    )?;
+    let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &model, &settings);
+    let trained = if args.policies.iter().any(PolicySpec::needs_models) {
+        Some(Trained::load(&args.sim.models)?)
+    } else {
+        None
+    };
+    let name = args
+        .trace
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("trace");
+    let runs = run_policies(
+        &model,
+        &settings,
+        &[Replayed {
+            name,
+            load: &load,
+            oracle: &oracle,
+        }],
+        &args.policies,
+        trained.as_ref(),
+        args.sim.jobs(),
+    )?
+    .pop()
+    .unwrap_or_default();
+    if let Some(path) = &args.windows_csv {
+        write_windows(path, &runs)?;
+    }
+    let trace = evaluate::TraceResult {
+        spec: traces::TraceSpec {
+            key: "trace",
+            file: "",
+            title: "",
+            start_minutes: args.start_minutes,
+            length_minutes: args.length_minutes,
+            note: "",
+        },
+        minutes: load.minutes,
+        runs: args.policies.iter().cloned().zip(runs).collect(),
+    };
+    Ok(report::trace_table(&trace))
+}
+
+fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_path(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    writer.write_record([
+        "policy",
+        "end_sec",
+        "offered_rps",
+        "ready",
+        "existing",
+        "p95",
+        "violation",
+    ])?;
+    for run in runs {
+        for w in &run.windows {
+            writer.write_record([
+                run.summary.policy.clone(),
+                w.end.to_string(),
+                format!("{:.3}", w.offered_rps),
+                w.ready.to_string(),
+                w.existing.to_string(),
+                w.p95.map_or(String::new(), |p| format!("{p:.4}")),
+                w.violation.to_string(),
+            ])?;
+        }
+    }
+    writer.flush()?;
+    Ok(())
+}
+
+/// `replay evaluate`: every policy on every trace; writes EVALUATION.md, plots, results.json.
+pub fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<String> {
+    plot::use_font(&args.font)?;
+    let settings = args.sim.settings();
+    let traces = traces::STANDARD
+        .into_iter()
+        .filter(|t| args.traces.is_empty() || args.traces.iter().any(|k| k == t.key))
+        .collect();
+    let evaluation = evaluate::evaluate(evaluate::Plan {
+        traces_dir: args.traces_dir.clone(),
+        models_dir: args.sim.models.clone(),
+        dataset: args.sim.dataset.clone(),
+        experiments: args.sim.experiments.clone(),
+        traces,
+        policies: PolicySpec::standard(),
+        compression: args.sim.compression,
+        peak_rps: args.sim.peak_rps,
+        settings,
+        jobs: args.sim.jobs(),
+    })?;
+    let plots = draw_plots(&evaluation, &args.docs)?;
+    report::write(&evaluation, &args.docs, &plots, EVALUATE_COMMAND)?;
+    let mut summary = String::new();
+    for trace in &evaluation.traces {
+        summary.push_str(&format!(
+            "{}\n{}\n",
+            trace.spec.title,
+            report::trace_table(trace)
+        ));
+    }
+    summary.push_str(&format!(
+        "written: {}, {}/evaluation/",
+        args.docs.join("EVALUATION.md").display(),
+        args.docs.display()
+    ));
+    Ok(summary)
+}
+
+/// The policies drawn on the plots.
+const PLOTTED: [PolicySpec; 4] = [
+    PolicySpec::Oracle,
+    PolicySpec::Hpa(catalog::REFERENCE_HPA),
+    PolicySpec::Threshold,
+    PolicySpec::Ensemble("majority"),
+];
+/// Windows in the close-up of the busiest hours (one trace minute each at compression 6).
+const CLOSE_UP_WINDOWS: usize = 360;
+
+fn draw_plots(
+    evaluation: &evaluate::Evaluation,
+    docs: &Path,
+) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+    let plan = &evaluation.plan;
+    let hours_per_window = plan.settings.interval * plan.compression / 3600.0;
+    std::fs::create_dir_all(docs.join("evaluation"))?;
+    let mut all = Vec::new();
+    for trace in &evaluation.traces {
+        let lines: Vec<plot::Line<'_>> = PLOTTED
+            .iter()
+            .filter_map(|spec| trace.runs.iter().find(|(s, _)| s == spec))
+            .zip(plot::COLORS)
+            .map(|((_, run), color)| plot::Line {
+                name: &run.summary.policy,
+                windows: &run.windows,
+                color,
+            })
+            .collect();
+        let Some(first) = lines.first() else { continue };
+        let windows = first.windows.len();
+        let close_up = plot::busiest(first.windows, CLOSE_UP_WINDOWS);
+        let mut files = Vec::new();
+        for (suffix, range, what) in [
+            ("", 0..windows, "the whole replay"),
+            ("-busiest", close_up, "the busiest hours"),
+        ] {
+            let file = format!("evaluation/{}{suffix}.png", trace.spec.key);
+            plot::trace_plot(
+                &docs.join(&file),
+                &format!("{}: {what}", trace.spec.title),
+                &lines,
+                range,
+                hours_per_window,
+                plan.settings.sla.p95_seconds,
+            )?;
+            files.push(file);
+        }
+        all.push((trace.spec.key.to_owned(), files));
+    }
+    Ok(all)
+}
+
+/// `replay calibrate`: the calibration table.
+pub fn calibrate_command(args: &SimArgs) -> anyhow::Result<String> {
+    let (model, c) = calibrated_model(&args.dataset, &args.experiments, &args.settings())?;
+    let mut out = format!(
+        "simulated replica: {} slots, {:.0} ms mean service time, {:.0} rps capacity; \
+         CPU {:.5} + {:.6} x rps; memory {:.1} MB\n\
+         {} runs replayed, {} windows compared; demo and simulator agree on the SLA in {:.1} %\n\
+         load/replica  windows  demo p95  sim p95  M/M/c p95  demo>SLA  sim>SLA\n",
+        model.concurrency,
+        model.service_time * 1000.0,
+        model.capacity_rps(),
+        c.cpu_idle,
+        c.cpu_per_rps,
+        c.memory / 1e6,
+        c.runs,
+        c.windows,
+        c.agreement * 100.0
+    );
+    for b in &c.bins {
+        out.push_str(&format!(
+            "{:>5.0}-{:<5.0}  {:>7}  {:>8.3}  {:>7.3}  {:>9.3}  {:>7.0}%  {:>6.0}%\n",
+            b.from_rps,
+            b.to_rps,
+            b.windows,
+            b.demo_p95,
+            b.simulated_p95,
+            b.formula_p95,
+            b.demo_violations * 100.0,
+            b.simulated_violations * 100.0
+        ));
+    }
+    Ok(out)
+}

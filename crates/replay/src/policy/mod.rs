@@ -1,0 +1,81 @@
+//! Scaling policies compared on the same trace. Each is a plain type with no I/O: it sees what
+//! its real counterpart would see at its decision times and answers a replica count.
+//!
+//! - [`Static`]: a fixed count.
+//! - [`Threshold`]: the seed's scaler (mean latency over 30 s: up above 0.6 s, down below 0.2 s,
+//!   one replica at a time).
+//! - [`Hpa`]: the Kubernetes HPA algorithm on utilization.
+//! - [`Voters`]: one model, or the three under a voting strategy, through the scaler's own
+//!   decision core ([`decision::plan`]) with its default guardrails.
+//! - [`Oracle`]: the fewest replicas that meet the SLA, knowing the future load.
+
+mod hpa;
+mod oracle;
+mod threshold;
+mod voters;
+
+pub use hpa::Hpa;
+pub use oracle::Oracle;
+pub use threshold::Threshold;
+pub use voters::Voters;
+
+use crate::service::Window;
+use contract::Features;
+
+/// The replica counts every policy stays within.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl Bounds {
+    pub fn clamp(&self, replicas: u32) -> u32 {
+        replicas.clamp(self.min.max(1), self.max.max(self.min.max(1)))
+    }
+}
+
+/// What a policy sees when it decides.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Seconds since the start of the run.
+    pub now: f64,
+    /// The latest poll windows, oldest first.
+    pub windows: &'a [Window],
+    /// The aggregator's feature vector of the newest window.
+    pub features: Option<&'a Features>,
+    /// Replicas that exist, starting ones included (what the Docker engine lists).
+    pub existing: u32,
+}
+
+/// A scaling policy.
+pub trait Policy: Send {
+    /// The name in tables and plots.
+    fn name(&self) -> String;
+    /// Seconds between decisions.
+    fn period(&self) -> f64;
+    /// The replica count to go to.
+    fn decide(&mut self, context: &Context<'_>) -> u32;
+}
+
+/// A fixed replica count.
+#[derive(Debug, Clone)]
+pub struct Static {
+    pub replicas: u32,
+    /// Poll interval (it never changes anything, so any period does).
+    pub period: f64,
+}
+
+impl Policy for Static {
+    fn name(&self) -> String {
+        format!("static {}", self.replicas)
+    }
+
+    fn period(&self) -> f64 {
+        self.period
+    }
+
+    fn decide(&mut self, _: &Context<'_>) -> u32 {
+        self.replicas
+    }
+}

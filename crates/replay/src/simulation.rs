@@ -1,0 +1,267 @@
+//! One policy on one load: the simulated service advanced window by window, the aggregator's
+//! feature computation on every window, the policy's decisions at its own period, and the
+//! figures that compare policies.
+
+use crate::policy::{Bounds, Context, Policy};
+use crate::service::{Service, ServiceModel, Window};
+use contract::Features;
+use decision::Guardrails;
+use features::FeatureBuilder;
+use indicatif::ProgressBar;
+use models::Sla;
+use serde::Serialize;
+
+/// How every run is simulated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Seconds per poll window (`POLL_INTERVAL_SEC`; the models were trained on 10).
+    pub interval: f64,
+    /// Seconds from a replica's creation to its first request.
+    pub startup_delay: f64,
+    /// Windows a trend spans (`TREND_WINDOWS`).
+    pub trend_windows: usize,
+    /// What counts as a violating window.
+    pub sla: Sla,
+    /// Bounds every policy keeps to (the scaler's `MIN_REPLICAS`, `MAX_REPLICAS`).
+    pub bounds: Bounds,
+    /// The scaler's guardrails, for the model policies (its bounds are `bounds`).
+    pub guardrails: Guardrails,
+    /// Seed of the arrivals and service times; every policy sees the same arrivals.
+    pub seed: u64,
+    /// Unix seconds of time 0 (timestamps of the feature vectors and the guardrails' clock).
+    pub epoch: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            interval: 10.0,
+            startup_delay: 20.0,
+            trend_windows: 4,
+            sla: Sla {
+                p95_seconds: 0.25,
+                error_ratio: 0.05,
+            },
+            bounds: Bounds { min: 1, max: 10 },
+            guardrails: Guardrails::default(),
+            seed: 1,
+            epoch: 1_800_000_000,
+        }
+    }
+}
+
+/// A load to replay: requests per second at each second of the run.
+pub struct Load<'a> {
+    pub name: String,
+    pub rate: &'a (dyn Fn(f64) -> f64 + Sync),
+    /// Seconds.
+    pub duration: f64,
+}
+
+/// One window of a run, for tables and plots.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowRecord {
+    /// End of the window, seconds since the start.
+    pub end: f64,
+    pub offered_rps: f64,
+    pub ready: u32,
+    pub existing: u32,
+    /// p95 latency as the aggregator reads it; `None` without requests.
+    pub p95: Option<f64>,
+    pub violation: bool,
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub policy: String,
+    /// Minutes of windows that violated the SLA.
+    pub violation_minutes: f64,
+    /// Time integral of the replicas that existed (starting ones included), in minutes.
+    pub replica_minutes: f64,
+    /// Replica count changes.
+    pub scaling_actions: u32,
+    /// p95 latency of every served request, seconds.
+    pub p95_seconds: f64,
+    pub windows: usize,
+    pub violating_windows: usize,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub summary: Summary,
+    pub windows: Vec<WindowRecord>,
+}
+
+/// Windows a policy can look back on.
+const RECENT_WINDOWS: usize = 12;
+
+/// Runs `policy` on `load`, starting from `initial` replicas.
+pub fn run(
+    load: &Load<'_>,
+    model: &ServiceModel,
+    settings: &Settings,
+    policy: &mut dyn Policy,
+    initial: u32,
+    progress: Option<&ProgressBar>,
+) -> Run {
+    let interval = settings.interval;
+    let mut service = Service::new(
+        model.clone(),
+        interval,
+        settings.bounds.clamp(initial),
+        settings.seed,
+    );
+    let mut builder = FeatureBuilder::new(settings.trend_windows, interval as u64);
+    let mut recent: Vec<Window> = Vec::with_capacity(RECENT_WINDOWS + 1);
+    let mut features: Option<Features> = None;
+    let mut records = Vec::with_capacity((load.duration / interval) as usize + 1);
+    let mut actions = 0;
+    let period = policy.period().max(1e-3);
+    let (mut polls, mut decisions) = (1u64, 1u64);
+    loop {
+        let next_poll = polls as f64 * interval;
+        let next_decision = decisions as f64 * period;
+        let now = next_poll.min(next_decision);
+        if now > load.duration + 1e-9 {
+            break;
+        }
+        service.advance(now, load.rate);
+        if (now - next_poll).abs() < 1e-9 {
+            let window = service.observe();
+            let at_secs = (settings.epoch as f64 + now).round() as u64;
+            features = builder
+                .push(&load.name, window.observation(model, at_secs))
+                .ok();
+            records.push(WindowRecord {
+                end: now,
+                offered_rps: window.offered_rps,
+                ready: window.ready,
+                existing: window.existing,
+                p95: window.latency.map(|q| q.p95),
+                violation: features
+                    .as_ref()
+                    .is_some_and(|f| settings.sla.violated_by(f)),
+            });
+            if recent.len() == RECENT_WINDOWS {
+                recent.remove(0);
+            }
+            recent.push(window);
+            polls += 1;
+            if let Some(bar) = progress {
+                bar.inc(1);
+            }
+        }
+        if (now - next_decision).abs() < 1e-9 {
+            let existing = service.existing();
+            let target = settings.bounds.clamp(policy.decide(&Context {
+                now,
+                windows: &recent,
+                features: features.as_ref(),
+                existing,
+            }));
+            if target != existing {
+                actions += 1;
+                service.scale_to(target, now, settings.startup_delay);
+            }
+            decisions += 1;
+        }
+    }
+    let violating = records.iter().filter(|r| r.violation).count();
+    let p95 = service.served_latency().value_at_quantile(0.95) as f64 / 1e6;
+    Run {
+        summary: Summary {
+            policy: policy.name(),
+            violation_minutes: violating as f64 * interval / 60.0,
+            replica_minutes: service.replica_seconds() / 60.0,
+            scaling_actions: actions,
+            p95_seconds: p95,
+            windows: records.len(),
+            violating_windows: violating,
+        },
+        windows: records,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Hpa, Oracle, Static};
+    use crate::service::tests::demo;
+
+    fn burst(t: f64) -> f64 {
+        if (300.0..600.0).contains(&t) {
+            300.0
+        } else {
+            40.0
+        }
+    }
+
+    fn load() -> Load<'static> {
+        Load {
+            name: "burst".into(),
+            rate: &burst,
+            duration: 900.0,
+        }
+    }
+
+    #[test]
+    fn too_few_replicas_violate_and_enough_do_not() {
+        let settings = Settings::default();
+        let few = run(
+            &load(),
+            &demo(),
+            &settings,
+            &mut Static {
+                replicas: 2,
+                period: 10.0,
+            },
+            2,
+            None,
+        );
+        let many = run(
+            &load(),
+            &demo(),
+            &settings,
+            &mut Static {
+                replicas: 6,
+                period: 10.0,
+            },
+            6,
+            None,
+        );
+        assert_eq!(few.summary.windows, 90);
+        assert!(few.summary.violating_windows >= 25, "{:?}", few.summary);
+        assert!(many.summary.violating_windows <= 2, "{:?}", many.summary);
+        assert!((few.summary.replica_minutes - 30.0).abs() < 1e-6);
+        assert!((many.summary.replica_minutes - 90.0).abs() < 1e-6);
+        assert_eq!(many.summary.scaling_actions, 0);
+    }
+
+    #[test]
+    fn the_oracle_is_cheaper_than_static_and_meets_the_sla() {
+        let settings = Settings::default();
+        let load = load();
+        let mut oracle = Oracle::plan(load.rate, load.duration, &demo(), &settings);
+        let run_oracle = run(&load, &demo(), &settings, &mut oracle, 1, None);
+        assert!(
+            run_oracle.summary.violating_windows <= 3,
+            "{:?}",
+            run_oracle.summary
+        );
+        assert!(
+            run_oracle.summary.replica_minutes < 60.0,
+            "{:?}",
+            run_oracle.summary
+        );
+        assert_eq!(run_oracle.summary.scaling_actions, 2, "up once, down once");
+        let mut hpa = Hpa::new(0.7, settings.bounds);
+        let run_hpa = run(&load, &demo(), &settings, &mut hpa, 1, None);
+        assert!(
+            run_hpa.summary.violating_windows > run_oracle.summary.violating_windows,
+            "HPA reacts after the fact: {:?}",
+            run_hpa.summary
+        );
+    }
+}
