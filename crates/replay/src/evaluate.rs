@@ -2,7 +2,7 @@
 
 use crate::calibration::{Calibration, calibrate};
 use crate::catalog::{PolicySpec, Trained, build};
-use crate::policy::Oracle;
+use crate::policy::{Capacities, Oracle};
 use crate::service::ServiceModel;
 use crate::simulation::{Load, Run, Settings, run};
 use crate::traces::{self, TraceLoad, TraceSpec};
@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
+
+/// Steady windows measured per replica count for the oracle's capacities.
+pub const CAPACITY_WINDOWS: u32 = 200;
 
 /// What to evaluate, and how.
 #[derive(Debug, Clone)]
@@ -46,6 +49,8 @@ pub struct Evaluation {
     pub plan: Plan,
     pub model: ServiceModel,
     pub calibration: Calibration,
+    /// What each replica count carries within the SLA (the oracle's).
+    pub capacities: Capacities,
     pub traces: Vec<TraceResult>,
     /// Wall-clock seconds the evaluation took.
     pub took_seconds: f64,
@@ -169,6 +174,7 @@ pub fn evaluate(plan: Plan) -> anyhow::Result<Evaluation> {
     } else {
         None
     };
+    let capacities = Capacities::measure(&model, &plan.settings, CAPACITY_WINDOWS);
     let mut loads: Vec<(TraceLoad, Oracle)> = Vec::new();
     for spec in &plan.traces {
         let load = traces::load(
@@ -178,7 +184,12 @@ pub fn evaluate(plan: Plan) -> anyhow::Result<Evaluation> {
             plan.compression,
             plan.peak_rps,
         )?;
-        let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &model, &plan.settings);
+        let oracle = Oracle::plan(
+            &|t| load.rate(t),
+            load.duration,
+            &capacities,
+            &plan.settings,
+        );
         loads.push((load, oracle));
     }
     let replayed: Vec<Replayed<'_>> = plan
@@ -214,6 +225,7 @@ pub fn evaluate(plan: Plan) -> anyhow::Result<Evaluation> {
         plan,
         model,
         calibration,
+        capacities,
         traces,
         took_seconds: started.elapsed().as_secs_f64(),
     })

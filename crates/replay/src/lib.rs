@@ -23,7 +23,7 @@ pub mod traces;
 use catalog::{PolicySpec, Trained};
 use cli::{EvaluateArgs, RunArgs, SimArgs};
 use evaluate::{Replayed, calibrated_model, run_policies};
-use policy::Oracle;
+use policy::{Capacities, Oracle};
 use std::path::Path;
 
 /// The line the evaluation reports as its command.
@@ -40,7 +40,8 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
         args.sim.compression,
         args.sim.peak_rps,
     )?;
-    let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &model, &settings);
+    let capacities = Capacities::measure(&model, &settings, evaluate::CAPACITY_WINDOWS);
+    let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &capacities, &settings);
     let trained = if args.policies.iter().any(PolicySpec::needs_models) {
         Some(Trained::load(&args.sim.models)?)
     } else {

@@ -187,7 +187,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{Hpa, Oracle, Static};
+    use crate::policy::{Capacities, Hpa, Oracle, Static};
     use crate::service::tests::demo;
 
     fn burst(t: f64) -> f64 {
@@ -243,7 +243,8 @@ mod tests {
     fn the_oracle_is_cheaper_than_static_and_meets_the_sla() {
         let settings = Settings::default();
         let load = load();
-        let mut oracle = Oracle::plan(load.rate, load.duration, &demo(), &settings);
+        let capacities = Capacities::measure(&demo(), &settings, 30);
+        let mut oracle = Oracle::plan(load.rate, load.duration, &capacities, &settings);
         let run_oracle = run(&load, &demo(), &settings, &mut oracle, 1, None);
         assert!(
             run_oracle.summary.violating_windows <= 3,

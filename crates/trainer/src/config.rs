@@ -61,12 +61,12 @@ pub struct TrainerConfig {
         default_value = "trace"
     )]
     pub held_out_patterns: Vec<String>,
-    /// Recall the SCALE_UP threshold is tuned to reach on out-of-fold predictions. 0.9, not
-    /// higher: the thresholds that catch the last few violations (those no window announces)
-    /// flag ordinary load too, and a scaler acting on them runs several times the replicas for
-    /// no fewer violation minutes (trace replay, docs/EVALUATION.md).
-    #[arg(long, env = "TARGET_RECALL", default_value_t = 0.9)]
-    pub target_recall: f64,
+    /// What a missed violation costs, in false alarms: the SCALE_UP threshold minimises this x
+    /// missed violations + false alarms on out-of-fold predictions. 10: a violating window
+    /// weighs as much as ten windows of a replica too many (about what a needless scale-up
+    /// keeps through its cooldown and stabilization).
+    #[arg(long, env = "VIOLATION_COST", default_value_t = 10.0)]
+    pub violation_cost: f64,
     /// SCALE_DOWN threshold as a share of the SCALE_UP threshold.
     #[arg(long, env = "SCALE_DOWN_RATIO", default_value_t = 0.5)]
     pub scale_down_ratio: f64,
@@ -100,8 +100,8 @@ impl Validate for TrainerConfig {
         if !(0.0..=1.0).contains(&self.sla_error_ratio) {
             return Err("SLA_ERROR_RATIO (--sla-error-ratio) must be between 0 and 1".into());
         }
-        if !(0.0 < self.target_recall && self.target_recall <= 1.0) {
-            return Err("TARGET_RECALL (--target-recall) must be in (0, 1]".into());
+        if !(self.violation_cost.is_finite() && self.violation_cost > 0.0) {
+            return Err("VIOLATION_COST (--violation-cost) must be a positive number".into());
         }
         if !(0.0 < self.scale_down_ratio && self.scale_down_ratio <= 1.0) {
             return Err("SCALE_DOWN_RATIO (--scale-down-ratio) must be in (0, 1]".into());

@@ -71,25 +71,28 @@ pub fn roc_auc(actual: &[bool], scores: &[f64]) -> f64 {
     (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
 }
 
-/// The highest threshold whose recall on (`actual`, `scores`) reaches `target_recall`: the most
-/// precise choice that keeps misses rare. Thresholds are tried on a 0.01 grid from 0.95 down.
-pub fn threshold_for_recall(actual: &[bool], scores: &[f64], target_recall: f64) -> f64 {
-    let positives = actual.iter().filter(|a| **a).count();
-    if positives == 0 {
-        return 0.5;
-    }
-    for step in (1..=95).rev() {
+/// The threshold that costs least on (`actual`, `scores`) when a missed violation costs
+/// `violation_cost` false alarms: `violation_cost x misses + false alarms`, smallest. For a
+/// calibrated model that is about `1 / (1 + violation_cost)`. Thresholds are tried on a 0.01
+/// grid; of equal costs, the highest wins (fewer alarms for the same misses).
+pub fn threshold_for_cost(actual: &[bool], scores: &[f64], violation_cost: f64) -> f64 {
+    let mut best = (f64::INFINITY, 0.5);
+    for step in 1..=95 {
         let t = f64::from(step) / 100.0;
-        let caught = actual
-            .iter()
-            .zip(scores)
-            .filter(|(a, s)| **a && **s >= t)
-            .count();
-        if caught as f64 / positives as f64 >= target_recall {
-            return t;
+        let (mut misses, mut alarms) = (0usize, 0usize);
+        for (a, s) in actual.iter().zip(scores) {
+            match (*a, *s >= t) {
+                (true, false) => misses += 1,
+                (false, true) => alarms += 1,
+                _ => {}
+            }
+        }
+        let cost = violation_cost * misses as f64 + alarms as f64;
+        if cost <= best.0 {
+            best = (cost, t);
         }
     }
-    0.01
+    best.1
 }
 
 #[cfg(test)]
@@ -128,10 +131,14 @@ mod tests {
     }
 
     #[test]
-    fn threshold_keeps_the_recall() {
+    fn threshold_weighs_misses_against_alarms() {
         let actual = [true, true, true, true, false, false];
         let scores = [0.9, 0.8, 0.7, 0.3, 0.5, 0.1];
-        assert_eq!(threshold_for_recall(&actual, &scores, 0.75), 0.7);
-        assert_eq!(threshold_for_recall(&actual, &scores, 1.0), 0.3);
+        // A miss as costly as an alarm: above 0.7 costs 1 miss; down to 0.3 costs 1 alarm.
+        assert_eq!(threshold_for_cost(&actual, &scores, 1.0), 0.7);
+        // Misses ten times as costly: catch the one at 0.3 for one alarm at 0.5.
+        assert_eq!(threshold_for_cost(&actual, &scores, 10.0), 0.3);
+        // Only alarms cost: as high as possible.
+        assert_eq!(threshold_for_cost(&actual, &scores, 0.0), 0.95);
     }
 }

@@ -4,7 +4,8 @@
 //! 1. [`dataset`]: rows assigned to experiment runs and labelled by the *next* window's SLA.
 //! 2. Runs of the held-out patterns are set aside; they are never seen in training or tuning.
 //! 3. Per model, the decision threshold is tuned on out-of-fold predictions of a cross-validation
-//!    grouped by run (never rows of one run on both sides), to reach the target recall.
+//!    grouped by run (never rows of one run on both sides), where `VIOLATION_COST x misses +
+//!    false alarms` is least.
 //! 4. Each model is fitted on all training runs, written to `models/<model>/`, loaded back, and
 //!    evaluated on the held-out runs with the ensemble's majority vote and a persistence baseline.
 
@@ -20,7 +21,7 @@ pub use fit::Hyper;
 pub use report::table as report_table;
 
 use dataset::Example;
-use evaluation::{Scores, score, threshold_for_recall};
+use evaluation::{Scores, score, threshold_for_cost};
 use indicatif::{ProgressBar, ProgressStyle};
 use models::{LoadedModel, ModelKind, Sla, Thresholds, TrainingInfo};
 use serde::Serialize;
@@ -46,7 +47,8 @@ pub struct Report {
     pub sla: Sla,
     pub features: Vec<String>,
     pub held_out_patterns: Vec<String>,
-    pub target_recall: f64,
+    /// A missed violation's cost in false alarms, which the thresholds minimise.
+    pub violation_cost: f64,
     pub train_rows: usize,
     pub train_positives: usize,
     pub test_rows: usize,
@@ -125,7 +127,7 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
             hyper: &config.hyper,
         };
         let (oof_actual, oof_scores) = cross_validate(*kind, &train, config, &plan)?;
-        let up = threshold_for_recall(&oof_actual, &oof_scores, config.target_recall);
+        let up = threshold_for_cost(&oof_actual, &oof_scores, config.violation_cost);
         let thresholds = Thresholds {
             scale_up: up,
             scale_down: up * config.scale_down_ratio,
@@ -172,7 +174,7 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
         sla,
         features: config.features.clone(),
         held_out_patterns: config.held_out_patterns.clone(),
-        target_recall: config.target_recall,
+        violation_cost: config.violation_cost,
         train_rows: train.len(),
         train_positives: train.iter().filter(|e| e.label).count(),
         test_rows: test.len(),

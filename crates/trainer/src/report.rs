@@ -109,15 +109,15 @@ fn readme(r: &Report) -> String {
         s,
         "Of the {} held-out violations, {} begin in the next window: the current window is within \
          the SLA, and the next minute of the trace brings a load the current one does not announce. \
-         Catching those from one window of features means flagging many ordinary windows too, so a \
-         recall target near 1 costs precision (and, in the trace replay, replicas without fewer \
-         violation minutes); the thresholds below are tuned for recall {}.\n",
-        r.test_positives, r.test_onsets, r.target_recall
+         Catching those from one window of features means flagging many ordinary windows too, so \
+         recall near 1 costs precision. The thresholds below weigh the two: a missed violation \
+         costs {} false alarms.\n",
+        r.test_positives, r.test_onsets, r.violation_cost
     );
     let _ = writeln!(
         s,
-        "Decision thresholds (tuned for recall {} on out-of-fold predictions of a cross-validation by run):\n",
-        r.target_recall
+        "Decision thresholds (least `{} x missed violations + false alarms` on out-of-fold predictions of a cross-validation by run):\n",
+        r.violation_cost
     );
     let _ = writeln!(
         s,

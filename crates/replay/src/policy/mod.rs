@@ -15,7 +15,7 @@ mod threshold;
 mod voters;
 
 pub use hpa::Hpa;
-pub use oracle::Oracle;
+pub use oracle::{Capacities, Oracle};
 pub use threshold::Threshold;
 pub use voters::Voters;
 
