@@ -16,6 +16,8 @@ dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
 # Local images without a registry (scripts/build-local-images.sh): a Debian root file system.
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+# The font the trace replay's plots are labelled with (scripts/evaluate.sh).
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   sudo=""

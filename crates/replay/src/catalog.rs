@@ -3,7 +3,7 @@
 
 use crate::policy::{Hpa, Oracle, Policy, Static, Threshold, Voters};
 use crate::simulation::Settings;
-use decision::Strategy;
+use decision::{Guardrails, Strategy};
 use models::{LoadedModel, ModelKind};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,8 +17,9 @@ pub enum PolicySpec {
     Static(Option<u32>),
     /// `threshold`: the seed's scaler.
     Threshold,
-    /// `hpa:T`: Kubernetes HPA at T % target utilization.
-    Hpa(u32),
+    /// `hpa:T[:S]`: Kubernetes HPA at T % target utilization, S seconds of scale-down
+    /// stabilization (300, its default, unless given).
+    Hpa(u32, u32),
     /// `xgboost`, `random_forest`, `logistic_regression`: one model deciding alone.
     Model(ModelKind),
     /// `ensemble:majority|unanimous|weighted`: the three models under a voting strategy.
@@ -33,9 +34,14 @@ impl PolicySpec {
         let mut all = vec![
             PolicySpec::Static(None),
             PolicySpec::Threshold,
-            PolicySpec::Hpa(50),
-            PolicySpec::Hpa(REFERENCE_HPA),
-            PolicySpec::Hpa(80),
+            PolicySpec::Hpa(50, HPA_STABILIZATION),
+            PolicySpec::Hpa(REFERENCE_HPA, HPA_STABILIZATION),
+            PolicySpec::Hpa(80, HPA_STABILIZATION),
+            // The same window as the scaler's: how much of a saving is the shorter window alone.
+            PolicySpec::Hpa(
+                REFERENCE_HPA,
+                Guardrails::default().stabilization.num_seconds() as u32,
+            ),
         ];
         all.extend(ModelKind::ALL.map(PolicySpec::Model));
         all.extend(STRATEGIES.map(PolicySpec::Ensemble));
@@ -43,27 +49,43 @@ impl PolicySpec {
         all
     }
 
-    /// Parses `static[:N]`, `threshold`, `hpa:T`, a model name, `ensemble:STRATEGY`, `oracle`.
+    /// Parses `static[:N]`, `threshold`, `hpa:T[:S]`, a model name, `ensemble:STRATEGY`,
+    /// `oracle`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (name, arg) = match s.split_once(':') {
             Some((n, a)) => (n, Some(a)),
             None => (s, None),
         };
+        let whole = |value: Option<&str>, what: &str| -> Result<u32, String> {
+            value
+                .and_then(|a| a.parse::<u32>().ok())
+                .ok_or_else(|| format!("{s:?}: {what} must be a whole number"))
+        };
         let number = |what: &str| -> Result<u32, String> {
-            arg.and_then(|a| a.parse::<u32>().ok())
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{s:?}: {what} must be a positive whole number"))
+            whole(arg, what).and_then(|n| {
+                (n > 0)
+                    .then_some(n)
+                    .ok_or_else(|| format!("{s:?}: {what} must be a positive whole number"))
+            })
         };
         match name {
             "static" if arg.is_none() => Ok(PolicySpec::Static(None)),
             "static" => Ok(PolicySpec::Static(Some(number("the replica count")?))),
             "threshold" => Ok(PolicySpec::Threshold),
             "hpa" => {
-                let target = number("the target utilization (%)")?;
-                if target > 100 {
-                    return Err(format!("{s:?}: a target utilization above 100 %"));
+                let (target, window) = match arg.and_then(|a| a.split_once(':')) {
+                    Some((t, w)) => (Some(t), Some(w)),
+                    None => (arg, None),
+                };
+                let target = whole(target, "the target utilization (%)")?;
+                if target == 0 || target > 100 {
+                    return Err(format!("{s:?}: the target utilization is 1 to 100 %"));
                 }
-                Ok(PolicySpec::Hpa(target))
+                let window = match window {
+                    Some(_) => whole(window, "the stabilization window (s)")?,
+                    None => HPA_STABILIZATION,
+                };
+                Ok(PolicySpec::Hpa(target, window))
             }
             "ensemble" => {
                 let strategy = arg.unwrap_or("majority");
@@ -95,7 +117,8 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Static(None) => f.write_str("static"),
             PolicySpec::Static(Some(n)) => write!(f, "static:{n}"),
             PolicySpec::Threshold => f.write_str("threshold"),
-            PolicySpec::Hpa(t) => write!(f, "hpa:{t}"),
+            PolicySpec::Hpa(t, HPA_STABILIZATION) => write!(f, "hpa:{t}"),
+            PolicySpec::Hpa(t, w) => write!(f, "hpa:{t}:{w}"),
             PolicySpec::Model(kind) => f.write_str(kind.as_str()),
             PolicySpec::Ensemble(strategy) => write!(f, "ensemble:{strategy}"),
             PolicySpec::Oracle => f.write_str("oracle"),
@@ -106,6 +129,8 @@ impl fmt::Display for PolicySpec {
 /// The HPA target the goals are measured against (a common production setting, and for this
 /// service a p95 of about 0.19 s: three quarters of the SLA).
 pub const REFERENCE_HPA: u32 = 70;
+/// HPA's default scale-down stabilization window, seconds.
+pub const HPA_STABILIZATION: u32 = 300;
 /// The voting strategies, `majority` first (the scaler's default).
 pub const STRATEGIES: [&str; 3] = ["majority", "unanimous", "weighted"];
 /// Votes the ensemble needs (the scaler's `MIN_VOTES` default).
@@ -168,7 +193,11 @@ pub fn build(
             period: settings.interval,
         }),
         PolicySpec::Threshold => Box::new(Threshold::seed(bounds)),
-        PolicySpec::Hpa(target) => Box::new(Hpa::new(f64::from(*target) / 100.0, bounds)),
+        PolicySpec::Hpa(target, window) => {
+            let mut hpa = Hpa::new(f64::from(*target) / 100.0, bounds);
+            hpa.stabilization = f64::from(*window);
+            Box::new(hpa)
+        }
         PolicySpec::Model(kind) => voters(
             kind.title().to_owned(),
             vec![trained()?.model(*kind)],

@@ -154,7 +154,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<String> {
 /// The policies drawn on the plots.
 const PLOTTED: [PolicySpec; 4] = [
     PolicySpec::Oracle,
-    PolicySpec::Hpa(catalog::REFERENCE_HPA),
+    PolicySpec::Hpa(catalog::REFERENCE_HPA, catalog::HPA_STABILIZATION),
     PolicySpec::Threshold,
     PolicySpec::Ensemble("majority"),
 ];

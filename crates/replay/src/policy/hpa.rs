@@ -69,7 +69,15 @@ impl Hpa {
 
 impl Policy for Hpa {
     fn name(&self) -> String {
-        format!("HPA {:.0}%", self.target * 100.0)
+        if self.stabilization == 300.0 {
+            format!("HPA {:.0}%", self.target * 100.0)
+        } else {
+            format!(
+                "HPA {:.0}% ({:.0} s window)",
+                self.target * 100.0,
+                self.stabilization
+            )
+        }
     }
 
     fn period(&self) -> f64 {

@@ -49,20 +49,28 @@ impl Capacities {
             }
             f64::from(violating) / f64::from(windows.max(1))
         };
-        let rps = (1..=settings.bounds.max.max(1))
-            .map(|n| {
-                let (mut lo, mut hi) = (0.0, model.capacity_rps());
-                while hi - lo > 0.25 {
-                    let mid = (lo + hi) / 2.0;
-                    if violating_share(n, mid) <= VIOLATING_SHARE {
-                        lo = mid;
-                    } else {
-                        hi = mid;
-                    }
+        let capacity = |n: u32| {
+            let (mut lo, mut hi) = (0.0, model.capacity_rps());
+            while hi - lo > 0.25 {
+                let mid = (lo + hi) / 2.0;
+                if violating_share(n, mid) <= VIOLATING_SHARE {
+                    lo = mid;
+                } else {
+                    hi = mid;
                 }
-                lo * f64::from(n)
-            })
-            .collect();
+            }
+            lo * f64::from(n)
+        };
+        // One thread per replica count: they are independent.
+        let rps = std::thread::scope(|scope| {
+            let counts: Vec<_> = (1..=settings.bounds.max.max(1))
+                .map(|n| scope.spawn(move || capacity(n)))
+                .collect();
+            counts
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0.0))
+                .collect()
+        });
         Self { rps }
     }
 
