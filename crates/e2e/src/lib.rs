@@ -1,7 +1,12 @@
 //! Deployment tests live in `tests/`: the compose files and the Grafana provisioning checked on
-//! every run, and the end-to-end run of the whole system on the Docker engine
-//! (`cargo test -p e2e -- --ignored`, which `scripts/test.sh` runs). This library holds what
-//! both read: the repository's location and the dashboards' queries.
+//! every run, the end-to-end run of the whole system on the Docker engine
+//! (`cargo test -p e2e --test end_to_end -- --ignored`, which `scripts/test.sh` runs), and the
+//! live trace replay (`scripts/live-replay.sh`). This library holds what they share: the
+//! repository's location, the dashboards' queries and the compose [`project`].
+
+pub mod project;
+
+pub use project::Project;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -8,10 +8,9 @@
 //!
 //! About ten minutes; `scripts/test.sh` runs it.
 
-use e2e::{dashboard_queries, metric_names, repo};
+use e2e::project::query;
+use e2e::{Project, dashboard_queries, metric_names};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// SLA of the shipped models' labels: p95 latency at most 0.25 s.
@@ -24,140 +23,6 @@ const EXTERNAL: [&str; 3] = [
     "container_memory_working_set_bytes",
     "http_request_duration_seconds_count",
 ];
-
-/// The compose project, in a copy of the repository's deployment files, removed on drop.
-struct Project {
-    name: String,
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-impl Project {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        for item in [
-            "docker-compose.yml",
-            "docker-compose.local.yml",
-            ".env",
-            "prometheus",
-            "models",
-            "docker",
-            "grafana",
-        ] {
-            copy(&repo().join(item), &dir.path().join(item));
-        }
-        std::fs::create_dir_all(dir.path().join("output")).unwrap();
-        let name = format!("mlscale-e2e-{}", std::process::id());
-        let uid = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
-        let gid = String::from_utf8(Command::new("id").arg("-g").output().unwrap().stdout).unwrap();
-        let port = |p: u16| p.to_string();
-        let env = [
-            ("COMPOSE_PROJECT_NAME", name.clone()),
-            ("COMPOSE_PROFILES", "production,demo,tools".into()),
-            ("MODE", "production".into()),
-            ("POLL_INTERVAL_SEC", "10".into()),
-            ("DECISION_WINDOW_SEC", "3".into()),
-            ("SCALED_SERVICES", "demo".into()),
-            ("MAX_REPLICAS", "4".into()),
-            ("SCALE_UP_COOLDOWN_SEC", "20".into()),
-            ("SCALE_DOWN_COOLDOWN_SEC", "30".into()),
-            ("STABILIZATION_WINDOW_SEC", "60".into()),
-            ("FLEET_UID", uid.trim().to_owned()),
-            ("FLEET_GID", gid.trim().to_owned()),
-            ("PROMETHEUS_PORT", port(testkit::free_port())),
-            ("KAFKA_PORT", port(testkit::free_port())),
-            ("GRAFANA_PORT", port(testkit::free_port())),
-            ("SOCKSHOP_PORT", port(testkit::free_port())),
-            ("SOCKSHOP_ADMIN_PORT", port(testkit::free_port())),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        Self { name, dir, env }
-    }
-
-    fn var(&self, key: &str) -> &str {
-        &self.env.iter().find(|(k, _)| k == key).unwrap().1
-    }
-
-    fn compose(&self, args: &[&str]) -> Output {
-        Command::new("docker-compose")
-            .args(["-f", "docker-compose.yml", "-f", "docker-compose.local.yml"])
-            .args(args)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap()
-    }
-
-    fn must(&self, args: &[&str]) -> String {
-        let out = self.compose(args);
-        assert!(
-            out.status.success(),
-            "docker-compose {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn prometheus(&self) -> String {
-        format!("http://127.0.0.1:{}", self.var("PROMETHEUS_PORT"))
-    }
-
-    fn output(&self) -> PathBuf {
-        self.dir.path().join("output")
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "2"]);
-    }
-}
-
-fn copy(from: &Path, to: &Path) {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            copy(&entry.path(), &to.join(entry.file_name()));
-        }
-    } else {
-        std::fs::copy(from, to).unwrap();
-    }
-}
-
-/// One instant query; the first sample's value.
-async fn query(prometheus: &str, promql: &str) -> Option<f64> {
-    let answer: serde_json::Value = reqwest::Client::new()
-        .get(format!("{prometheus}/api/v1/query"))
-        .query(&[("query", promql)])
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    answer["data"]["result"][0]["value"][1]
-        .as_str()?
-        .parse()
-        .ok()
-}
-
-/// Demo replicas the engine runs, by their compose labels.
-fn running_demo_replicas(project: &str) -> usize {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.compose.project={project}"),
-        ])
-        .args(["--filter", "label=com.docker.compose.service=demo"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
 
 /// What was seen at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -172,7 +37,7 @@ async fn sample(project: &Project, started: Instant) -> Sample {
     let prometheus = project.prometheus();
     let sample = Sample {
         at: started.elapsed(),
-        replicas: running_demo_replicas(&project.name),
+        replicas: project.running_demo_replicas(),
         p95: query(&prometheus, r#"histogram_quantile(0.95, sum by (le) (rate(request_duration_seconds_bucket{job="demo"}[20s])))"#).await,
         rate: query(&prometheus, r#"sum(rate(request_duration_seconds_count{job="demo"}[20s]))"#).await,
     };
@@ -208,45 +73,18 @@ async fn watch(
 #[tokio::test]
 #[ignore = "about ten minutes on the Docker engine; run by scripts/test.sh"]
 async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
-    let built = Command::new(repo().join("scripts/build-local-images.sh"))
-        .status()
-        .unwrap();
-    assert!(built.success(), "scripts/build-local-images.sh failed");
-    let project = Project::new();
-    let services = [
-        "kafka",
-        "prometheus",
-        "docker-proxy",
-        "demo",
-        "metrics-aggregator",
-        "ml-xgboost",
-        "ml-random-forest",
-        "ml-logistic-regression",
-        "authoritative-scaler",
-    ];
-    let mut up = vec!["up", "-d"];
-    up.extend(services);
-    project.must(&up);
+    let project = Project::new(&[
+        ("DECISION_WINDOW_SEC", "3"),
+        ("SCALED_SERVICES", "demo"),
+        ("MAX_REPLICAS", "4"),
+        ("SCALE_UP_COOLDOWN_SEC", "20"),
+        ("SCALE_DOWN_COOLDOWN_SEC", "30"),
+        ("STABILIZATION_WINDOW_SEC", "60"),
+    ]);
+    project.up();
     let started = Instant::now();
-
-    // Everything scraped: the demo target and the fleet's five /metrics.
     let prometheus = project.prometheus();
-    let mut ok = false;
-    for _ in 0..60 {
-        let up_targets = query(&prometheus, r#"count(up{job=~"demo|fleet"} == 1)"#)
-            .await
-            .unwrap_or(0.0);
-        if up_targets >= 6.0 {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-    assert!(
-        ok,
-        "the demo target and the fleet are scraped:\n{}",
-        project.must(&["ps"])
-    );
+    project.wait_until_scraped().await;
 
     // The burst: 170 req/s against one replica of 80 req/s capacity, then 20 req/s.
     project.must(&[

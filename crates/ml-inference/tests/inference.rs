@@ -190,16 +190,31 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
     }
 }
 
-/// Runs the binary; returns exit code and stderr.
+/// Runs the binary, which must exit within 30 s (a refused start is immediate); returns exit
+/// code and stderr.
 fn run_binary(args: &[&str]) -> (i32, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_ml-inference"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ml-inference"))
         .env_clear()
         // Keep the library path cargo set up for libxgboost.
         .envs(std::env::var_os("LD_LIBRARY_PATH").map(|v| ("LD_LIBRARY_PATH", v)))
         .args(args)
         .args(["--listen-addr", "127.0.0.1:0"])
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "ml-inference {args:?} started instead of refusing: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
     (
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -233,7 +248,9 @@ fn a_missing_or_mismatched_model_is_refused_at_start() {
     .unwrap();
     let metadata = model_dir.join("metadata.json");
     let text = std::fs::read_to_string(&metadata).unwrap();
-    std::fs::write(&metadata, text.replace("\"replicas\"", "\"pods\"")).unwrap();
+    let first = format!("\"{}\"", synthetic::feature_names()[0]);
+    assert!(text.contains(&first), "{text}");
+    std::fs::write(&metadata, text.replacen(&first, "\"pods\"", 1)).unwrap();
     let (code, stderr) = run_binary(&[
         "--model",
         "random_forest",
