@@ -75,8 +75,19 @@ impl Decider {
         }
     }
 
-    /// Decides `ballot`, acts, and records.
-    pub async fn decide(&mut self, ballot: Ballot) -> DecisionRecord {
+    /// Decides `ballots` in order, acts on each, then records them all: one write to stdout and
+    /// to the journal, their publications awaited together.
+    pub async fn decide_all(&mut self, ballots: Vec<Ballot>) -> Vec<DecisionRecord> {
+        let mut records = Vec::with_capacity(ballots.len());
+        for ballot in ballots {
+            records.push(self.decide(ballot).await);
+        }
+        self.emit(&records).await;
+        records
+    }
+
+    /// Decides `ballot` and acts; the record is not emitted yet.
+    async fn decide(&mut self, ballot: Ballot) -> DecisionRecord {
         let votes: Vec<VoteSummary> = ballot
             .votes
             .iter()
@@ -119,7 +130,6 @@ impl Decider {
             Ok(state) => self.act(&mut record, state).await,
         }
         record.decided_at = Utc::now();
-        self.emit(&record).await;
         record
     }
 
@@ -178,45 +188,60 @@ impl Decider {
         }
     }
 
-    /// Prints, logs, publishes and appends the record.
-    async fn emit(&self, record: &DecisionRecord) {
-        let block = decision::block::render(record);
+    /// Prints, logs, publishes and appends the records.
+    async fn emit(&self, records: &[DecisionRecord]) {
+        let blocks: String = records.iter().map(decision::block::render).collect();
         {
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(block.as_bytes());
+            let _ = out.write_all(blocks.as_bytes());
             let _ = out.flush();
         }
-        tracing::info!(
-            decision_id = record.decision_id,
-            service = %record.service,
-            window_id = record.window_id,
-            action = record.action.as_str(),
-            outcome = record.outcome.as_str(),
-            from = record.current_replicas,
-            to = record.target_replicas,
-            reason = %record.reason,
-            "decision"
-        );
-        self.metrics
-            .decisions
-            .with_label_values(&[record.action.as_str(), record.outcome.as_str()])
-            .inc();
-        self.metrics
-            .target_replicas
-            .with_label_values(&[&record.service])
-            .set(i64::from(record.target_replicas));
-        let latency = (record.decided_at - record.features_produced_at)
-            .num_microseconds()
-            .unwrap_or(0);
-        self.metrics.decision_latency.observe(latency as f64 / 1e6);
-        if let Some(producer) = &self.producer
-            && let Err(e) = producer.send(&self.config.decisions_topic, record).await
-        {
-            tracing::error!(error = %e, decision_id = record.decision_id, "the decision record could not be published");
+        for record in records {
+            tracing::info!(
+                decision_id = record.decision_id,
+                service = %record.service,
+                window_id = record.window_id,
+                action = record.action.as_str(),
+                outcome = record.outcome.as_str(),
+                from = record.current_replicas,
+                to = record.target_replicas,
+                reason = %record.reason,
+                "decision"
+            );
+            self.metrics
+                .decisions
+                .with_label_values(&[record.action.as_str(), record.outcome.as_str()])
+                .inc();
+            self.metrics
+                .target_replicas
+                .with_label_values(&[&record.service])
+                .set(i64::from(record.target_replicas));
+            let latency = (record.decided_at - record.features_produced_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            self.metrics.decision_latency.observe(latency as f64 / 1e6);
         }
-        if let Err(e) = self.journal.append(vec![journal::row(record)]).await {
-            tracing::error!(error = %format!("{e:#}"), decision_id = record.decision_id,
-                "the decision could not be appended to DECISIONS_CSV");
+        if let Some(producer) = &self.producer {
+            let sent = futures::future::join_all(
+                records
+                    .iter()
+                    .map(|r| producer.send(&self.config.decisions_topic, r)),
+            )
+            .await;
+            for (record, result) in records.iter().zip(sent) {
+                if let Err(e) = result {
+                    tracing::error!(error = %e, decision_id = record.decision_id,
+                        "the decision record could not be published");
+                }
+            }
+        }
+        if let Err(e) = self
+            .journal
+            .append(records.iter().map(journal::row).collect())
+            .await
+        {
+            tracing::error!(error = %format!("{e:#}"), decisions = records.len(),
+                "the decisions could not be appended to DECISIONS_CSV");
         }
     }
 }

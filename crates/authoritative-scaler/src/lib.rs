@@ -33,6 +33,8 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Votes tallied, and ballots decided, at once at most.
+const MAX_BATCH: usize = 256;
 /// How often open windows are checked for their deadline.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// Closed windows remembered per service to refuse their replayed votes.
@@ -178,7 +180,14 @@ impl Application {
         let tally = Arc::new(Mutex::new(self.tally));
         let decisions = tokio::spawn(async move {
             while let Some(ballot) = inbox.recv().await {
-                decider.decide(ballot).await;
+                let mut batch = vec![ballot];
+                while batch.len() < MAX_BATCH {
+                    match inbox.try_recv() {
+                        Ok(ballot) => batch.push(ballot),
+                        Err(_) => break,
+                    }
+                }
+                decider.decide_all(batch).await;
             }
         });
         let expiry = {
@@ -206,17 +215,25 @@ impl Application {
         tracing::info!(from = %config.votes_topic, to = %config.decisions_topic, "deciding");
         let metrics = self.metrics.clone();
         let counted = consumer
-            .run(&shutdown, move |vote: &Vote| {
-                let added = tally
+            .run_batches(&shutdown, MAX_BATCH, move |votes: &[Vote]| {
+                let now = Utc::now();
+                let complete = tally
                     .lock()
-                    .map(|mut t| t.add(vote.clone(), Utc::now()))
+                    .map(|mut tally| {
+                        let mut complete = Vec::new();
+                        for vote in votes {
+                            let added = tally.add(vote.clone(), now);
+                            metrics.votes.with_label_values(&[added.as_str()]).inc();
+                            if let Added::Complete(ballot) = added {
+                                complete.push(ballot);
+                            }
+                        }
+                        complete
+                    })
                     .map_err(|_| anyhow::anyhow!("tally lock poisoned"));
                 let ballots = ballots.clone();
-                let metrics = metrics.clone();
                 async move {
-                    let added = added?;
-                    metrics.votes.with_label_values(&[added.as_str()]).inc();
-                    if let Added::Complete(ballot) = added {
+                    for ballot in complete? {
                         ballots
                             .send(ballot)
                             .await

@@ -181,6 +181,69 @@ async fn consume_failing_forever(
     *seen.lock().unwrap()
 }
 
+#[tokio::test]
+async fn waiting_messages_come_in_bounded_batches_and_are_committed_after_them() {
+    let broker = Broker::start().await;
+    let args = args(&broker);
+    let topic = testkit::unique(METRICS_TOPIC);
+    ensure_topics(&args, &[&topic]).await.unwrap();
+    let m = metrics();
+    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    let sends = (1..=200).map(|w| {
+        let producer = producer.clone();
+        let topic = topic.clone();
+        async move { producer.send(&topic, &vector("orders", w)).await }
+    });
+    futures::future::try_join_all(sends).await.unwrap();
+    producer
+        .send_raw(&topic, "orders", b"{not json")
+        .await
+        .unwrap();
+    let group = testkit::unique("g");
+
+    let batches: Arc<Mutex<Vec<Vec<u64>>>> = Arc::default();
+    let shutdown = CancellationToken::new();
+    let (b, stop) = (batches.clone(), shutdown.clone());
+    let consumer = AtLeastOnceConsumer::new(&args, "test", &group, &topic, m.clone()).unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        consumer.run_batches(&shutdown, 64, |batch: &[FeatureVector]| {
+            let mut batches = b.lock().unwrap();
+            batches.push(batch.iter().map(|v| v.window_id).collect());
+            if batches.iter().map(Vec::len).sum::<usize>() >= 200 {
+                stop.cancel();
+            }
+            std::future::ready(Ok(()))
+        }),
+    )
+    .await
+    .expect("200 vectors within 30 s")
+    .unwrap();
+    let batches = batches.lock().unwrap().clone();
+    let mut seen: Vec<u64> = batches.iter().flatten().copied().collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=200).collect::<Vec<_>>(), "each once");
+    assert!(
+        batches.iter().all(|b| b.len() <= 64),
+        "bounded: {batches:?}"
+    );
+    assert!(
+        batches.iter().any(|b| b.len() > 1),
+        "what waits comes together: {batches:?}"
+    );
+    assert_eq!(m.consumed.with_label_values(&[&topic]).get(), 200);
+    assert_eq!(
+        m.skipped
+            .with_label_values(&[&topic, "malformed_json"])
+            .get(),
+        1
+    );
+    // The batches' offsets were committed: the group resumes after them.
+    drop(consumer);
+    producer.send(&topic, &vector("orders", 201)).await.unwrap();
+    assert_eq!(consume(&args, &topic, &group, &m, 1, &[]).await, vec![201]);
+}
+
 #[test]
 fn encoded_vectors_decode() {
     let v = vector("orders", 1);

@@ -1,11 +1,15 @@
 //! An inference service: one model, voting on every feature vector.
 //!
 //! For each feature vector on `metrics` (its own consumer group, at-least-once), the model
-//! computes P(violation) at the current replica count and at the neighbouring counts, in one
-//! batch on the blocking pool, and the vote rule ([`models::vote`]) turns them into a vote. The
-//! prediction is appended to `output/predictions_<model>.csv`, the vote is published to
-//! `model-votes` keyed by service, and only then is the vector's offset stored. A redelivered
-//! vector can thus give a second vote for the same window and model; the scaler counts one.
+//! computes P(violation) at the current replica count and at the neighbouring counts, on the
+//! blocking pool, and the vote rule ([`models::vote`]) turns them into a vote. The prediction is
+//! appended to `output/predictions_<model>.csv`, the vote is published to `model-votes` keyed
+//! by service, and only then is the vector's offset stored. A redelivered vector can thus give a
+//! second vote for the same window and model; the scaler counts one.
+//!
+//! Vectors that are already waiting are voted on together (up to [`MAX_BATCH`]): one model
+//! call, one file write and the votes' deliveries awaited together, so a burst of services costs
+//! one round trip to the broker, not one per service.
 
 pub mod config;
 
@@ -13,7 +17,7 @@ pub use config::InferenceConfig;
 
 use anyhow::Context;
 use chrono::Utc;
-use contract::{FeatureVector, Vote, csv_header};
+use contract::{FeatureVector, Features, Vote, csv_header};
 use fleet::csv_log::CsvLog;
 use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaMetrics, ensure_topics};
 use fleet::ops::Health;
@@ -25,6 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+/// Feature vectors voted on at once, at most.
+pub const MAX_BATCH: usize = 256;
 
 /// Columns of the predictions CSV before the feature vector's own columns.
 pub const PREDICTION_COLUMNS: [&str; 9] = [
@@ -226,9 +233,9 @@ impl Application {
             interval_warned: AtomicBool::new(false),
         });
         consumer
-            .run(&shutdown, move |vector: &FeatureVector| {
-                let (voter, vector) = (voter.clone(), vector.clone());
-                async move { voter.vote(&vector).await }
+            .run_batches(&shutdown, MAX_BATCH, move |vectors: &[FeatureVector]| {
+                let (voter, vectors) = (voter.clone(), vectors.to_vec());
+                async move { voter.vote(&vectors).await }
             })
             .await?;
         if let Err(e) = producer.flush(Duration::from_secs(10)).await {
@@ -252,63 +259,84 @@ struct Voter {
 }
 
 impl Voter {
-    async fn vote(&self, vector: &FeatureVector) -> anyhow::Result<()> {
+    /// Votes on `vectors`, logs the predictions, publishes the votes; `Ok` once every vote is
+    /// acknowledged by the broker.
+    async fn vote(&self, vectors: &[FeatureVector]) -> anyhow::Result<()> {
         let metadata = self.model.metadata();
-        if vector.poll_interval_sec != metadata.window_sec
+        if vectors
+            .iter()
+            .any(|v| v.poll_interval_sec != metadata.window_sec)
             && !self.interval_warned.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
-                vector_window_sec = vector.poll_interval_sec,
                 model_window_sec = metadata.window_sec,
                 "feature vectors come at another interval than the model was trained on; \
                  predictions are for one window ahead at the model's interval (retrain on data of this interval)"
             );
         }
         let model = self.model.clone();
-        let features = vector.features;
-        let (decision, took) = tokio::task::spawn_blocking(move || {
+        let features: Vec<Features> = vectors.iter().map(|v| v.features).collect();
+        let (decisions, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            (model.vote(&features), started.elapsed())
+            (model.votes(&features), started.elapsed())
         })
         .await?;
-        let decision: VoteDecision = decision
+        let decisions: Vec<VoteDecision> = decisions
             .inspect_err(|_| {
                 self.metrics.errors.with_label_values(&["predict"]).inc();
             })
             .map_err(|e| anyhow::anyhow!("prediction failed: {e}"))?;
-        self.metrics.duration.observe(took.as_secs_f64());
-        let vote = Vote {
-            service: vector.service.clone(),
-            window_id: vector.window_id,
-            model: metadata.model.as_str().to_owned(),
-            model_version: metadata.model_version.clone(),
-            action: decision.action,
-            confidence: decision.confidence,
-            violation_probability: decision.violation_probability,
-            current_replicas: features.replicas.round().max(1.0) as u32,
-            safe_replicas: decision.safe_replicas,
-            inference_us: took.as_secs_f64() * 1e6,
-            features_produced_at: vector.produced_at,
-            voted_at: Utc::now(),
-        };
+        // Each vector's share of the batch's model call.
+        let each = took.as_secs_f64() / vectors.len().max(1) as f64;
+        let voted_at = Utc::now();
+        let votes: Vec<Vote> = vectors
+            .iter()
+            .zip(&decisions)
+            .map(|(vector, decision)| Vote {
+                service: vector.service.clone(),
+                window_id: vector.window_id,
+                model: metadata.model.as_str().to_owned(),
+                model_version: metadata.model_version.clone(),
+                action: decision.action,
+                confidence: decision.confidence,
+                violation_probability: decision.violation_probability,
+                current_replicas: vector.features.replicas.round().max(1.0) as u32,
+                safe_replicas: decision.safe_replicas,
+                inference_us: each * 1e6,
+                features_produced_at: vector.produced_at,
+                voted_at,
+            })
+            .collect();
         self.predictions
-            .append(vec![prediction_row(&vote, vector)])
+            .append(
+                votes
+                    .iter()
+                    .zip(vectors)
+                    .map(|(vote, vector)| prediction_row(vote, vector))
+                    .collect(),
+            )
             .await
             .context("cannot append to the predictions CSV")?;
-        self.producer
-            .send(&self.votes_topic, &vote)
-            .await
-            .context("cannot publish the vote")?;
-        self.metrics
-            .votes
-            .with_label_values(&[vote.action.as_str()])
-            .inc();
-        self.metrics
-            .confidence
-            .with_label_values(&[vote.action.as_str()])
-            .observe(vote.confidence);
-        tracing::debug!(service = %vote.service, window_id = vote.window_id, action = %vote.action,
-            probability = vote.violation_probability, safe = vote.safe_replicas, "voted");
+        futures::future::try_join_all(
+            votes
+                .iter()
+                .map(|v| self.producer.send(&self.votes_topic, v)),
+        )
+        .await
+        .context("cannot publish the votes")?;
+        for vote in &votes {
+            self.metrics.duration.observe(each);
+            self.metrics
+                .votes
+                .with_label_values(&[vote.action.as_str()])
+                .inc();
+            self.metrics
+                .confidence
+                .with_label_values(&[vote.action.as_str()])
+                .observe(vote.confidence);
+            tracing::debug!(service = %vote.service, window_id = vote.window_id, action = %vote.action,
+                probability = vote.violation_probability, safe = vote.safe_replicas, "voted");
+        }
         Ok(())
     }
 }

@@ -152,7 +152,7 @@ fn readme(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Features, in model order: `{}`. Missing values (latency without requests, trends of the first window) are 0; Logistic Regression reads standardized features (mean and deviation in its metadata).\n",
+        "Features, in model order: `{}`. Missing values (a trend in the first windows, CPU where nothing measures it) are 0; Logistic Regression reads standardized features (mean and deviation in its metadata).\n",
         r.features.join("`, `")
     );
     let _ = writeln!(

@@ -150,3 +150,16 @@ fn xgboost_with_another_feature_order_is_refused() {
     let err = models::load(dir.path(), ModelKind::Xgboost).unwrap_err();
     assert!(matches!(err, LoadError::FeatureMismatch { .. }), "{err}");
 }
+
+#[test]
+fn votes_on_a_batch_are_the_votes_one_by_one() {
+    let vectors: Vec<Features> = (0..60).map(|i| example(i * 7).vector.features).collect();
+    for kind in ModelKind::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let model = train(kind, dir.path());
+        let batch = model.votes(&vectors).unwrap();
+        let single: Vec<_> = vectors.iter().map(|v| model.vote(v).unwrap()).collect();
+        assert_eq!(batch, single, "{kind}");
+        assert!(model.votes(&[]).unwrap().is_empty());
+    }
+}

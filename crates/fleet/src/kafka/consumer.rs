@@ -5,9 +5,14 @@
 //! failing handler is retried with backoff; it is never skipped, so a crash or a shutdown before
 //! success means the message is delivered again. A message that cannot be decoded is skipped,
 //! counted and logged (at most once per reason every 10 s), never fatal.
+//!
+//! [`AtLeastOnceConsumer::run_batches`] hands the handler every message already waiting (up to a
+//! bound) at once: a service that keeps up sees batches of one and no added latency; one that
+//! falls behind amortizes its model call, file write and produce round trip over the batch.
 
 use super::{KafkaArgs, KafkaMetrics};
 use contract::Message as ContractMessage;
+use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
@@ -56,8 +61,8 @@ impl AtLeastOnceConsumer {
         })
     }
 
-    /// Hands every readable message to `handle` until `shutdown` is cancelled, then commits the
-    /// stored offsets.
+    /// Hands every readable message to `handle`, one at a time, until `shutdown` is cancelled,
+    /// then commits the stored offsets.
     pub async fn run<M, F>(
         &self,
         shutdown: &CancellationToken,
@@ -67,6 +72,27 @@ impl AtLeastOnceConsumer {
         M: ContractMessage,
         F: AsyncFnMut(&M) -> anyhow::Result<()>,
     {
+        self.run_batches(shutdown, 1, async |batch: &[M]| -> anyhow::Result<()> {
+            for message in batch {
+                handle(message).await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Hands the readable messages to `handle` in batches: the next message, and those already
+    /// waiting behind it, up to `max_batch`. Their offsets are stored once the batch is done.
+    pub async fn run_batches<M, F>(
+        &self,
+        shutdown: &CancellationToken,
+        max_batch: usize,
+        mut handle: F,
+    ) -> Result<(), KafkaError>
+    where
+        M: ContractMessage,
+        F: AsyncFnMut(&[M]) -> anyhow::Result<()>,
+    {
         let mut throttle = LogThrottle::default();
         loop {
             let received = tokio::select! {
@@ -74,70 +100,91 @@ impl AtLeastOnceConsumer {
                 _ = shutdown.cancelled() => break,
                 received = self.inner.recv() => received,
             };
-            let message = match received {
+            let first = match received {
                 Ok(message) => message,
                 Err(e) => {
-                    let kind = error_kind(&e);
-                    self.metrics
-                        .consume_errors
-                        .with_label_values(&[&kind])
-                        .inc();
-                    if throttle.allow(&kind) {
-                        tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
-                    }
+                    self.consume_error(&e, &mut throttle);
                     tokio::time::sleep(RETRY_FIRST).await;
                     continue;
                 }
             };
-            match M::decode(message.payload().unwrap_or_default()) {
-                Ok(decoded) => {
-                    if !self
-                        .handle_until_done(shutdown, &mut handle, &decoded)
-                        .await
-                    {
+            let mut messages = vec![first];
+            while messages.len() < max_batch.max(1) {
+                match self.inner.recv().now_or_never() {
+                    Some(Ok(message)) => messages.push(message),
+                    Some(Err(e)) => {
+                        self.consume_error(&e, &mut throttle);
                         break;
                     }
-                    self.metrics
-                        .consumed
-                        .with_label_values(&[&self.topic])
-                        .inc();
+                    None => break,
                 }
-                Err(e) => {
-                    let reason = e.reason();
-                    self.metrics
-                        .skipped
-                        .with_label_values(&[self.topic.as_str(), reason])
-                        .inc();
-                    if throttle.allow(reason) {
-                        tracing::warn!(
-                            topic = %self.topic,
-                            partition = message.partition(),
-                            offset = message.offset(),
-                            error = %e,
-                            "skipped a message that cannot be read (counted in kafka_messages_skipped_total)"
-                        );
+            }
+            let mut decoded = Vec::with_capacity(messages.len());
+            for message in &messages {
+                match M::decode(message.payload().unwrap_or_default()) {
+                    Ok(m) => decoded.push(m),
+                    Err(e) => {
+                        let reason = e.reason();
+                        self.metrics
+                            .skipped
+                            .with_label_values(&[self.topic.as_str(), reason])
+                            .inc();
+                        if throttle.allow(reason) {
+                            tracing::warn!(
+                                topic = %self.topic,
+                                partition = message.partition(),
+                                offset = message.offset(),
+                                error = %e,
+                                "skipped a message that cannot be read (counted in kafka_messages_skipped_total)"
+                            );
+                        }
                     }
                 }
             }
-            self.inner.store_offset_from_message(&message)?;
+            if !decoded.is_empty() {
+                if !self
+                    .handle_until_done(shutdown, &mut handle, &decoded)
+                    .await
+                {
+                    break;
+                }
+                self.metrics
+                    .consumed
+                    .with_label_values(&[&self.topic])
+                    .inc_by(decoded.len() as u64);
+            }
+            for message in &messages {
+                self.inner.store_offset_from_message(message)?;
+            }
         }
         self.commit()
     }
 
-    /// Runs the handler until it succeeds. `false` when shutdown came first (the offset is then
-    /// not stored and the message is delivered again after a restart).
+    fn consume_error(&self, e: &KafkaError, throttle: &mut LogThrottle) {
+        let kind = error_kind(e);
+        self.metrics
+            .consume_errors
+            .with_label_values(&[&kind])
+            .inc();
+        if throttle.allow(&kind) {
+            tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
+        }
+    }
+
+    /// Runs the handler until it succeeds. `false` when shutdown came first (the offsets are
+    /// then not stored and the messages are delivered again after a restart).
     async fn handle_until_done<M, F>(
         &self,
         shutdown: &CancellationToken,
         handle: &mut F,
-        message: &M,
+        batch: &[M],
     ) -> bool
     where
-        F: AsyncFnMut(&M) -> anyhow::Result<()>,
+        F: AsyncFnMut(&[M]) -> anyhow::Result<()>,
     {
         let mut backoff = RETRY_FIRST;
         loop {
-            match handle(message).await {
+            match handle(batch).await {
                 Ok(()) => return true,
                 Err(e) => {
                     self.metrics
