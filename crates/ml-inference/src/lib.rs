@@ -307,23 +307,22 @@ impl Voter {
                 voted_at,
             })
             .collect();
-        self.predictions
-            .append(
+        // The log and the votes' deliveries at once: the offsets wait for both anyway.
+        let rows = votes
+            .iter()
+            .zip(vectors)
+            .map(|(vote, vector)| prediction_row(vote, vector))
+            .collect();
+        let (logged, published) = tokio::join!(
+            self.predictions.append(rows),
+            futures::future::try_join_all(
                 votes
                     .iter()
-                    .zip(vectors)
-                    .map(|(vote, vector)| prediction_row(vote, vector))
-                    .collect(),
+                    .map(|v| self.producer.send(&self.votes_topic, v))
             )
-            .await
-            .context("cannot append to the predictions CSV")?;
-        futures::future::try_join_all(
-            votes
-                .iter()
-                .map(|v| self.producer.send(&self.votes_topic, v)),
-        )
-        .await
-        .context("cannot publish the votes")?;
+        );
+        logged.context("cannot append to the predictions CSV")?;
+        published.context("cannot publish the votes")?;
         for vote in &votes {
             self.metrics.duration.observe(each);
             self.metrics

@@ -45,6 +45,11 @@ impl Broker {
         &self.bootstrap
     }
 
+    /// The broker's process id while it runs (for resource figures, e.g. its resident memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Kills the broker (for outage tests).
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;

@@ -16,6 +16,7 @@ use futures::FutureExt;
 use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -72,13 +73,23 @@ impl AtLeastOnceConsumer {
         M: ContractMessage,
         F: AsyncFnMut(&M) -> anyhow::Result<()>,
     {
-        self.run_batches(shutdown, 1, async |batch: &[M]| -> anyhow::Result<()> {
-            for message in batch {
-                handle(message).await?;
+        let mut throttle = LogThrottle::default();
+        'consume: while let Some(messages) = self.next_batch(shutdown, 1, &mut throttle).await {
+            for message in self.decode::<M>(&messages, &mut throttle) {
+                if !self
+                    .handle_until_done(shutdown, &mut handle, &message)
+                    .await
+                {
+                    break 'consume;
+                }
+                self.metrics
+                    .consumed
+                    .with_label_values(&[&self.topic])
+                    .inc();
             }
-            Ok(())
-        })
-        .await
+            self.store(&messages)?;
+        }
+        self.commit()
     }
 
     /// Hands the readable messages to `handle` in batches: the next message, and those already
@@ -94,56 +105,11 @@ impl AtLeastOnceConsumer {
         F: AsyncFnMut(&[M]) -> anyhow::Result<()>,
     {
         let mut throttle = LogThrottle::default();
-        loop {
-            let received = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                received = self.inner.recv() => received,
-            };
-            let first = match received {
-                Ok(message) => message,
-                Err(e) => {
-                    self.consume_error(&e, &mut throttle);
-                    tokio::time::sleep(RETRY_FIRST).await;
-                    continue;
-                }
-            };
-            let mut messages = vec![first];
-            while messages.len() < max_batch.max(1) {
-                match self.inner.recv().now_or_never() {
-                    Some(Ok(message)) => messages.push(message),
-                    Some(Err(e)) => {
-                        self.consume_error(&e, &mut throttle);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            let mut decoded = Vec::with_capacity(messages.len());
-            for message in &messages {
-                match M::decode(message.payload().unwrap_or_default()) {
-                    Ok(m) => decoded.push(m),
-                    Err(e) => {
-                        let reason = e.reason();
-                        self.metrics
-                            .skipped
-                            .with_label_values(&[self.topic.as_str(), reason])
-                            .inc();
-                        if throttle.allow(reason) {
-                            tracing::warn!(
-                                topic = %self.topic,
-                                partition = message.partition(),
-                                offset = message.offset(),
-                                error = %e,
-                                "skipped a message that cannot be read (counted in kafka_messages_skipped_total)"
-                            );
-                        }
-                    }
-                }
-            }
+        while let Some(messages) = self.next_batch(shutdown, max_batch, &mut throttle).await {
+            let decoded = self.decode::<M>(&messages, &mut throttle);
             if !decoded.is_empty() {
                 if !self
-                    .handle_until_done(shutdown, &mut handle, &decoded)
+                    .handle_until_done(shutdown, &mut handle, decoded.as_slice())
                     .await
                 {
                     break;
@@ -153,11 +119,84 @@ impl AtLeastOnceConsumer {
                     .with_label_values(&[&self.topic])
                     .inc_by(decoded.len() as u64);
             }
-            for message in &messages {
-                self.inner.store_offset_from_message(message)?;
-            }
+            self.store(&messages)?;
         }
         self.commit()
+    }
+
+    /// The next message and those already waiting behind it, up to `max_batch`; `None` once
+    /// `shutdown` is cancelled. Consumer errors are counted and waited out.
+    async fn next_batch(
+        &self,
+        shutdown: &CancellationToken,
+        max_batch: usize,
+        throttle: &mut LogThrottle,
+    ) -> Option<Vec<BorrowedMessage<'_>>> {
+        let first = loop {
+            let received = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return None,
+                received = self.inner.recv() => received,
+            };
+            match received {
+                Ok(message) => break message,
+                Err(e) => {
+                    self.consume_error(&e, throttle);
+                    tokio::time::sleep(RETRY_FIRST).await;
+                }
+            }
+        };
+        let mut messages = vec![first];
+        while messages.len() < max_batch.max(1) {
+            match self.inner.recv().now_or_never() {
+                Some(Ok(message)) => messages.push(message),
+                Some(Err(e)) => {
+                    self.consume_error(&e, throttle);
+                    break;
+                }
+                None => break,
+            }
+        }
+        Some(messages)
+    }
+
+    /// The messages that can be read; the others are skipped, counted and logged.
+    fn decode<M: ContractMessage>(
+        &self,
+        messages: &[BorrowedMessage<'_>],
+        throttle: &mut LogThrottle,
+    ) -> Vec<M> {
+        let mut decoded = Vec::with_capacity(messages.len());
+        for message in messages {
+            match M::decode(message.payload().unwrap_or_default()) {
+                Ok(m) => decoded.push(m),
+                Err(e) => {
+                    let reason = e.reason();
+                    self.metrics
+                        .skipped
+                        .with_label_values(&[self.topic.as_str(), reason])
+                        .inc();
+                    if throttle.allow(reason) {
+                        tracing::warn!(
+                            topic = %self.topic,
+                            partition = message.partition(),
+                            offset = message.offset(),
+                            error = %e,
+                            "skipped a message that cannot be read (counted in kafka_messages_skipped_total)"
+                        );
+                    }
+                }
+            }
+        }
+        decoded
+    }
+
+    /// Stores the offsets of messages whose work is done (committed every second).
+    fn store(&self, messages: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {
+        for message in messages {
+            self.inner.store_offset_from_message(message)?;
+        }
+        Ok(())
     }
 
     fn consume_error(&self, e: &KafkaError, throttle: &mut LogThrottle) {
@@ -173,18 +212,19 @@ impl AtLeastOnceConsumer {
 
     /// Runs the handler until it succeeds. `false` when shutdown came first (the offsets are
     /// then not stored and the messages are delivered again after a restart).
-    async fn handle_until_done<M, F>(
+    async fn handle_until_done<T, F>(
         &self,
         shutdown: &CancellationToken,
         handle: &mut F,
-        batch: &[M],
+        work: &T,
     ) -> bool
     where
-        F: AsyncFnMut(&[M]) -> anyhow::Result<()>,
+        T: ?Sized,
+        F: AsyncFnMut(&T) -> anyhow::Result<()>,
     {
         let mut backoff = RETRY_FIRST;
         loop {
-            match handle(batch).await {
+            match handle(work).await {
                 Ok(()) => return true,
                 Err(e) => {
                     self.metrics

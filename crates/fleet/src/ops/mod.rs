@@ -7,7 +7,7 @@
 
 mod process;
 
-pub use process::ProcessCollector;
+pub use process::{ProcessCollector, ProcessSample, sample_process};
 
 use axum::Router;
 use axum::extract::State;

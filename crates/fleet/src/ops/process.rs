@@ -1,5 +1,6 @@
 //! Process metrics with the standard names (`process_cpu_seconds_total`,
-//! `process_resident_memory_bytes`, ...), read from `/proc/self` at every scrape.
+//! `process_resident_memory_bytes`, ...), read from `/proc/self` at every scrape; the same
+//! reading of another process ([`sample_process`]) serves tools that watch the fleet's processes.
 //!
 //! The `prometheus` crate has a collector for these, but it exports CPU time in whole seconds,
 //! which reads as 0 for a service using a few percent of a core. The aggregator falls back on
@@ -13,11 +14,13 @@ use prometheus::{Gauge, Opts};
 /// architecture Linux supports today).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// What `/proc/self` says about this process.
+/// What `/proc/<pid>` says about a process.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ProcessSample {
     pub cpu_seconds: f64,
     pub resident_bytes: f64,
+    /// The peak resident size so far (`VmHWM`).
+    pub peak_resident_bytes: f64,
     pub virtual_bytes: f64,
     pub threads: f64,
     pub start_time_seconds: f64,
@@ -35,27 +38,42 @@ pub fn parse(stat: &str, status: &str, proc_stat: &str, open_fds: usize) -> Opti
         .lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse::<f64>().ok())?;
-    let resident_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     Some(ProcessSample {
         cpu_seconds: (field(14)? + field(15)?) / TICKS_PER_SECOND,
         threads: field(20)?,
         start_time_seconds: boot_time + field(22)? / TICKS_PER_SECOND,
         virtual_bytes: field(23)?,
-        resident_bytes: resident_kib * 1024.0,
+        resident_bytes: kib("VmRSS:") * 1024.0,
+        peak_resident_bytes: kib("VmHWM:") * 1024.0,
         open_fds: open_fds as f64,
     })
 }
 
-fn read_self() -> Option<ProcessSample> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Reads `/proc/<pid>` (`pid` may be `self`).
+fn read(pid: &str) -> Option<ProcessSample> {
+    let dir = std::path::Path::new("/proc").join(pid);
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let status = std::fs::read_to_string(dir.join("status")).ok()?;
     let proc_stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
+    let fds = std::fs::read_dir(dir.join("fd")).map_or(0, |d| d.count());
     parse(&stat, &status, &proc_stat, fds)
+}
+
+fn read_self() -> Option<ProcessSample> {
+    read("self")
+}
+
+/// What `/proc/<pid>` says about another process of this host; `None` when it is gone (or not
+/// readable).
+pub fn sample_process(pid: u32) -> Option<ProcessSample> {
+    read(&pid.to_string())
 }
 
 /// The collector. CPU is exported as a gauge-valued counter: its value comes from the kernel.
@@ -152,7 +170,7 @@ mod tests {
     fn parses_proc_files_with_sub_second_cpu() {
         let stat = "4242 (demo (x) svc) S 1 4242 4242 0 -1 4194560 900 0 0 0 20 18 0 0 20 0 \
                     3 0 1500 7954432 1324 18446744073709551615";
-        let status = "Name:\tdemo\nVmRSS:\t    5296 kB\nThreads:\t3\n";
+        let status = "Name:\tdemo\nVmHWM:\t    8000 kB\nVmRSS:\t    5296 kB\nThreads:\t3\n";
         let proc_stat = "cpu  1 2 3\nbtime 1795360000\n";
         let s = parse(stat, status, proc_stat, 15).unwrap();
         assert!((s.cpu_seconds - 0.38).abs() < 1e-9, "{s:?}");
@@ -160,6 +178,7 @@ mod tests {
         assert_eq!(s.start_time_seconds, 1_795_360_015.0);
         assert_eq!(s.virtual_bytes, 7_954_432.0);
         assert_eq!(s.resident_bytes, 5296.0 * 1024.0);
+        assert_eq!(s.peak_resident_bytes, 8000.0 * 1024.0);
         assert_eq!(s.open_fds, 15.0);
         assert!(parse("garbage", status, proc_stat, 0).is_none());
     }
