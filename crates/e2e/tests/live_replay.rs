@@ -93,19 +93,33 @@ fn real_windows(
     windows
 }
 
-/// Scale-ups and scale-downs the scaler applied to the demo between `from` and `to`.
-fn applied(output: &std::path::Path, from: DateTime<Utc>, to: DateTime<Utc>) -> usize {
+/// The changes the scaler applied to the demo between `from` and `to`: seconds after `from`,
+/// and whether it was a scale-up.
+fn applied(output: &std::path::Path, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(f64, bool)> {
     let mut reader = csv::Reader::from_path(output.join("decisions.csv")).expect("decisions.csv");
     let headers = reader.headers().expect("a header").clone();
     let column = |name: &str| headers.iter().position(|h| h == name).expect(name);
     let (service, outcome, decided) = (column("service"), column("outcome"), column("decided_at"));
+    let action = column("action");
     reader
         .records()
         .filter_map(|r| r.ok())
         .filter(|r| &r[service] == "demo" && &r[outcome] == "applied")
-        .filter_map(|r| r[decided].parse::<DateTime<Utc>>().ok())
-        .filter(|at| *at > from && *at <= to)
-        .count()
+        .filter_map(|r| {
+            let at = r[decided].parse::<DateTime<Utc>>().ok()?;
+            (at > from && at <= to)
+                .then(|| ((at - from).as_seconds_f64(), &r[action] == "SCALE_UP"))
+        })
+        .collect()
+}
+
+/// When the simulated run scaled up: the end of each window whose replica count rose.
+fn scale_ups(windows: &[WindowRecord]) -> Vec<f64> {
+    windows
+        .windows(2)
+        .filter(|w| w[1].existing > w[0].existing)
+        .map(|w| w[0].end)
+        .collect()
 }
 
 fn simulated() -> (Vec<WindowRecord>, usize) {
@@ -223,7 +237,8 @@ async fn a_trace_slice_scales_the_real_system_as_the_simulator_says() {
     println!("loadgen: {}", summary.trim());
 
     let real_windows = real_windows(&project.output(), from, to);
-    let real = figures(&real_windows, applied(&project.output(), from, to));
+    let changes = applied(&project.output(), from, to);
+    let real = figures(&real_windows, changes.len());
     let (sim_windows, sim_actions) = simulated();
     let sim = figures(&sim_windows, sim_actions);
     let table = report(&real, &sim);
@@ -264,8 +279,8 @@ async fn a_trace_slice_scales_the_real_system_as_the_simulator_says() {
              with the same models and guardrails and a start-up delay of {STARTUP_DELAY_SEC} s. \
              The real windows are the feature vectors the voters logged; the real scaling \
              actions the applied decisions.\n\n{table}\n\
-             The offered load drawn is the simulator's; the real system's panel shows the \
-             request rate Prometheus measured.\n\n![live replay](live-replay.png)\n",
+             The load drawn is the simulator's offered load: the same slice, scaled and \
+             compressed by the same code as loadgen's.\n\n![live replay](live-replay.png)\n",
             Utc::now().format("%Y-%m-%d %H:%M UTC")
         );
         std::fs::write(out.join("live-replay.md"), text).expect("live-replay.md");
@@ -279,9 +294,20 @@ async fn a_trace_slice_scales_the_real_system_as_the_simulator_says() {
         real.scaling_actions >= 2 && real.peak_replicas >= 2,
         "the real system scaled the demo target: {real:?}"
     );
+    // The real system scales up at the bursts the simulator does (within three windows; the
+    // real windows are aligned to the wall clock, not to the start of the load)...
+    let ups: Vec<f64> = changes.iter().filter(|c| c.1).map(|c| c.0).collect();
+    for at in scale_ups(&sim_windows) {
+        assert!(
+            ups.iter().any(|u| (u - at).abs() <= 3.0 * INTERVAL),
+            "the simulator scaled up at {at} s; the real system at {ups:?}"
+        );
+    }
+    // ...and runs about as many replicas: the models read the CPU a request costs, which
+    // differs between the demo containers and the local stack the calibration fitted on.
     let ratio = real.ready_replica_minutes / sim.ready_replica_minutes;
     assert!(
-        (0.7..=1.3).contains(&ratio),
-        "replica-minutes within 30 % of the simulator's: real {real:?}, simulated {sim:?}"
+        (0.67..=1.5).contains(&ratio),
+        "replica-minutes within a factor 1.5 of the simulator's: real {real:?}, simulated {sim:?}"
     );
 }

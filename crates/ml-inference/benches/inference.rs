@@ -1,5 +1,6 @@
-//! Inference speed per model: P(violation) for one feature vector, for a batch of 256, and a
-//! whole vote (every candidate replica count in one batch), on the committed models in models/.
+//! Inference speed per model: P(violation) for one feature vector, for a batch of 256, a whole
+//! vote (every candidate replica count in one batch), and the votes on 256 vectors in one call
+//! (what the service does with vectors that wait), on the committed models in models/.
 //!
 //!     cargo bench -p ml-inference --bench inference
 //!
@@ -44,6 +45,10 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Elements(1));
         group.bench_function("vote (all candidate replica counts)", |b| {
             b.iter(|| model.vote(black_box(&batch[7])).unwrap())
+        });
+        group.throughput(Throughput::Elements(batch.len() as u64));
+        group.bench_function("votes on 256 vectors", |b| {
+            b.iter(|| model.votes(black_box(&batch)).unwrap())
         });
         group.finish();
     }

@@ -210,8 +210,7 @@ pub fn calibrate_command(args: &SimArgs) -> anyhow::Result<String> {
     let mut out = format!(
         "simulated replica: {} slots, {:.0} ms mean service time, {:.0} rps capacity; \
          CPU {:.5} + {:.6} x rps; memory {:.1} MB\n\
-         {} runs replayed, {} windows compared; demo and simulator agree on the SLA in {:.1} %\n\
-         load/replica  windows  demo p95  sim p95  M/M/c p95  demo>SLA  sim>SLA\n",
+         {} runs replayed, {} windows compared; demo and simulator agree on the SLA in {:.1} %\n\n",
         model.concurrency,
         model.service_time * 1000.0,
         model.capacity_rps(),
@@ -222,18 +221,6 @@ pub fn calibrate_command(args: &SimArgs) -> anyhow::Result<String> {
         c.windows,
         c.agreement * 100.0
     );
-    for b in &c.bins {
-        out.push_str(&format!(
-            "{:>5.0}-{:<5.0}  {:>7}  {:>8.3}  {:>7.3}  {:>9.3}  {:>7.0}%  {:>6.0}%\n",
-            b.from_rps,
-            b.to_rps,
-            b.windows,
-            b.demo_p95,
-            b.simulated_p95,
-            b.formula_p95,
-            b.demo_violations * 100.0,
-            b.simulated_violations * 100.0
-        ));
-    }
+    out.push_str(&report::calibration_rows(&c));
     Ok(out)
 }

@@ -71,6 +71,29 @@ pub fn goal_checks(evaluation: &Evaluation) -> Vec<GoalCheck> {
     checks
 }
 
+/// The calibration table: demo and simulator side by side, by offered load per replica.
+pub fn calibration_rows(c: &crate::calibration::Calibration) -> String {
+    let mut t = String::from(
+        "| offered load per replica (rps) | windows | demo p95 | simulated p95 | M/M/c p95 | demo over SLA | simulated over SLA |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for b in &c.bins {
+        let _ = writeln!(
+            t,
+            "| {:.0}-{:.0} | {} | {:.3} s | {:.3} s | {:.3} s | {:.0} % | {:.0} % |",
+            b.from_rps,
+            b.to_rps,
+            b.windows,
+            b.demo_p95,
+            b.simulated_p95,
+            b.formula_p95,
+            b.demo_violations * 100.0,
+            b.simulated_violations * 100.0
+        );
+    }
+    t
+}
+
 fn pct(v: f64) -> String {
     format!("{:+.1} %", v * 100.0)
 }
@@ -433,9 +456,7 @@ fn markdown(
          of the aggregator's {} windows compared with the simulated window at the same time \
          into the run. The two agree on whether the window violates the SLA in **{:.1} %** \
          of them. CPU per replica: {:.5} + {:.6} x requests per second per replica (least \
-         squares on the dataset); memory {:.1} MB (its median).\n\n\
-         | offered load per replica (rps) | windows | demo p95 | simulated p95 | M/M/c p95 | demo over SLA | simulated over SLA |\n\
-         |---|---:|---:|---:|---:|---:|---:|",
+         squares on the dataset); memory {:.1} MB (its median).\n",
         c.runs,
         plan.experiments.display(),
         c.windows,
@@ -444,20 +465,7 @@ fn markdown(
         c.cpu_per_rps,
         c.memory / 1e6
     );
-    for b in &c.bins {
-        let _ = writeln!(
-            out,
-            "| {:.0}-{:.0} | {} | {:.3} s | {:.3} s | {:.3} s | {:.0} % | {:.0} % |",
-            b.from_rps,
-            b.to_rps,
-            b.windows,
-            b.demo_p95,
-            b.simulated_p95,
-            b.formula_p95,
-            b.demo_violations * 100.0,
-            b.simulated_violations * 100.0
-        );
-    }
+    out.push_str(&calibration_rows(c));
     let _ = writeln!(
         out,
         "\n## Reproduce\n\n```sh\n{command}\n```\n\n\
