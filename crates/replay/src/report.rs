@@ -384,6 +384,12 @@ fn markdown(
     }
     let _ = writeln!(
         out,
+        "**Does the simulator hold for real?** `scripts/live-replay.sh` replays 90 minutes of \
+         the Alibaba trace through the real system on the Docker engine and the same slice \
+         through the simulator: [evaluation/live-replay.md](evaluation/live-replay.md).\n"
+    );
+    let _ = writeln!(
+        out,
         "## How the replay works\n\n\
          `replay` runs the decision core the fleet runs, on simulated time:\n\n\
          - **The service** is the demo target, request by request: up to {} replicas of \
