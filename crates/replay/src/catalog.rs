@@ -170,7 +170,7 @@ pub fn build(
     oracle: &Oracle,
     trained: Option<&Trained>,
 ) -> anyhow::Result<Box<dyn Policy>> {
-    let bounds = settings.bounds;
+    let bounds = settings.bounds();
     let voters = |name: String, models: Vec<Arc<LoadedModel>>, strategy, quorum| {
         Box::new(Voters::new(
             name,

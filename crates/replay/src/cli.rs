@@ -1,7 +1,6 @@
 //! The `replay` command line.
 
 use crate::catalog::PolicySpec;
-use crate::policy::Bounds;
 use crate::simulation::Settings;
 use chrono::Duration;
 use clap::{Args, Parser, Subcommand};
@@ -116,10 +115,6 @@ impl SimArgs {
             sla: Sla {
                 p95_seconds: self.sla_p95_seconds,
                 error_ratio: self.sla_error_ratio,
-            },
-            bounds: Bounds {
-                min: self.min_replicas,
-                max: self.max_replicas,
             },
             guardrails: Guardrails {
                 min_replicas: self.min_replicas,

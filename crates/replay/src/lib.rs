@@ -69,19 +69,8 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
     if let Some(path) = &args.windows_csv {
         write_windows(path, &runs)?;
     }
-    let trace = evaluate::TraceResult {
-        spec: traces::TraceSpec {
-            key: "trace",
-            file: "",
-            title: "",
-            start_minutes: args.start_minutes,
-            length_minutes: args.length_minutes,
-            note: "",
-        },
-        minutes: load.minutes,
-        runs: args.policies.iter().cloned().zip(runs).collect(),
-    };
-    Ok(report::trace_table(&trace))
+    let runs: Vec<_> = args.policies.iter().cloned().zip(runs).collect();
+    Ok(report::trace_table(&runs))
 }
 
 fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
@@ -140,7 +129,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<String> {
         summary.push_str(&format!(
             "{}\n{}\n",
             trace.spec.title,
-            report::trace_table(trace)
+            report::trace_table(&trace.runs)
         ));
     }
     summary.push_str(&format!(

@@ -22,14 +22,23 @@ pub struct Settings {
     pub trend_windows: usize,
     /// What counts as a violating window.
     pub sla: Sla,
-    /// Bounds every policy keeps to (the scaler's `MIN_REPLICAS`, `MAX_REPLICAS`).
-    pub bounds: Bounds,
-    /// The scaler's guardrails, for the model policies (its bounds are `bounds`).
+    /// The scaler's guardrails, for the model policies; their bounds (`MIN_REPLICAS`,
+    /// `MAX_REPLICAS`) hold for every policy.
     pub guardrails: Guardrails,
     /// Seed of the arrivals and service times; every policy sees the same arrivals.
     pub seed: u64,
     /// Unix seconds of time 0 (timestamps of the feature vectors and the guardrails' clock).
     pub epoch: i64,
+}
+
+impl Settings {
+    /// The replica counts every policy stays within.
+    pub fn bounds(&self) -> Bounds {
+        Bounds {
+            min: self.guardrails.min_replicas,
+            max: self.guardrails.max_replicas,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -42,7 +51,6 @@ impl Default for Settings {
                 p95_seconds: 0.25,
                 error_ratio: 0.05,
             },
-            bounds: Bounds { min: 1, max: 10 },
             guardrails: Guardrails::default(),
             seed: 1,
             epoch: 1_800_000_000,
@@ -110,7 +118,7 @@ pub fn run(
     let mut service = Service::new(
         model.clone(),
         interval,
-        settings.bounds.clamp(initial),
+        settings.bounds().clamp(initial),
         settings.seed,
     );
     let mut builder = FeatureBuilder::new(settings.trend_windows, interval as u64);
@@ -155,7 +163,7 @@ pub fn run(
         }
         if (now - next_decision).abs() < 1e-9 {
             let existing = service.existing();
-            let target = settings.bounds.clamp(policy.decide(&Context {
+            let target = settings.bounds().clamp(policy.decide(&Context {
                 now,
                 windows: &recent,
                 features: features.as_ref(),
@@ -257,7 +265,7 @@ mod tests {
             run_oracle.summary
         );
         assert_eq!(run_oracle.summary.scaling_actions, 2, "up once, down once");
-        let mut hpa = Hpa::new(0.7, settings.bounds);
+        let mut hpa = Hpa::new(0.7, settings.bounds());
         let run_hpa = run(&load, &demo(), &settings, &mut hpa, 1, None);
         assert!(
             run_hpa.summary.violating_windows > run_oracle.summary.violating_windows,

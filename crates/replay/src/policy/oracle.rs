@@ -63,7 +63,7 @@ impl Capacities {
         };
         // One thread per replica count: they are independent.
         let rps = std::thread::scope(|scope| {
-            let counts: Vec<_> = (1..=settings.bounds.max.max(1))
+            let counts: Vec<_> = (1..=settings.guardrails.max_replicas.max(1))
                 .map(|n| scope.spawn(move || capacity(n)))
                 .collect();
             counts
@@ -106,7 +106,7 @@ impl Oracle {
                 let peak = (0..interval.ceil() as usize)
                     .map(|s| rate(start + s as f64))
                     .fold(0.0, f64::max);
-                capacities.replicas_for(peak, settings.bounds)
+                capacities.replicas_for(peak, settings.bounds())
             })
             .collect();
         Self {
@@ -147,12 +147,13 @@ impl Policy for Oracle {
 mod tests {
     use super::*;
     use crate::service::tests::demo;
+    use decision::Guardrails;
 
     #[test]
     fn capacity_is_where_windows_start_to_violate() {
         let bounds = Bounds { min: 1, max: 2 };
         let settings = Settings {
-            bounds,
+            guardrails: Guardrails::default().with_bounds(Some(1), Some(2)),
             ..Settings::default()
         };
         let c = Capacities::measure(&demo(), &settings, 40);
