@@ -101,9 +101,8 @@ fn readme(r: &Report) -> String {
     let _ = writeln!(
         s,
         "\nThe baseline predicts that the next window violates the SLA exactly when the current one \
-         does. It needs the latency the window measured; the models read only the load and what \
-         it costs, so that they can be asked about other replica counts, which the baseline \
-         cannot answer.\n"
+         does. It needs the latency the window measured; the models read only the load, so that \
+         they can be asked about other replica counts, which the baseline cannot answer.\n"
     );
     let _ = writeln!(
         s,
@@ -152,7 +151,7 @@ fn readme(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "Features, in model order: `{}`. Missing values (a trend in the first windows, CPU where nothing measures it) are 0; Logistic Regression reads standardized features (mean and deviation in its metadata).\n",
+        "Features, in model order: `{}`. Missing values (a trend in the first windows) are 0; Logistic Regression reads standardized features (mean and deviation in its metadata).\n",
         r.features.join("`, `")
     );
     let _ = writeln!(
