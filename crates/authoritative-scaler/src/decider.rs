@@ -75,12 +75,18 @@ impl Decider {
         }
     }
 
-    /// Decides `ballots` in order, acts on each, then records them all: one write to stdout and
-    /// to the journal, their publications awaited together.
+    /// Decides `ballots` in order and acts on each. Each decision is in the journal before the
+    /// next one is made, so that a scaler that stops mid-batch does not act on a window twice
+    /// when its votes come again; the blocks on stdout and the publications go out together.
     pub async fn decide_all(&mut self, ballots: Vec<Ballot>) -> Vec<DecisionRecord> {
         let mut records = Vec::with_capacity(ballots.len());
         for ballot in ballots {
-            records.push(self.decide(ballot).await);
+            let record = self.decide(ballot).await;
+            if let Err(e) = self.journal.append(vec![journal::row(&record)]).await {
+                tracing::error!(error = %format!("{e:#}"), decision_id = record.decision_id,
+                    "the decision could not be appended to DECISIONS_CSV");
+            }
+            records.push(record);
         }
         self.emit(&records).await;
         records
@@ -188,7 +194,7 @@ impl Decider {
         }
     }
 
-    /// Prints, logs, publishes and appends the records.
+    /// Prints, logs and publishes the records (the journal has them already).
     async fn emit(&self, records: &[DecisionRecord]) {
         let blocks: String = records.iter().map(decision::block::render).collect();
         {
@@ -234,14 +240,6 @@ impl Decider {
                         "the decision record could not be published");
                 }
             }
-        }
-        if let Err(e) = self
-            .journal
-            .append(records.iter().map(journal::row).collect())
-            .await
-        {
-            tracing::error!(error = %format!("{e:#}"), decisions = records.len(),
-                "the decisions could not be appended to DECISIONS_CSV");
         }
     }
 }

@@ -33,8 +33,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Votes tallied, and ballots decided, at once at most.
-const MAX_BATCH: usize = 256;
 /// How often open windows are checked for their deadline.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// Closed windows remembered per service to refuse their replayed votes.
@@ -181,7 +179,7 @@ impl Application {
         let decisions = tokio::spawn(async move {
             while let Some(ballot) = inbox.recv().await {
                 let mut batch = vec![ballot];
-                while batch.len() < MAX_BATCH {
+                while batch.len() < fleet::kafka::MAX_BATCH {
                     match inbox.try_recv() {
                         Ok(ballot) => batch.push(ballot),
                         Err(_) => break,
@@ -215,33 +213,37 @@ impl Application {
         tracing::info!(from = %config.votes_topic, to = %config.decisions_topic, "deciding");
         let metrics = self.metrics.clone();
         let counted = consumer
-            .run_batches(&shutdown, MAX_BATCH, move |votes: &[Vote]| {
-                let now = Utc::now();
-                let complete = tally
-                    .lock()
-                    .map(|mut tally| {
-                        let mut complete = Vec::new();
-                        for vote in votes {
-                            let added = tally.add(vote.clone(), now);
-                            metrics.votes.with_label_values(&[added.as_str()]).inc();
-                            if let Added::Complete(ballot) = added {
-                                complete.push(ballot);
+            .run_batches(
+                &shutdown,
+                fleet::kafka::MAX_BATCH,
+                move |votes: &[Vote]| {
+                    let now = Utc::now();
+                    let complete = tally
+                        .lock()
+                        .map(|mut tally| {
+                            let mut complete = Vec::new();
+                            for vote in votes {
+                                let added = tally.add(vote.clone(), now);
+                                metrics.votes.with_label_values(&[added.as_str()]).inc();
+                                if let Added::Complete(ballot) = added {
+                                    complete.push(ballot);
+                                }
                             }
+                            complete
+                        })
+                        .map_err(|_| anyhow::anyhow!("tally lock poisoned"));
+                    let ballots = ballots.clone();
+                    async move {
+                        for ballot in complete? {
+                            ballots
+                                .send(ballot)
+                                .await
+                                .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
                         }
-                        complete
-                    })
-                    .map_err(|_| anyhow::anyhow!("tally lock poisoned"));
-                let ballots = ballots.clone();
-                async move {
-                    for ballot in complete? {
-                        ballots
-                            .send(ballot)
-                            .await
-                            .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
+                        Ok(())
                     }
-                    Ok(())
-                }
-            })
+                },
+            )
             .await;
         let _ = expiry.await;
         // The consumer and the expiry task held the senders; once they are gone the decider

@@ -1,6 +1,6 @@
 //! Settings of one demo-service replica.
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use fleet::config::Validate;
 use fleet::telemetry::LogArgs;
 use std::net::SocketAddr;
@@ -81,6 +81,15 @@ impl Validate for DemoConfig {
 }
 
 impl DemoConfig {
+    /// The default settings, whatever the environment says: the demo target as the models'
+    /// dataset ran it (the trace replay simulates that one, not the shell's CONCURRENCY).
+    pub fn defaults() -> Result<Self, clap::Error> {
+        let matches = Self::command()
+            .mut_args(|arg| arg.env(None::<&'static str>))
+            .try_get_matches_from(["demo-service"])?;
+        Self::from_arg_matches(&matches)
+    }
+
     /// A replica on an ephemeral loopback port, for tests and the local stack.
     pub fn local(service_name: &str, concurrency: u32, service_time_ms: f64) -> Self {
         Self {

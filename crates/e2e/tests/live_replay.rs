@@ -296,8 +296,9 @@ async fn a_trace_slice_scales_the_real_system_as_the_simulator_says() {
         "the real system scaled the demo target: {real:?}"
     );
     // Where the simulator scaled up, the real system had (or reached) as many replicas within
-    // three windows, give or take one: the real windows follow the wall clock, not the start of
-    // the load, and a real system still holding replicas from the last burst needs no scale-up.
+    // three windows, give or take one above two (a scale-up to two must be met by two): the real
+    // windows follow the wall clock, not the start of the load, and a real system still holding
+    // replicas from the last burst needs no scale-up.
     for (at, replicas) in scale_ups(&sim_windows) {
         let reached = real_windows
             .iter()
@@ -306,13 +307,13 @@ async fn a_trace_slice_scales_the_real_system_as_the_simulator_says() {
             .max()
             .unwrap_or(0);
         assert!(
-            reached + 1 >= replicas,
+            reached >= replicas.saturating_sub(1).max(2),
             "the simulator went to {replicas} replicas at {at} s; the real system had at most \
              {reached} ready in the next three windows (its changes: {changes:?})"
         );
     }
-    // ...and runs about as many replicas: the models read the CPU a request costs, which
-    // differs between the demo containers and the local stack the calibration fitted on.
+    // ...and runs about as many replicas (the models read the load only; the real system's
+    // replicas start more slowly and its latency is noisier than the simulator's).
     let ratio = real.ready_replica_minutes / sim.ready_replica_minutes;
     assert!(
         (0.67..=1.5).contains(&ratio),

@@ -7,9 +7,9 @@
 //! by service, and only then is the vector's offset stored. A redelivered vector can thus give a
 //! second vote for the same window and model; the scaler counts one.
 //!
-//! Vectors that are already waiting are voted on together (up to [`MAX_BATCH`]): one model
-//! call, one file write and the votes' deliveries awaited together, so a burst of services costs
-//! one round trip to the broker, not one per service.
+//! Vectors that are already waiting are voted on together (up to [`fleet::kafka::MAX_BATCH`]):
+//! one model call, one file write and the votes' deliveries awaited together, so a burst of
+//! services costs one round trip to the broker, not one per service.
 
 pub mod config;
 
@@ -29,9 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Feature vectors voted on at once, at most.
-pub const MAX_BATCH: usize = 256;
 
 /// Columns of the predictions CSV before the feature vector's own columns.
 pub const PREDICTION_COLUMNS: [&str; 9] = [
@@ -101,7 +98,7 @@ impl InferenceMetrics {
         let duration = Histogram::with_opts(
             HistogramOpts::new(
                 "inference_duration_seconds",
-                "Time to vote on one feature vector",
+                "Time to vote on one feature vector: its share of its batch's model call",
             )
             .const_label("model", model)
             .buckets(vec![
@@ -233,10 +230,14 @@ impl Application {
             interval_warned: AtomicBool::new(false),
         });
         consumer
-            .run_batches(&shutdown, MAX_BATCH, move |vectors: &[FeatureVector]| {
-                let (voter, vectors) = (voter.clone(), vectors.to_vec());
-                async move { voter.vote(&vectors).await }
-            })
+            .run_batches(
+                &shutdown,
+                fleet::kafka::MAX_BATCH,
+                move |vectors: &[FeatureVector]| {
+                    let (voter, vectors) = (voter.clone(), vectors.to_vec());
+                    async move { voter.vote(&vectors).await }
+                },
+            )
             .await?;
         if let Err(e) = producer.flush(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "votes still queued at shutdown were not delivered");

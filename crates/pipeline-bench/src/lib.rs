@@ -52,7 +52,7 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
         .tempdir()
         .context("cannot create the run's directory")?;
     tracing::info!(dir = %dir.path().display(), "starting the broker (tansu)");
-    let broker = Broker::start().await;
+    let broker = Broker::try_start().await.map_err(anyhow::Error::msg)?;
     let args = config.kafka_args(broker.bootstrap());
     let source = VectorSource::now();
 

@@ -246,12 +246,10 @@ impl Report {
             let (rss, peak) = process.sample.map_or(("gone".into(), "-".into()), |s| {
                 (mib(s.resident_bytes), mib(s.peak_resident_bytes))
             });
-            let (cpu, share) = process.cpu_during.map_or(("-".into(), "-".into()), |cpu| {
-                (
-                    format!("{cpu:.2}"),
-                    format!("{:.0}", 100.0 * cpu / t.elapsed.as_secs_f64().max(1e-9)),
-                )
-            });
+            let (cpu, share) = match (process.cpu_during, process.cpu_share) {
+                (Some(cpu), Some(share)) => (format!("{cpu:.2}"), format!("{:.0}", 100.0 * share)),
+                _ => ("-".into(), "-".into()),
+            };
             writeln!(
                 out,
                 "| {} | {pid} | {rss} | {peak} | {cpu} | {share} |",

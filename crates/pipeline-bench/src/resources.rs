@@ -2,6 +2,7 @@
 //! behind every service's `process_*` metrics).
 
 use fleet::ops::{ProcessSample, sample_process};
+use std::time::Instant;
 
 /// A process to watch.
 #[derive(Debug, Clone)]
@@ -19,32 +20,46 @@ pub struct ProcessFigures {
     pub sample: Option<ProcessSample>,
     /// CPU seconds it used during the throughput phase.
     pub cpu_during: Option<f64>,
+    /// `cpu_during` over the wall time between the two readings: 1.0 is one core busy.
+    pub cpu_share: Option<f64>,
+}
+
+/// Every watched process read at one moment.
+pub struct Readings {
+    at: Instant,
+    samples: Vec<Option<ProcessSample>>,
 }
 
 /// Reads every watched process now.
-pub fn sample_all(watched: &[Watched]) -> Vec<Option<ProcessSample>> {
-    watched
-        .iter()
-        .map(|w| w.pid.and_then(sample_process))
-        .collect()
+pub fn sample_all(watched: &[Watched]) -> Readings {
+    Readings {
+        at: Instant::now(),
+        samples: watched
+            .iter()
+            .map(|w| w.pid.and_then(sample_process))
+            .collect(),
+    }
 }
 
-/// The figures now, with the CPU used since `before` (taken by [`sample_all`] on the same list).
-pub fn figures_since(watched: &[Watched], before: &[Option<ProcessSample>]) -> Vec<ProcessFigures> {
+/// The figures now, with the CPU used since `before` (taken by [`sample_all`] on the same list)
+/// and its share of the time between the readings.
+pub fn figures_since(watched: &[Watched], before: &Readings) -> Vec<ProcessFigures> {
+    let after = sample_all(watched);
+    let wall = after.at.duration_since(before.at).as_secs_f64().max(1e-9);
     watched
         .iter()
-        .zip(before)
-        .map(|(w, before)| {
-            let sample = w.pid.and_then(sample_process);
-            let cpu_during = match (sample, before) {
+        .zip(before.samples.iter().zip(after.samples))
+        .map(|(w, (then, now))| {
+            let cpu_during = match (now, then) {
                 (Some(now), Some(then)) => Some(now.cpu_seconds - then.cpu_seconds),
                 _ => None,
             };
             ProcessFigures {
                 name: w.name.clone(),
                 pid: w.pid,
-                sample,
+                sample: now,
                 cpu_during,
+                cpu_share: cpu_during.map(|cpu| cpu / wall),
             }
         })
         .collect()

@@ -1,6 +1,7 @@
 //! Where the throughput phase's time went, read afterwards from the files the services write
 //! anyway (so the measure itself is not disturbed): each voter's predictions CSV (`voted_at`,
-//! appended just before the vote is sent) and the scaler's decisions CSV (`decided_at`).
+//! stamped when its batch's model call returns, before the row is written and the vote sent)
+//! and the scaler's decisions CSV (`decided_at`).
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};

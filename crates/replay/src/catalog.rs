@@ -98,7 +98,7 @@ impl PolicySpec {
             "oracle" => Ok(PolicySpec::Oracle),
             _ => ModelKind::parse(name).map(PolicySpec::Model).ok_or_else(|| {
                 format!(
-                    "{s:?} is not a policy: static[:N], threshold, hpa:T, xgboost, random_forest, \
+                    "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], xgboost, random_forest, \
                      logistic_regression, ensemble:majority|unanimous|weighted, oracle"
                 )
             }),

@@ -184,8 +184,9 @@ pub struct RunArgs {
     /// Trace minutes to replay (default: to the end).
     #[arg(long, env = "REPLAY_LENGTH_MINUTES")]
     pub length_minutes: Option<u64>,
-    /// Policies, repeatable or comma-separated: static[:N], threshold, hpa:T, xgboost,
-    /// random_forest, logistic_regression, ensemble:majority|unanimous|weighted, oracle.
+    /// Policies, repeatable or comma-separated: static[:N], threshold, hpa:T[:S] (target
+    /// utilization %, scale-down stabilization s, default 300), xgboost, random_forest,
+    /// logistic_regression, ensemble:majority|unanimous|weighted, oracle.
     #[arg(long = "policy", env = "REPLAY_POLICIES", value_delimiter = ',',
           default_value = "hpa:70,ensemble:majority,oracle", value_parser = PolicySpec::parse)]
     pub policies: Vec<PolicySpec>,

@@ -7,7 +7,6 @@ use crate::service::ServiceModel;
 use crate::simulation::{Load, Run, Settings, run};
 use crate::traces::{self, TraceLoad, TraceSpec};
 use anyhow::Context;
-use clap::Parser;
 use demo_service::DemoConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -71,7 +70,7 @@ pub fn calibrated_model(
     };
     let vectors = trainer::dataset::read_vectors(dataset).with_context(context)?;
     let runs = loadgen::experiment::read_records(experiments).with_context(context)?;
-    let demo = DemoConfig::try_parse_from(["demo-service"])?;
+    let demo = DemoConfig::defaults()?;
     Ok(calibrate(
         &vectors,
         &runs,
@@ -131,7 +130,9 @@ pub fn run_policies(
                         }
                     };
                     let rate = |t: f64| trace.load.rate(t);
-                    let initial = trace.oracle.needs().first().copied().unwrap_or(1);
+                    let initial = policy
+                        .initial()
+                        .unwrap_or_else(|| trace.oracle.needs().first().copied().unwrap_or(1));
                     let finished = run(
                         &Load {
                             name: trace.name.to_owned(),

@@ -1,5 +1,7 @@
 //! Queueing formulas and Prometheus' quantile estimate: the analytic side of the simulated
-//! service, used by the oracle (how many replicas a load needs) and by the calibration.
+//! service. The calibration table sets the formula's p95 beside the simulator's; the simulator
+//! reads its latency quantiles the way Prometheus does. (The oracle does not use the formulas:
+//! it uses capacities measured on the simulator itself, `policy::Capacities`.)
 //!
 //! One replica of the demo target is an M/M/c queue: `c` slots, exponential service times of
 //! mean `1/mu`, first come first served. With the load spread evenly, `n` replicas carrying

@@ -9,9 +9,14 @@ fn repo() -> PathBuf {
 }
 
 fn replay(args: &[&str]) -> (i32, String, String) {
+    replay_with_env(args, &[])
+}
+
+fn replay_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let repo = repo();
     let out = Command::new(env!("CARGO_BIN_EXE_replay"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&repo)
         .output()
         .unwrap();
@@ -53,6 +58,20 @@ fn a_trace_slice_under_three_policies() {
             "between 1 and 3 replicas for 10 minutes: {row}"
         );
     }
+}
+
+#[test]
+fn the_simulated_service_is_the_dataset_s_demo_whatever_the_shell_sets() {
+    let (code, plain, stderr) = replay(&["calibrate"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(plain.contains("agree"), "{plain}");
+    // The demo-service's own settings, as a user running the local stack may have exported.
+    let (code, with_env, stderr) = replay_with_env(
+        &["calibrate"],
+        &[("CONCURRENCY", "64"), ("SERVICE_TIME_MS", "5")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(plain, with_env);
 }
 
 #[test]

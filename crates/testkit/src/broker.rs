@@ -1,6 +1,6 @@
 //! A real Kafka-compatible broker (`tansu`) for one test.
 
-use crate::{find_binary, free_port, wait_for};
+use crate::{free_port, poll_until, try_find_binary};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -16,12 +16,17 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker with in-memory storage on a free loopback port and waits until it accepts
     /// connections. The advertised address is an IPv4 literal: librdkafka may resolve `localhost`
-    /// to `::1`, where the broker does not listen.
+    /// to `::1`, where the broker does not listen. Panics if it cannot (for tests).
     pub async fn start() -> Self {
-        let tansu = find_binary("tansu", "TANSU_BIN");
+        Self::try_start().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a broker like [`Broker::start`], or says why it could not (for programs).
+    pub async fn try_start() -> Result<Self, String> {
+        let tansu = try_find_binary("tansu", "TANSU_BIN")?;
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu)
+        let child = Command::new(&tansu)
             .arg("broker")
             .args(["--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", "memory://tansu/"])
@@ -29,15 +34,17 @@ impl Broker {
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("cannot start tansu");
+            .map_err(|e| format!("cannot start {}: {e}", tansu.display()))?;
         let bootstrap = format!("127.0.0.1:{port}");
         let addr = bootstrap.clone();
-        wait_for(Duration::from_secs(20), "the broker to listen", || {
+        let timeout = Duration::from_secs(20);
+        poll_until(timeout, || {
             let addr = addr.clone();
             async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
         })
-        .await;
-        Self { bootstrap, child }
+        .await
+        .ok_or_else(|| format!("tansu did not listen on {bootstrap} within {timeout:?}"))?;
+        Ok(Self { bootstrap, child })
     }
 
     /// `host:port` of the broker.

@@ -26,10 +26,15 @@ pub fn free_port() -> u16 {
         .expect("no free TCP port on 127.0.0.1")
 }
 
-/// Finds an executable: `$ENV_VAR`, then `~/.cargo/bin/<name>`, then `PATH`.
+/// Finds an executable: `$ENV_VAR`, then `~/.cargo/bin/<name>`, then `PATH`; panics if none.
 pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
+    try_find_binary(name, env_var).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Finds an executable like [`find_binary`], or says where it looked.
+pub fn try_find_binary(name: &str, env_var: &str) -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os(env_var) {
-        return PathBuf::from(path);
+        return Ok(PathBuf::from(path));
     }
     let mut candidates = Vec::new();
     if let Some(home) = std::env::var_os("HOME") {
@@ -38,18 +43,25 @@ pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|dir| dir.join(name)));
     }
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` not found ({env_var}, ~/.cargo/bin, PATH): run scripts/install-deps.sh"
-            )
-        })
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        format!("`{name}` not found ({env_var}, ~/.cargo/bin, PATH): run scripts/install-deps.sh")
+    })
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll_until(timeout, check).await {
+        Some(value) => value,
+        None => panic!("timed out after {timeout:?} waiting for {what}"),
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`; `None` after `timeout`.
+pub async fn poll_until<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -57,10 +69,10 @@ where
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check().await {
-            return value;
+            return Some(value);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
+            return None;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -32,6 +32,11 @@ pub struct AtLeastOnceConsumer {
     metrics: KafkaMetrics,
 }
 
+/// Messages the services hand to one `run_batches` call at most: enough that a service that
+/// fell behind stops paying a broker round trip per message, few enough to bound what is redone
+/// after a crash mid-batch.
+pub const MAX_BATCH: usize = 256;
+
 /// Log lines about bad input are limited to one per reason per this interval.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Handler retry backoff bounds.

@@ -16,6 +16,6 @@ mod producer;
 
 pub use admin::ensure_topics;
 pub use args::{KafkaArgs, parse_property};
-pub use consumer::AtLeastOnceConsumer;
+pub use consumer::{AtLeastOnceConsumer, MAX_BATCH};
 pub use metrics::KafkaMetrics;
 pub use producer::JsonProducer;

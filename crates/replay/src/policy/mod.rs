@@ -56,6 +56,11 @@ pub trait Policy: Send {
     fn period(&self) -> f64;
     /// The replica count to go to.
     fn decide(&mut self, context: &Context<'_>) -> u32;
+    /// The count to start with, where the policy has its own (a static count); the others
+    /// start where the oracle does.
+    fn initial(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// A fixed replica count.
@@ -77,5 +82,9 @@ impl Policy for Static {
 
     fn decide(&mut self, _: &Context<'_>) -> u32 {
         self.replicas
+    }
+
+    fn initial(&self) -> Option<u32> {
+        Some(self.replicas)
     }
 }
