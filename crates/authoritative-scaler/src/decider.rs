@@ -75,21 +75,41 @@ impl Decider {
         }
     }
 
-    /// Decides `ballots` in order and acts on each. Each decision is in the journal before the
-    /// next one is made, so that a scaler that stops mid-batch does not act on a window twice
-    /// when its votes come again; the blocks on stdout and the publications go out together.
+    /// Decides `ballots` in order and acts on each. A decision that touched the replicas is in
+    /// the journal before the next one is made, so that a scaler stopped mid-batch, whose votes
+    /// come again, refuses those windows instead of acting twice; the others (nothing changed,
+    /// so deciding them again changes nothing twice) are written with the batch, and the blocks
+    /// on stdout and the publications go out together.
     pub async fn decide_all(&mut self, ballots: Vec<Ballot>) -> Vec<DecisionRecord> {
         let mut records = Vec::with_capacity(ballots.len());
+        let mut deferred = Vec::new();
         for ballot in ballots {
             let record = self.decide(ballot).await;
-            if let Err(e) = self.journal.append(vec![journal::row(&record)]).await {
-                tracing::error!(error = %format!("{e:#}"), decision_id = record.decision_id,
-                    "the decision could not be appended to DECISIONS_CSV");
+            let acted = matches!(
+                record.outcome,
+                DecisionOutcome::Applied | DecisionOutcome::Failed
+            );
+            if acted {
+                self.write_journal(vec![journal::row(&record)]).await;
+            } else {
+                deferred.push(journal::row(&record));
             }
             records.push(record);
         }
+        if !deferred.is_empty() {
+            self.write_journal(deferred).await;
+        }
         self.emit(&records).await;
         records
+    }
+
+    /// Appends rows to the journal (`DECISIONS_CSV`); a failure is logged, the decision stands.
+    async fn write_journal(&self, rows: Vec<Vec<String>>) {
+        let count = rows.len();
+        if let Err(e) = self.journal.append(rows).await {
+            tracing::error!(error = %format!("{e:#}"), decisions = count,
+                "decisions could not be appended to DECISIONS_CSV");
+        }
     }
 
     /// Decides `ballot` and acts; the record is not emitted yet.

@@ -189,7 +189,7 @@ impl LoadedModel {
     }
 
     /// The votes on many feature vectors, with one call into the model for all their candidate
-    /// replica counts (one call into libxgboost costs about 60 us whatever its size).
+    /// replica counts (one call into libxgboost costs about 65 µs whatever its size).
     pub fn votes(&self, vectors: &[Features]) -> Result<Vec<VoteDecision>, String> {
         let mut currents = Vec::with_capacity(vectors.len());
         let mut candidates = Vec::new();
