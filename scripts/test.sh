@@ -10,6 +10,18 @@ cd "$REPO_ROOT"
 "$REPO_ROOT/scripts/install-deps.sh"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# Bounded, so that a hung test fails the run with a line saying so instead of running into CI's
+# limit (seen once: a test that failed while its services ran hung at teardown).
+bounded() {
+  local limit=$1
+  shift
+  local rc=0
+  timeout --kill-after=30s "$limit" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    die "'$*' did not finish within $limit: a test hangs (rerun it alone with -- --nocapture)"
+  fi
+  return "$rc"
+}
+bounded 45m cargo test --workspace --locked
 # The whole system under docker compose, about ten minutes (crates/e2e/tests/end_to_end.rs).
-cargo test -p e2e --test end_to_end --locked -- --ignored --nocapture
+bounded 30m cargo test -p e2e --test end_to_end --locked -- --ignored --nocapture
