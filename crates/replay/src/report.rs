@@ -425,8 +425,8 @@ fn markdown(
          carry is measured on the simulator: the highest steady load at which at most 1 % of \
          the windows violate the SLA ({}). It does not foresee chance or the backlog a burst \
          leaves, so it can still violate now and then.\n\n\
-         Every policy starts at the oracle's count for the first window and sees the same \
-         arrivals (seed {}).\n",
+         Every policy but static (at its own count) starts at the oracle's count for the \
+         first window, and all see the same arrivals (seed {}).\n",
         s.guardrails.max_replicas,
         m.concurrency,
         m.service_time * 1000.0,

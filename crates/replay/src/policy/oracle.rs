@@ -151,11 +151,11 @@ mod tests {
 
     #[test]
     fn capacity_is_where_windows_start_to_violate() {
-        let bounds = Bounds { min: 1, max: 2 };
         let settings = Settings {
             guardrails: Guardrails::default().with_bounds(Some(1), Some(2)),
             ..Settings::default()
         };
+        let bounds = settings.bounds();
         let c = Capacities::measure(&demo(), &settings, 40);
         // The M/M/4 p95 reaches 0.25 s at about 64 rps: capacity is a margin below that.
         assert!(c.rps[0] > 50.0 && c.rps[0] < 66.0, "{c:?}");
