@@ -55,27 +55,82 @@ impl FeatureVector {
 
     /// Reads a row written by [`FeatureVector::csv_row`] (cells in [`csv_header`] order).
     pub fn from_csv_row(cells: &[&str]) -> Result<Self, String> {
-        let expected = LEADING.len() + FEATURE_COUNT;
-        if cells.len() != expected {
-            return Err(format!("{} cells, expected {expected}", cells.len()));
+        CsvLayout::current().read(cells)
+    }
+}
+
+/// Where each column of a development CSV is, read from its header. A file written before a
+/// feature joined the schema reads with that feature missing (null); a column this build does
+/// not know is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvLayout {
+    /// Positions of the leading columns, in [`LEADING`] order.
+    leading: [usize; LEADING.len()],
+    /// Position of each schema feature, where the file has it.
+    features: [Option<usize>; FEATURE_COUNT],
+    width: usize,
+}
+
+impl CsvLayout {
+    /// The layout of [`csv_header`].
+    pub fn current() -> Self {
+        let header = csv_header();
+        Self::from_header(&header).unwrap_or_else(|_| unreachable!("csv_header is a layout"))
+    }
+
+    /// The layout of a file with this header.
+    pub fn from_header(header: &[&str]) -> Result<Self, String> {
+        let position = |name: &str| header.iter().position(|h| *h == name);
+        let mut leading = [0; LEADING.len()];
+        for (i, name) in LEADING.iter().enumerate() {
+            leading[i] = position(name).ok_or_else(|| format!("no column {name:?}"))?;
         }
+        let mut features = [None; FEATURE_COUNT];
+        for (i, spec) in FEATURE_SCHEMA.iter().enumerate() {
+            features[i] = position(spec.name);
+            if features[i].is_none() && !spec.optional {
+                return Err(format!("no column {:?}", spec.name));
+            }
+        }
+        if let Some(unknown) = header
+            .iter()
+            .find(|h| !LEADING.contains(h) && crate::feature_index(h).is_none())
+        {
+            return Err(format!(
+                "column {unknown:?} is not in this build's schema (written by a newer version?)"
+            ));
+        }
+        Ok(Self {
+            leading,
+            features,
+            width: header.len(),
+        })
+    }
+
+    /// Reads one row of a file with this layout.
+    pub fn read(&self, cells: &[&str]) -> Result<FeatureVector, String> {
+        if cells.len() != self.width {
+            return Err(format!("{} cells, expected {}", cells.len(), self.width));
+        }
+        let cell = |i: usize| cells[self.leading[i]];
         let parse_time = |i: usize| -> Result<DateTime<Utc>, String> {
-            cells[i].parse().map_err(|e| format!("{}: {e}", LEADING[i]))
+            cell(i).parse().map_err(|e| format!("{}: {e}", LEADING[i]))
         };
         let mut values = [f64::NAN; FEATURE_COUNT];
-        for (i, cell) in cells[LEADING.len()..].iter().enumerate() {
-            if !cell.is_empty() {
-                values[i] = cell
-                    .parse()
-                    .map_err(|_| format!("{}: {cell:?} is not a number", FEATURE_SCHEMA[i].name))?;
-            }
+        for (i, position) in self.features.iter().enumerate() {
+            let Some(text) = position.map(|p| cells[p]).filter(|c| !c.is_empty()) else {
+                continue;
+            };
+            values[i] = text
+                .parse()
+                .map_err(|_| format!("{}: {text:?} is not a number", FEATURE_SCHEMA[i].name))?;
         }
         let vector = FeatureVector {
             window_end: parse_time(0)?,
-            window_id: cells[1].parse().map_err(|_| "window_id is not a number")?,
-            service: cells[2].to_owned(),
+            window_id: cell(1).parse().map_err(|_| "window_id is not a number")?,
+            service: cell(2).to_owned(),
             window_start: parse_time(3)?,
-            poll_interval_sec: cells[4]
+            poll_interval_sec: cell(4)
                 .parse()
                 .map_err(|_| "poll_interval_sec is not a number")?,
             produced_at: parse_time(5)?,
@@ -110,5 +165,28 @@ mod tests {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         assert_eq!(FeatureVector::from_csv_row(&cells).unwrap(), v);
         assert!(FeatureVector::from_csv_row(&cells[1..]).is_err());
+    }
+
+    #[test]
+    fn older_files_read_with_the_newer_features_missing() {
+        let header = csv_header();
+        let keep = header
+            .iter()
+            .position(|h| *h == "cpu_per_replica_trend")
+            .unwrap()
+            + 1;
+        let layout = CsvLayout::from_header(&header[..keep]).unwrap();
+        let t = "2026-04-04T12:30:00Z";
+        let mut cells = vec![t, "1775305800", "orders", t, "30", t];
+        cells.extend(["10", "5", "0", "2", "", "", "", "", "", "", "", ""]);
+        let v = layout.read(&cells).unwrap();
+        assert_eq!(v.features.request_rate, 10.0);
+        assert_eq!(v.features.capacity_per_replica, None);
+        let err = CsvLayout::from_header(&["timestamp", "queue_length"]).unwrap_err();
+        assert!(err.contains("window_id"), "{err}");
+        let mut unknown = header.clone();
+        unknown.push("queue_length");
+        let err = CsvLayout::from_header(&unknown).unwrap_err();
+        assert!(err.contains("queue_length"), "{err}");
     }
 }

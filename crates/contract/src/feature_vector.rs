@@ -25,11 +25,13 @@ pub struct FeatureVector {
     pub features: Features,
 }
 
+/// Version 2 added the history features (`rate_*`, `day_ago_*`, `week_ago_*`) and the
+/// capacity estimate; a version 1 vector reads as one without them (null).
 #[derive(Serialize)]
 #[serde(tag = "version")]
 enum WireRef<'a> {
-    #[serde(rename = "1")]
-    V1(&'a FeatureVector),
+    #[serde(rename = "2")]
+    V2(&'a FeatureVector),
 }
 
 #[derive(Deserialize)]
@@ -37,11 +39,13 @@ enum WireRef<'a> {
 enum Wire {
     #[serde(rename = "1")]
     V1(FeatureVector),
+    #[serde(rename = "2")]
+    V2(FeatureVector),
 }
 
 impl Message for FeatureVector {
     const KIND: &'static str = "feature_vector";
-    const SUPPORTED_VERSIONS: &'static [&'static str] = &["1"];
+    const SUPPORTED_VERSIONS: &'static [&'static str] = &["1", "2"];
 
     fn key(&self) -> &str {
         &self.service
@@ -65,10 +69,12 @@ impl Message for FeatureVector {
     }
 
     fn encode(&self) -> Vec<u8> {
-        to_json_bytes(&WireRef::V1(self))
+        to_json_bytes(&WireRef::V2(self))
     }
 
     fn decode_wire(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        from_json_bytes::<Wire>(bytes).map(|Wire::V1(v)| v)
+        from_json_bytes::<Wire>(bytes).map(|wire| match wire {
+            Wire::V1(v) | Wire::V2(v) => v,
+        })
     }
 }

@@ -101,6 +101,30 @@ feature_schema! {
             "Relative slope of latency_p95 over the recent windows, per minute; null until two windows with latency exist.",
         cpu_per_replica_trend: "1/min" =>
             "Relative slope of cpu_per_replica over the recent windows, per minute; null until two windows with CPU exist.",
+        rate_max_recent: "ratio" =>
+            "Highest request_rate of the last 6 windows (this one included) over this window's, each plus 1 req/s.",
+        rate_min_recent: "ratio" =>
+            "Lowest request_rate of the last 6 windows over this window's, each plus 1 req/s.",
+        rate_mean_long: "ratio" =>
+            "Mean request_rate of the last 30 windows over this window's, each plus 1 req/s.",
+        rate_max_long: "ratio" =>
+            "Highest request_rate of the last 30 windows over this window's, each plus 1 req/s.",
+        rate_cv_long: "ratio" =>
+            "Deviation over mean of request_rate over the last 30 windows; null before three windows.",
+        rate_trend_long: "1/min" =>
+            "Relative slope of request_rate over the last 30 windows, per minute; null before two windows.",
+        day_ago_ratio: "ratio" =>
+            "request_rate at the same time a day ago (DAILY_PERIOD_SEC) over this window's, each plus 1 req/s; null where Prometheus has no data that old.",
+        day_ago_rise: "ratio" =>
+            "Highest request_rate in the 9 windows after that time a day ago over the rate then, each plus 1 req/s: what the load did next a day ago.",
+        week_ago_ratio: "ratio" =>
+            "request_rate at the same time a week ago (WEEKLY_PERIOD_SEC) over this window's, each plus 1 req/s; null where Prometheus has no data that old.",
+        week_ago_rise: "ratio" =>
+            "Highest request_rate in the 9 windows after that time a week ago over the rate then, each plus 1 req/s.",
+        capacity_per_replica: "req/s" =>
+            "What one replica of this service carries within its SLA, learned online from its own windows (a cautious prior until it has shown more).",
+        capacity_utilization: "ratio" =>
+            "request_rate_per_replica over capacity_per_replica.",
     }
 }
 
@@ -126,8 +150,8 @@ mod tests {
         let required = FEATURE_SCHEMA.iter().filter(|s| !s.optional).count();
         assert_eq!(
             (required, FEATURE_COUNT),
-            (4, 12),
-            "the round-trip property assumes 4 + 8"
+            (4, 24),
+            "the round-trip property assumes 4 + 20"
         );
         names.sort_unstable();
         names.dedup();
@@ -148,7 +172,7 @@ mod tests {
         #[test]
         fn values_round_trip(
             required in proptest::array::uniform4(-1e9f64..1e9),
-            optional in proptest::array::uniform8(prop_oneof![-1e9f64..1e9, Just(f64::NAN)]),
+            optional in proptest::array::uniform20(prop_oneof![-1e9f64..1e9, Just(f64::NAN)]),
         ) {
             let mut values = [0.0; FEATURE_COUNT];
             values[..4].copy_from_slice(&required);

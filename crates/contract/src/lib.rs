@@ -14,14 +14,16 @@ mod csv_row;
 mod decision;
 mod feature_vector;
 mod features;
+mod sla;
 mod vote;
 
-pub use csv_row::csv_header;
+pub use csv_row::{CsvLayout, csv_header};
 pub use decision::{DecisionOutcome, DecisionRecord, VoteSummary};
 pub use feature_vector::FeatureVector;
 pub use features::{
     FEATURE_COUNT, FEATURE_SCHEMA, FeatureSpec, Features, feature_index, feature_names,
 };
+pub use sla::Sla;
 pub use vote::{Action, Vote};
 
 use serde::de::DeserializeOwned;
@@ -136,7 +138,7 @@ fn from_json_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::E
 }
 
 /// A service name must be usable as a Kafka key, a CSV cell and a Prometheus label value.
-fn validate_service(service: &str) -> Result<(), String> {
+pub fn validate_service(service: &str) -> Result<(), String> {
     if service.is_empty() {
         return Err("service is empty".into());
     }

@@ -48,8 +48,41 @@ fn feature_vector() -> FeatureVector {
             request_rate_trend: Some(0.18),
             latency_p95_trend: Some(0.42),
             cpu_per_replica_trend: None,
+            rate_max_recent: None,
+            rate_min_recent: None,
+            rate_mean_long: None,
+            rate_max_long: None,
+            rate_cv_long: None,
+            rate_trend_long: None,
+            day_ago_ratio: None,
+            day_ago_rise: None,
+            week_ago_ratio: None,
+            week_ago_rise: None,
+            capacity_per_replica: None,
+            capacity_utilization: None,
         },
     }
+}
+
+/// Version 2: the history features and the capacity estimate.
+fn feature_vector_v2() -> FeatureVector {
+    let mut v = feature_vector();
+    v.features = Features {
+        rate_max_recent: Some(1.12),
+        rate_min_recent: Some(0.91),
+        rate_mean_long: Some(0.97),
+        rate_max_long: Some(1.3),
+        rate_cv_long: Some(0.08),
+        rate_trend_long: Some(0.05),
+        day_ago_ratio: Some(0.88),
+        day_ago_rise: Some(1.21),
+        week_ago_ratio: None,
+        week_ago_rise: None,
+        capacity_per_replica: Some(120.0),
+        capacity_utilization: Some(0.7604),
+        ..v.features
+    };
+    v
 }
 
 fn vote() -> Vote {
@@ -70,8 +103,14 @@ fn vote() -> Vote {
 }
 
 #[test]
-fn feature_vector_v1_golden() {
-    assert_golden("feature_vector_v1.json", &feature_vector());
+fn feature_vector_v1_still_decodes() {
+    let decoded = FeatureVector::decode(&golden("feature_vector_v1.json")).unwrap();
+    assert_eq!(decoded, feature_vector(), "the v2 fields read as missing");
+}
+
+#[test]
+fn feature_vector_v2_golden() {
+    assert_golden("feature_vector_v2.json", &feature_vector_v2());
 }
 
 #[test]
@@ -130,7 +169,7 @@ fn malformed_messages_are_errors_with_bounded_reasons() {
         ),
         (
             "future version",
-            with_field("feature_vector_v1.json", "version", "2".into()),
+            with_field("feature_vector_v1.json", "version", "3".into()),
             "unsupported_version",
         ),
         (

@@ -14,6 +14,11 @@ pub enum ServiceTimeDistribution {
     Constant,
 }
 
+/// Slots of a replica by default: the demo target the models' dataset was collected on.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+/// Mean service time by default, milliseconds.
+pub const DEFAULT_SERVICE_TIME_MS: f64 = 50.0;
+
 /// A stand-in for a Sock Shop service: every request takes one of CONCURRENCY slots for about
 /// SERVICE_TIME_MS; requests beyond that wait in a queue of at most MAX_QUEUE and are refused
 /// with 503 past it. Capacity per replica is CONCURRENCY / SERVICE_TIME_MS requests per
@@ -30,12 +35,12 @@ pub struct DemoConfig {
     pub service_name: String,
 
     /// Requests one replica serves at once.
-    #[arg(long, env = "CONCURRENCY", default_value_t = 4,
+    #[arg(long, env = "CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub concurrency: u32,
 
     /// Mean service time of a request, in milliseconds.
-    #[arg(long, env = "SERVICE_TIME_MS", default_value_t = 50.0)]
+    #[arg(long, env = "SERVICE_TIME_MS", default_value_t = DEFAULT_SERVICE_TIME_MS)]
     pub service_time_ms: f64,
 
     /// Distribution of the service time.

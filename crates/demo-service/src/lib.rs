@@ -9,7 +9,9 @@
 mod config;
 mod metrics;
 
-pub use config::{DemoConfig, ServiceTimeDistribution};
+pub use config::{
+    DEFAULT_CONCURRENCY, DEFAULT_SERVICE_TIME_MS, DemoConfig, ServiceTimeDistribution,
+};
 /// Bucket bounds of `request_duration_seconds`, in seconds.
 pub use metrics::BUCKETS as LATENCY_BUCKETS;
 

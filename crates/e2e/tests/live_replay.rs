@@ -148,7 +148,7 @@ fn simulated() -> (Vec<WindowRecord>, usize) {
     let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &capacities, &settings);
     let trained = Trained::load(&repo().join("models")).expect("the models");
     let mut policy = build(
-        &PolicySpec::Ensemble("majority"),
+        &PolicySpec::Ensemble("majority", None),
         &settings,
         &oracle,
         Some(&trained),

@@ -5,12 +5,32 @@
 //! observations of a simulated service. Both get the same features from the same code, so that
 //! models trained on one mean the same thing on the other.
 
+mod capacity;
 mod trend;
 
+pub use capacity::{Capacity, CapacitySettings, DEFAULT_PRIOR_RPS, VIOLATING_SHARE};
 pub use trend::relative_slope_per_minute;
 
 use contract::Features;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Windows a short trend spans by default (the aggregator's `TREND_WINDOWS`).
+pub const DEFAULT_TREND_WINDOWS: usize = 4;
+/// Windows of the short look back (`rate_max_recent`, `rate_min_recent`), this one included.
+pub const RECENT_WINDOWS: usize = 6;
+/// Windows of the long look back (`rate_*_long`), this one included.
+pub const LONG_WINDOWS: usize = 30;
+/// Windows after "the same time a day (a week) ago" whose peak is `day_ago_rise`
+/// (`week_ago_rise`): what the load did next then, over the scale-down horizon.
+pub const SEASON_RISE_WINDOWS: u64 = 9;
+/// Requests per second added to both sides of every rate ratio, so that a ratio of two quiet
+/// windows is not noise blown up (1 req/s is 10 requests in a 10-second window).
+pub const RATE_FLOOR: f64 = 1.0;
+
+/// `a / b` for rates, each plus [`RATE_FLOOR`].
+pub fn rate_ratio(a: f64, b: f64) -> f64 {
+    (a.max(0.0) + RATE_FLOOR) / (b.max(0.0) + RATE_FLOOR)
+}
 
 /// Latency percentiles of one window, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +38,31 @@ pub struct Quantiles {
     pub p50: f64,
     pub p95: f64,
     pub p99: f64,
+}
+
+/// The load at the same time one period (a day, a week) ago, and what it did next.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SeasonPoint {
+    /// Requests per second then.
+    pub rate: f64,
+    /// The highest request rate of the [`SEASON_RISE_WINDOWS`] windows after it.
+    pub peak_after: f64,
+}
+
+/// The same time `lag` windows before window `now` in `rates` (one request rate per window,
+/// oldest first), and the peak of the `horizon` windows after it; `None` where the history
+/// does not reach back that far. What the aggregator asks Prometheus with `offset`, for the
+/// offline replay, which keeps its own history.
+pub fn season_point(rates: &[f64], now: usize, lag: usize, horizon: usize) -> Option<SeasonPoint> {
+    let then = now.checked_sub(lag)?;
+    let rate = *rates.get(then)?;
+    let last = (then + horizon.max(1)).min(now);
+    let peak_after = rates
+        .get(then + 1..=last)?
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    Some(SeasonPoint { rate, peak_after })
 }
 
 /// What was measured for one service over one window.
@@ -37,6 +82,10 @@ pub struct Observation {
     pub cpu_per_replica: Option<f64>,
     /// Memory bytes per replica, when measured.
     pub memory_per_replica: Option<f64>,
+    /// The load a day ago, where the history reaches back that far.
+    pub day_ago: Option<SeasonPoint>,
+    /// The load a week ago, likewise.
+    pub week_ago: Option<SeasonPoint>,
 }
 
 /// Why an observation gives no feature vector.
@@ -64,61 +113,181 @@ impl Skip {
 /// A trend needs at least this many points.
 const MIN_TREND_POINTS: usize = 2;
 
-/// Builds feature vectors and keeps the short history each service's trends need.
-#[derive(Debug, Clone)]
-pub struct FeatureBuilder {
-    /// Windows a trend spans, the current one included.
-    trend_windows: usize,
-    /// Seconds between windows; points older than the trend span are dropped.
-    interval_secs: u64,
-    /// Recent accepted observations per service, oldest first.
-    history: HashMap<String, VecDeque<Observation>>,
+/// How features are computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureSettings {
+    /// Windows a short trend spans, the current one included (`TREND_WINDOWS`).
+    pub trend_windows: usize,
+    /// Seconds between windows; points older than a span are dropped.
+    pub interval_secs: u64,
+    /// The capacity estimate's prior and SLA.
+    pub capacity: CapacitySettings,
 }
 
-impl FeatureBuilder {
-    /// `trend_windows` is clamped to at least 2 (a slope needs two points).
+impl FeatureSettings {
+    /// `trend_windows` is clamped to at least 2 (a slope needs two points); the capacity
+    /// estimates start from the default prior and SLA.
     pub fn new(trend_windows: usize, interval_secs: u64) -> Self {
         Self {
             trend_windows: trend_windows.max(MIN_TREND_POINTS),
             interval_secs: interval_secs.max(1),
+            capacity: CapacitySettings::default(),
+        }
+    }
+}
+
+/// What the builder remembers of one service.
+#[derive(Debug, Clone, Default)]
+struct History {
+    /// Recent accepted observations, oldest first, over the trend span.
+    observations: VecDeque<Observation>,
+    /// (time, request rate) of the last [`LONG_WINDOWS`] windows, oldest first.
+    rates: VecDeque<(u64, f64)>,
+}
+
+/// Builds feature vectors and keeps what each service's history features and capacity need.
+#[derive(Debug, Clone)]
+pub struct FeatureBuilder {
+    settings: FeatureSettings,
+    /// Per service, for the history features.
+    history: HashMap<String, History>,
+    /// Per service; kept when a service leaves discovery for a while, and persisted by the
+    /// aggregator (what was learned over days is not thrown away by a restart).
+    capacity: BTreeMap<String, Capacity>,
+}
+
+impl FeatureBuilder {
+    /// A builder with the default capacity settings (see [`FeatureSettings::new`]).
+    pub fn new(trend_windows: usize, interval_secs: u64) -> Self {
+        Self::with_settings(FeatureSettings::new(trend_windows, interval_secs))
+    }
+
+    pub fn with_settings(settings: FeatureSettings) -> Self {
+        Self {
+            settings: FeatureSettings {
+                trend_windows: settings.trend_windows.max(MIN_TREND_POINTS),
+                interval_secs: settings.interval_secs.max(1),
+                ..settings
+            },
             history: HashMap::new(),
+            capacity: BTreeMap::new(),
         }
     }
 
     /// Windows a trend spans.
     pub fn trend_windows(&self) -> usize {
-        self.trend_windows
+        self.settings.trend_windows
     }
 
-    /// Computes the features of `observation` and remembers it for later trends.
+    /// Computes the features of `observation` and remembers it for later history features and
+    /// the service's capacity.
     ///
     /// Observations of a service must arrive in time order; an observation not newer than the
-    /// last one remembered for the service is computed but not remembered again.
+    /// last one remembered for the service is computed but not remembered (nor learned from)
+    /// again.
     pub fn push(&mut self, service: &str, observation: Observation) -> Result<Features, Skip> {
         let observation = sanitize(observation)?;
-        let span = self.interval_secs * (self.trend_windows as u64 - 1);
-        let oldest_kept = observation.at_secs.saturating_sub(span);
+        let interval = self.settings.interval_secs;
+        let span = interval * (self.settings.trend_windows as u64 - 1);
         let history = self.history.entry(service.to_owned()).or_default();
-        while history.front().is_some_and(|o| o.at_secs < oldest_kept) {
-            history.pop_front();
-        }
-        if history
-            .back()
-            .is_none_or(|last| last.at_secs < observation.at_secs)
+        let oldest_kept = observation.at_secs.saturating_sub(span);
+        while history
+            .observations
+            .front()
+            .is_some_and(|o| o.at_secs < oldest_kept)
         {
-            history.push_back(observation);
+            history.observations.pop_front();
         }
+        let new = history
+            .observations
+            .back()
+            .is_none_or(|last| last.at_secs < observation.at_secs);
+        if new {
+            history.observations.push_back(observation);
+        }
+        remember_rate(
+            &mut history.rates,
+            observation.at_secs,
+            observation.request_rate,
+            interval,
+        );
         let window: Vec<&Observation> = history
+            .observations
             .iter()
             .filter(|o| o.at_secs <= observation.at_secs)
             .collect();
-        Ok(compute(&observation, &window))
+        let rates: Vec<(u64, f64)> = history
+            .rates
+            .iter()
+            .copied()
+            .filter(|(at, _)| *at <= observation.at_secs)
+            .collect();
+        let capacity = self.capacity.entry(service.to_owned()).or_default();
+        if new {
+            capacity.observe(
+                &self.settings.capacity,
+                observation.request_rate / f64::from(observation.replicas),
+                observation.replicas,
+                observation.latency.map(|q| q.p95),
+                error_ratio(&observation),
+            );
+        }
+        let estimate = capacity.estimate(&self.settings.capacity);
+        Ok(compute(&observation, &window, &rates, interval, estimate))
+    }
+
+    /// Remembers the request rate of a window before the first observation (the aggregator
+    /// reads the last [`LONG_WINDOWS`] from Prometheus at start), so the history features
+    /// exist from the first vector on.
+    pub fn remember_rate(&mut self, service: &str, at_secs: u64, request_rate: f64) {
+        if !(request_rate.is_finite() && request_rate >= 0.0) {
+            return;
+        }
+        let history = self.history.entry(service.to_owned()).or_default();
+        remember_rate(
+            &mut history.rates,
+            at_secs,
+            request_rate,
+            self.settings.interval_secs,
+        );
     }
 
     /// Keeps the history of the services for which `keep` is true; forgets the others (they
-    /// disappeared from discovery), so the history does not grow with service churn.
+    /// disappeared from discovery), so the history does not grow with service churn. Capacity
+    /// estimates are kept.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.history.retain(|service, _| keep(service));
+    }
+
+    /// The capacity estimate of `service`: requests per second per replica within the SLA.
+    pub fn capacity(&self, service: &str) -> f64 {
+        self.capacity
+            .get(service)
+            .map_or(self.settings.capacity.prior_rps, |c| {
+                c.estimate(&self.settings.capacity)
+            })
+    }
+
+    /// What every service's capacity estimate learned, to persist.
+    pub fn capacities(&self) -> &BTreeMap<String, Capacity> {
+        &self.capacity
+    }
+
+    /// Takes up what an earlier run learned.
+    pub fn restore_capacities(&mut self, learned: BTreeMap<String, Capacity>) {
+        self.capacity = learned;
+    }
+}
+
+/// Appends `(at, rate)` when newer than the last remembered and drops what the long span no
+/// longer covers.
+fn remember_rate(rates: &mut VecDeque<(u64, f64)>, at: u64, rate: f64, interval: u64) {
+    if rates.back().is_none_or(|(last, _)| *last < at) {
+        rates.push_back((at, rate));
+    }
+    let oldest = at.saturating_sub(interval * (LONG_WINDOWS as u64 - 1));
+    while rates.front().is_some_and(|(t, _)| *t < oldest) {
+        rates.pop_front();
     }
 }
 
@@ -144,17 +313,34 @@ fn sanitize(mut o: Observation) -> Result<Observation, Skip> {
     let measured = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0);
     o.cpu_per_replica = measured(o.cpu_per_replica);
     o.memory_per_replica = measured(o.memory_per_replica);
+    let season = |p: Option<SeasonPoint>| {
+        p.filter(|p| {
+            p.rate.is_finite() && p.rate >= 0.0 && p.peak_after.is_finite() && p.peak_after >= 0.0
+        })
+    };
+    o.day_ago = season(o.day_ago);
+    o.week_ago = season(o.week_ago);
     Ok(o)
 }
 
-/// The features of `current`, with trends over `window` (oldest first, ending with `current`).
-fn compute(current: &Observation, window: &[&Observation]) -> Features {
-    let replicas = f64::from(current.replicas);
-    let error_ratio = if current.request_rate > 0.0 {
-        (current.error_rate / current.request_rate).min(1.0)
+fn error_ratio(o: &Observation) -> f64 {
+    if o.request_rate > 0.0 {
+        (o.error_rate / o.request_rate).min(1.0)
     } else {
         0.0
-    };
+    }
+}
+
+/// The features of `current`, with trends over `window` (oldest first, ending with `current`),
+/// the rate history `rates` (oldest first, ending with `current`'s) and the capacity estimate.
+fn compute(
+    current: &Observation,
+    window: &[&Observation],
+    rates: &[(u64, f64)],
+    interval: u64,
+    capacity: f64,
+) -> Features {
+    let replicas = f64::from(current.replicas);
     let trend_of = |value: fn(&Observation) -> Option<f64>| {
         let points: Vec<(f64, f64)> = window
             .iter()
@@ -165,10 +351,41 @@ fn compute(current: &Observation, window: &[&Observation]) -> Features {
         }
         relative_slope_per_minute(&points)
     };
+    let base = current.request_rate;
+    let since = |windows: usize| {
+        let oldest = current
+            .at_secs
+            .saturating_sub(interval * (windows as u64 - 1));
+        let values: Vec<f64> = rates
+            .iter()
+            .filter(|(at, _)| *at >= oldest)
+            .map(|(_, r)| *r)
+            .collect();
+        if values.is_empty() {
+            vec![base]
+        } else {
+            values
+        }
+    };
+    let recent = since(RECENT_WINDOWS);
+    let long = since(LONG_WINDOWS);
+    let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean_long = long.iter().sum::<f64>() / long.len() as f64;
+    let cv_long = (long.len() >= 3 && mean_long > 0.0).then(|| {
+        let var = long.iter().map(|r| (r - mean_long).powi(2)).sum::<f64>() / long.len() as f64;
+        var.sqrt() / mean_long
+    });
+    let long_points: Vec<(f64, f64)> = rates
+        .iter()
+        .filter(|(at, _)| *at + interval * (LONG_WINDOWS as u64 - 1) >= current.at_secs)
+        .map(|(at, r)| (*at as f64, *r))
+        .collect();
+    let per_replica = current.request_rate / replicas;
     Features {
         request_rate: current.request_rate,
-        request_rate_per_replica: current.request_rate / replicas,
-        error_ratio,
+        request_rate_per_replica: per_replica,
+        error_ratio: error_ratio(current),
         replicas,
         latency_p50: current.latency.map(|q| q.p50),
         latency_p95: current.latency.map(|q| q.p95),
@@ -178,6 +395,20 @@ fn compute(current: &Observation, window: &[&Observation]) -> Features {
         request_rate_trend: trend_of(|o| Some(o.request_rate)),
         latency_p95_trend: trend_of(|o| o.latency.map(|q| q.p95)),
         cpu_per_replica_trend: trend_of(|o| o.cpu_per_replica),
+        rate_max_recent: Some(rate_ratio(max(&recent), base)),
+        rate_min_recent: Some(rate_ratio(min(&recent), base)),
+        rate_mean_long: Some(rate_ratio(mean_long, base)),
+        rate_max_long: Some(rate_ratio(max(&long), base)),
+        rate_cv_long: cv_long,
+        rate_trend_long: (long_points.len() >= MIN_TREND_POINTS)
+            .then(|| relative_slope_per_minute(&long_points))
+            .flatten(),
+        day_ago_ratio: current.day_ago.map(|p| rate_ratio(p.rate, base)),
+        day_ago_rise: current.day_ago.map(|p| rate_ratio(p.peak_after, p.rate)),
+        week_ago_ratio: current.week_ago.map(|p| rate_ratio(p.rate, base)),
+        week_ago_rise: current.week_ago.map(|p| rate_ratio(p.peak_after, p.rate)),
+        capacity_per_replica: Some(capacity),
+        capacity_utilization: Some(per_replica / capacity),
     }
 }
 
@@ -199,6 +430,8 @@ mod tests {
             replicas: 2,
             cpu_per_replica: None,
             memory_per_replica: Some(1e6),
+            day_ago: None,
+            week_ago: None,
         }
     }
 
@@ -263,6 +496,66 @@ mod tests {
         let first = b.push("orders", obs(30, 120.0, 0.2)).unwrap();
         let again = b.push("orders", obs(30, 120.0, 0.2)).unwrap();
         assert_eq!(first, again);
+    }
+
+    #[test]
+    fn history_features_are_ratios_to_this_window() {
+        let mut b = FeatureBuilder::new(4, 10);
+        let mut last = None;
+        for (k, rate) in [10.0, 20.0, 40.0, 30.0].into_iter().enumerate() {
+            last = Some(b.push("orders", obs(k as u64 * 10, rate, 0.2)).unwrap());
+        }
+        let f = last.unwrap();
+        assert_eq!(f.rate_max_recent, Some(41.0 / 31.0));
+        assert_eq!(f.rate_min_recent, Some(11.0 / 31.0));
+        assert_eq!(f.rate_mean_long, Some(26.0 / 31.0));
+        assert!(f.rate_cv_long.unwrap() > 0.3, "{f:?}");
+        assert!(f.rate_trend_long.unwrap() > 0.0, "{f:?}");
+        assert_eq!(f.day_ago_ratio, None, "no season without a point");
+        // Only the last LONG_WINDOWS windows count.
+        let at = 10 * LONG_WINDOWS as u64 + 30;
+        let f = b.push("orders", obs(at, 30.0, 0.2)).unwrap();
+        assert_eq!(f.rate_max_long, Some(1.0), "{f:?}");
+    }
+
+    #[test]
+    fn a_day_ago_is_read_from_the_point_given() {
+        let mut b = FeatureBuilder::new(4, 10);
+        let mut o = obs(0, 99.0, 0.2);
+        o.day_ago = Some(SeasonPoint {
+            rate: 49.0,
+            peak_after: 99.0,
+        });
+        let f = b.push("orders", o).unwrap();
+        assert_eq!(f.day_ago_ratio, Some(0.5));
+        assert_eq!(f.day_ago_rise, Some(2.0));
+        let rates = [1.0, 5.0, 3.0, 2.0, 8.0];
+        assert_eq!(
+            season_point(&rates, 4, 3, 2),
+            Some(SeasonPoint {
+                rate: 5.0,
+                peak_after: 3.0
+            })
+        );
+        assert_eq!(season_point(&rates, 2, 3, 2), None, "before the history");
+    }
+
+    #[test]
+    fn capacity_is_learned_per_service_and_restored() {
+        let mut b = FeatureBuilder::new(4, 10);
+        assert_eq!(b.capacity("orders"), DEFAULT_PRIOR_RPS);
+        for k in 0..50 {
+            // 2 replicas at 60 rps each, p95 far below the SLA: at least that much is carried.
+            b.push("orders", obs(k * 10, 120.0, 0.1)).unwrap();
+        }
+        let learned = b.capacity("orders");
+        assert!(learned > 60.0, "{learned}");
+        let f = b.push("orders", obs(500, 120.0, 0.1)).unwrap();
+        assert_eq!(f.capacity_per_replica, Some(learned));
+        let mut restarted = FeatureBuilder::new(4, 10);
+        restarted.restore_capacities(b.capacities().clone());
+        assert_eq!(restarted.capacity("orders"), learned);
+        assert_eq!(restarted.capacity("carts"), DEFAULT_PRIOR_RPS);
     }
 
     proptest! {

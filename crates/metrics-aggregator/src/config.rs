@@ -59,6 +59,38 @@ pub struct AggregatorConfig {
     )]
     pub latency_histograms: Vec<String>,
 
+    /// What "the same time a day ago" is, in seconds: the history features read the load then
+    /// from Prometheus (`offset`). A trace replayed six times faster than it happened sets
+    /// 14400.
+    #[arg(long, env = "DAILY_PERIOD_SEC", default_value = "86400", value_parser = positive_secs)]
+    pub daily_period_sec: u64,
+
+    /// What "a week ago" is, in seconds.
+    #[arg(long, env = "WEEKLY_PERIOD_SEC", default_value = "604800", value_parser = positive_secs)]
+    pub weekly_period_sec: u64,
+
+    /// Requests per second one replica of a service is assumed to carry until its own windows
+    /// have shown more: the cautious start of the capacity estimate.
+    #[arg(long, env = "CAPACITY_PRIOR_RPS", default_value_t = features::DEFAULT_PRIOR_RPS)]
+    pub capacity_prior_rps: f64,
+
+    /// Where the capacity estimates are kept, so a restart does not forget them.
+    #[arg(
+        long,
+        env = "CAPACITY_STATE_PATH",
+        default_value = "output/capacity.json"
+    )]
+    pub capacity_state_path: PathBuf,
+
+    /// SLA: a window whose p95 latency is above this many seconds violates it (what the
+    /// capacity estimate learns from)...
+    #[arg(long, env = "SLA_P95_SECONDS", default_value_t = contract::Sla::DEFAULT.p95_seconds)]
+    pub sla_p95_seconds: f64,
+
+    /// ...or whose error ratio is above this.
+    #[arg(long, env = "SLA_ERROR_RATIO", default_value_t = contract::Sla::DEFAULT.error_ratio)]
+    pub sla_error_ratio: f64,
+
     /// Topic the feature vectors are published to (production mode).
     #[arg(long, env = "METRICS_TOPIC", default_value = contract::METRICS_TOPIC)]
     pub metrics_topic: String,
@@ -99,6 +131,32 @@ impl Validate for AggregatorConfig {
                 "LATENCY_HISTOGRAMS (--latency-histograms): {bad:?} is not a metric name"
             ));
         }
+        let rise = self.poll_interval_sec * features::SEASON_RISE_WINDOWS;
+        for (name, period) in [
+            (
+                "DAILY_PERIOD_SEC (--daily-period-sec)",
+                self.daily_period_sec,
+            ),
+            (
+                "WEEKLY_PERIOD_SEC (--weekly-period-sec)",
+                self.weekly_period_sec,
+            ),
+        ] {
+            if period <= rise {
+                return Err(format!(
+                    "{name}: {period} s is not longer than the {rise} s after it that the \
+                     history features read ({} windows of POLL_INTERVAL_SEC)",
+                    features::SEASON_RISE_WINDOWS
+                ));
+            }
+        }
+        if !(self.capacity_prior_rps.is_finite() && self.capacity_prior_rps > 0.0) {
+            return Err(format!(
+                "CAPACITY_PRIOR_RPS (--capacity-prior-rps): {} is not a positive rate",
+                self.capacity_prior_rps
+            ));
+        }
+        self.sla().check()?;
         if self.metrics_topic.trim().is_empty() {
             return Err("METRICS_TOPIC (--metrics-topic) is empty".into());
         }
@@ -113,6 +171,14 @@ impl AggregatorConfig {
     /// The rate window in force.
     pub fn rate_window_sec(&self) -> u64 {
         self.rate_window_sec.unwrap_or(self.poll_interval_sec)
+    }
+
+    /// The SLA the capacity estimates learn against.
+    pub fn sla(&self) -> contract::Sla {
+        contract::Sla {
+            p95_seconds: self.sla_p95_seconds,
+            error_ratio: self.sla_error_ratio,
+        }
     }
 
     /// The histogram names, without empty entries.

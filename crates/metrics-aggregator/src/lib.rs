@@ -82,11 +82,24 @@ impl Application {
         let timeout = Duration::from_secs(config.poll_interval_sec.clamp(1, 10));
         let client = PrometheusClient::new(&config.prometheus_url, timeout)?;
         let settings = PollSettings {
-            interval_secs: config.poll_interval_sec,
-            window_secs: config.rate_window_sec(),
-            trend_windows: config.trend_windows as usize,
+            plan: prometheus::QueryPlan {
+                window_secs: config.rate_window_sec(),
+                interval_secs: config.poll_interval_sec,
+                histograms: config.histograms(),
+                seasons: [config.daily_period_sec, config.weekly_period_sec],
+            },
+            features: features::FeatureSettings {
+                capacity: features::CapacitySettings {
+                    prior_rps: config.capacity_prior_rps,
+                    sla: config.sla(),
+                },
+                ..features::FeatureSettings::new(
+                    config.trend_windows as usize,
+                    config.poll_interval_sec,
+                )
+            },
             fixed_services: config.fixed_services(),
-            histograms: config.histograms(),
+            capacity_state_path: config.capacity_state_path.clone(),
         };
         let poller = Poller::new(client, sink, settings, metrics, health.clone());
         Ok(Self {

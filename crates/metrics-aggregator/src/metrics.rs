@@ -1,7 +1,8 @@
 //! The aggregator's own metrics, served on /metrics. Labels are bounded: sink names, error kinds
-//! and skip reasons, never service names from the outside world.
+//! and skip reasons; the capacity gauges carry the service, one of the jobs the operator's
+//! Prometheus scrapes (never a name from a message).
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 #[derive(Clone)]
 pub struct AggregatorMetrics {
@@ -21,6 +22,10 @@ pub struct AggregatorMetrics {
     pub poll_duration: Histogram,
     /// Unix time of the last poll that delivered.
     pub last_success: IntGauge,
+    /// Requests per second one replica carries within the SLA, learned, per service.
+    pub capacity: GaugeVec,
+    /// Load per replica over that capacity, per service.
+    pub capacity_utilization: GaugeVec,
 }
 
 impl AggregatorMetrics {
@@ -46,6 +51,11 @@ impl AggregatorMetrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
         )?;
+        let gauge = |name: &str, help: &str| -> prometheus::Result<GaugeVec> {
+            let g = GaugeVec::new(Opts::new(name, help), &["service"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
         registry.register(Box::new(services.clone()))?;
         registry.register(Box::new(last_success.clone()))?;
         registry.register(Box::new(poll_duration.clone()))?;
@@ -74,6 +84,14 @@ impl AggregatorMetrics {
             services,
             poll_duration,
             last_success,
+            capacity: gauge(
+                "aggregator_capacity_rps",
+                "Requests per second one replica carries within the SLA, learned from the service's windows",
+            )?,
+            capacity_utilization: gauge(
+                "aggregator_capacity_utilization",
+                "Load per replica over the learned capacity",
+            )?,
         };
         for outcome in ["ok", "failed"] {
             metrics.polls.with_label_values(&[outcome]);

@@ -8,29 +8,28 @@
 //! windows it swallowed: no made-up values.
 
 use crate::metrics::AggregatorMetrics;
-use crate::prometheus::{Missing, PrometheusClient, QueryError, observe};
+use crate::prometheus::{Missing, PrometheusClient, QueryError, QueryPlan, observe, request_rates};
 use crate::sink::Sink;
 use chrono::{DateTime, Utc};
 use contract::FeatureVector;
-use features::{FeatureBuilder, Observation};
+use features::{Capacity, FeatureBuilder, FeatureSettings, LONG_WINDOWS, Observation};
 use fleet::ops::Health;
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
 /// What the poll loop needs to know.
 #[derive(Debug, Clone)]
 pub struct PollSettings {
-    /// Seconds between polls.
-    pub interval_secs: u64,
-    /// Seconds each rate is computed over.
-    pub window_secs: u64,
-    /// Windows a trend spans.
-    pub trend_windows: usize,
+    /// The queries: rate window, poll interval, histogram names, a day and a week ago.
+    pub plan: QueryPlan,
+    /// Trends, history features and the capacity estimates.
+    pub features: FeatureSettings,
     /// Configured services; empty for discovery.
     pub fixed_services: Vec<String>,
-    /// Names of the request-duration histograms.
-    pub histograms: Vec<String>,
+    /// Where the capacity estimates are kept across restarts.
+    pub capacity_state_path: PathBuf,
 }
 
 /// An ongoing Prometheus outage.
@@ -76,7 +75,18 @@ impl Poller {
         metrics: AggregatorMetrics,
         health: Health,
     ) -> Self {
-        let builder = FeatureBuilder::new(settings.trend_windows, settings.interval_secs);
+        let mut builder = FeatureBuilder::with_settings(settings.features);
+        match read_capacities(&settings.capacity_state_path) {
+            Ok(Some(learned)) => {
+                tracing::info!(services = learned.len(), path = %settings.capacity_state_path.display(),
+                    "capacity estimates restored");
+                builder.restore_capacities(learned);
+            }
+            Ok(None) => {}
+            // Not fatal: the estimates start again from the prior, which is cautious.
+            Err(e) => tracing::warn!(path = %settings.capacity_state_path.display(), error = %e,
+                "cannot read the saved capacity estimates; starting again from CAPACITY_PRIOR_RPS"),
+        }
         health.set("prometheus", true, "not polled yet");
         Self {
             client,
@@ -92,7 +102,7 @@ impl Poller {
 
     /// Polls until `shutdown` is cancelled.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let interval = self.settings.interval_secs;
+        let interval = self.settings.plan.interval_secs;
         let first = unix_now().as_secs() / interval * interval + interval;
         self.backfill(first).await;
         loop {
@@ -107,10 +117,26 @@ impl Poller {
         }
     }
 
-    /// Fills the trend history with the windows before `first`, so trends exist from the first
-    /// published vector on. Best effort: a failure only means trends start later.
+    /// Fills the history with the windows before `first`, so trends and the history features
+    /// exist from the first published vector on: the request rates of the long look back, then
+    /// whole observations for the trends. Best effort: a failure only means they start later.
     async fn backfill(&mut self, first: u64) {
-        let interval = self.settings.interval_secs;
+        let interval = self.settings.plan.interval_secs;
+        let times: Vec<u64> = (1..LONG_WINDOWS as u64)
+            .rev()
+            .filter_map(|k| first.checked_sub(k * interval))
+            .collect();
+        let rates = futures::future::join_all(
+            times
+                .iter()
+                .map(|at| request_rates(&self.client, *at, &self.settings.plan)),
+        )
+        .await;
+        for (at, rates) in times.iter().zip(rates) {
+            for (service, rate) in rates.unwrap_or_default() {
+                self.builder.remember_rate(&service, *at, rate);
+            }
+        }
         for k in (1..self.builder.trend_windows() as u64).rev() {
             let Some(at) = first.checked_sub(k * interval) else {
                 continue;
@@ -131,14 +157,7 @@ impl Poller {
         at: u64,
     ) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
         let s = &self.settings;
-        observe(
-            &self.client,
-            at,
-            s.window_secs,
-            &s.fixed_services,
-            &s.histograms,
-        )
-        .await
+        observe(&self.client, at, &s.plan, &s.fixed_services).await
     }
 
     /// One poll: read (retrying until the next poll is due), build, deliver.
@@ -157,6 +176,7 @@ impl Poller {
         };
         self.metrics.services.set(observed.len() as i64);
         let vectors = self.build(at, observed);
+        self.save_capacities().await;
         let count = vectors.len();
         let (delivered, errors) = self.sink.publish(vectors).await;
         let sink = self.sink.name();
@@ -195,9 +215,9 @@ impl Poller {
         at: u64,
         shutdown: &CancellationToken,
     ) -> Option<BTreeMap<String, Result<Observation, Missing>>> {
-        let deadline = Duration::from_secs(at + self.settings.interval_secs);
-        let max_backoff =
-            Duration::from_secs(self.settings.interval_secs).max(Duration::from_secs(2)) / 2;
+        let interval = self.settings.plan.interval_secs;
+        let deadline = Duration::from_secs(at + interval);
+        let max_backoff = Duration::from_secs(interval).max(Duration::from_secs(2)) / 2;
         let mut backoff = Duration::from_millis(500).min(max_backoff);
         loop {
             match self.observe(at).await {
@@ -273,15 +293,27 @@ impl Poller {
                 });
             match features {
                 Ok(features) => {
+                    if let Some(capacity) = features.capacity_per_replica {
+                        self.metrics
+                            .capacity
+                            .with_label_values(&[&service])
+                            .set(capacity);
+                    }
+                    if let Some(utilization) = features.capacity_utilization {
+                        self.metrics
+                            .capacity_utilization
+                            .with_label_values(&[&service])
+                            .set(utilization);
+                    }
                     if self.skipping.remove(&service).is_some() {
                         tracing::info!(%service, "feature vectors resume");
                     }
                     vectors.push(FeatureVector {
                         service,
                         window_id: at,
-                        window_start: at_time(at.saturating_sub(self.settings.window_secs)),
+                        window_start: at_time(at.saturating_sub(self.settings.plan.window_secs)),
                         window_end: at_time(at),
-                        poll_interval_sec: u32::try_from(self.settings.interval_secs)
+                        poll_interval_sec: u32::try_from(self.settings.plan.interval_secs)
                             .unwrap_or(u32::MAX),
                         produced_at,
                         features,
@@ -298,4 +330,44 @@ impl Poller {
         }
         vectors
     }
+}
+
+impl Poller {
+    /// Writes the capacity estimates where the next start reads them, on the blocking pool
+    /// (a small file, replaced whole: a crash mid-write leaves the previous one).
+    async fn save_capacities(&self) {
+        let path = self.settings.capacity_state_path.clone();
+        let learned = self.builder.capacities().clone();
+        let written = tokio::task::spawn_blocking(move || write_capacities(&path, &learned)).await;
+        if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+            tracing::warn!(path = %self.settings.capacity_state_path.display(), error = %e,
+                "cannot save the capacity estimates (CAPACITY_STATE_PATH); a restart will start them again from the prior");
+        }
+    }
+}
+
+/// The estimates saved by an earlier run; `None` when there are none yet.
+fn read_capacities(path: &std::path::Path) -> std::io::Result<Option<BTreeMap<String, Capacity>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_capacities(
+    path: &std::path::Path,
+    learned: &BTreeMap<String, Capacity>,
+) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(learned).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(&tmp, path)
 }

@@ -40,6 +40,9 @@ async fn production_publishes_one_vector_per_service_per_poll() {
 
     let broker = Broker::start().await;
     let topic = testkit::unique(METRICS_TOPIC);
+    let state = tempfile::tempdir().unwrap();
+    let capacity_path = state.path().join("capacity.json");
+    // "A day ago" is 24 s here, so that Prometheus has it within the test.
     let aggregator = start(config(&[
         "--mode",
         "production",
@@ -51,6 +54,12 @@ async fn production_publishes_one_vector_per_service_per_poll() {
         broker.bootstrap(),
         "--metrics-topic",
         &topic,
+        "--daily-period-sec",
+        "24",
+        "--weekly-period-sec",
+        "600",
+        "--capacity-state-path",
+        capacity_path.to_str().unwrap(),
     ]))
     .await;
 
@@ -74,17 +83,80 @@ async fn production_publishes_one_vector_per_service_per_poll() {
         let mut seen = sink.lock().unwrap();
         seen.push(v.clone());
         let full_windows = windows(&seen).values().filter(|s| s.len() == 2).count();
-        if full_windows >= 4 {
+        let a_day_ago = seen.iter().any(|v| v.features.day_ago_ratio.is_some());
+        if full_windows >= 4 && a_day_ago {
             finished.cancel();
         }
         std::future::ready(Ok(()))
     });
-    tokio::time::timeout(Duration::from_secs(45), reader)
+    tokio::time::timeout(Duration::from_secs(50), reader)
         .await
-        .expect("four full windows within 45 s")
+        .expect("four full windows and one with the load a day ago within 50 s")
         .unwrap();
+    let capacity = aggregator
+        .metric("aggregator_capacity_rps{service=\"orders\"}")
+        .await;
     aggregator.stop().await;
+    // The capacity estimate is exported and kept for the next start.
+    assert!(capacity > 0.0, "capacity of orders: {capacity}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&capacity_path).unwrap()).unwrap();
+    assert!(
+        saved.get("orders").is_some() && saved.get("carts").is_some(),
+        "{saved}"
+    );
+
+    // Restarted: the history is read back from Prometheus and the estimates from the file, so
+    // the first vector has both.
+    let again = testkit::unique(METRICS_TOPIC);
+    let restarted = start(config(&[
+        "--mode",
+        "production",
+        "--poll-interval-sec",
+        "2",
+        "--prometheus-url",
+        prometheus.url(),
+        "--kafka-bootstrap-servers",
+        broker.bootstrap(),
+        "--metrics-topic",
+        &again,
+        "--capacity-state-path",
+        capacity_path.to_str().unwrap(),
+    ]))
+    .await;
+    let consumer = AtLeastOnceConsumer::new(
+        &args,
+        "test",
+        &testkit::unique("g"),
+        &again,
+        KafkaMetrics::register(&prometheus::Registry::new()).unwrap(),
+    )
+    .unwrap();
+    let first: Arc<Mutex<Option<FeatureVector>>> = Arc::default();
+    let done = CancellationToken::new();
+    let (sink, finished) = (first.clone(), done.clone());
+    let reader = consumer.run(&done, |v: &FeatureVector| {
+        if v.service == "orders" {
+            sink.lock().unwrap().get_or_insert_with(|| v.clone());
+            finished.cancel();
+        }
+        std::future::ready(Ok(()))
+    });
+    tokio::time::timeout(Duration::from_secs(20), reader)
+        .await
+        .expect("a vector of the restarted aggregator within 20 s")
+        .unwrap();
+    restarted.stop().await;
     stop.cancel();
+    let first = first.lock().unwrap().clone().unwrap();
+    assert!(
+        first.features.rate_cv_long.is_some(),
+        "history read back at start: {first:?}"
+    );
+    assert!(
+        first.features.capacity_per_replica >= Some(capacity),
+        "capacity restored: {first:?}"
+    );
 
     let seen = seen.lock().unwrap().clone();
     // One vector per service per window, never two.
@@ -119,6 +191,23 @@ async fn production_publishes_one_vector_per_service_per_poll() {
         f.request_rate_trend.is_some(),
         "trends from the second window on: {f:?}"
     );
+    assert!(
+        f.rate_max_recent.is_some() && f.rate_cv_long.is_some(),
+        "history from the third window on: {f:?}"
+    );
+    let a_day_ago = seen
+        .iter()
+        .rfind(|v| v.service == "orders" && v.features.day_ago_ratio.is_some())
+        .unwrap();
+    let (ratio, rise) = (
+        a_day_ago.features.day_ago_ratio.unwrap(),
+        a_day_ago.features.day_ago_rise.unwrap(),
+    );
+    assert!(
+        (0.5..2.0).contains(&ratio) && (0.5..2.0).contains(&rise),
+        "steady load, as steady a day ago: {ratio} {rise}"
+    );
+    assert_eq!(a_day_ago.features.week_ago_ratio, None, "no data that old");
     assert_eq!(f.error_ratio, 0.0);
     assert!(last_carts.features.request_rate < f.request_rate);
 }

@@ -1,6 +1,6 @@
-//! Inference speed per model: P(violation) for one feature vector, for a batch of 256, a whole
-//! vote (every candidate replica count in one batch), and the votes on 256 vectors in one call
-//! (what the service does with vectors that wait), on the committed models in models/.
+//! Inference speed per model: the forecast (both horizons, every level) for one feature vector
+//! and for a batch of 256, a whole vote, and the votes on 256 vectors in one call (what the
+//! service does with vectors that wait), on the committed models in models/.
 //!
 //!     cargo bench -p ml-inference --bench inference
 //!
@@ -35,20 +35,20 @@ fn bench(c: &mut Criterion) {
         };
         let mut group = c.benchmark_group(kind.as_str());
         group.throughput(Throughput::Elements(1));
-        group.bench_function("single vector", |b| {
-            b.iter(|| model.probabilities(black_box(&batch[..1])).unwrap())
+        group.bench_function("forecast of one vector", |b| {
+            b.iter(|| model.forecasts(black_box(&batch[..1])).unwrap())
         });
         group.throughput(Throughput::Elements(batch.len() as u64));
-        group.bench_function("batch of 256", |b| {
-            b.iter(|| model.probabilities(black_box(&batch)).unwrap())
+        group.bench_function("forecasts of 256", |b| {
+            b.iter(|| model.forecasts(black_box(&batch)).unwrap())
         });
         group.throughput(Throughput::Elements(1));
-        group.bench_function("vote (all candidate replica counts)", |b| {
-            b.iter(|| model.vote(black_box(&batch[7])).unwrap())
+        group.bench_function("vote", |b| {
+            b.iter(|| model.vote(black_box(&batch[7]), 0.9).unwrap())
         });
         group.throughput(Throughput::Elements(batch.len() as u64));
         group.bench_function("votes on 256 vectors", |b| {
-            b.iter(|| model.votes(black_box(&batch)).unwrap())
+            b.iter(|| model.votes(black_box(&batch), 0.9).unwrap())
         });
         group.finish();
     }

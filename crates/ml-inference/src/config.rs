@@ -14,10 +14,10 @@ fn parse_model(s: &str) -> Result<ModelKind, String> {
         .ok_or_else(|| "not xgboost, random_forest or logistic_regression".to_owned())
 }
 
-/// Consumes feature vectors from the metrics topic, predicts whether each service will violate
-/// its SLA in the next window, and publishes a vote (SCALE_UP, NO_ACTION or SCALE_DOWN, with a
-/// confidence and the smallest safe replica count) to the votes topic. Every prediction is also
-/// appended to output/predictions_<model>.csv.
+/// Consumes feature vectors from the metrics topic, forecasts each service's peak load over the
+/// next windows, sizes it with the service's learned capacity per replica, and publishes a vote
+/// (SCALE_UP, NO_ACTION or SCALE_DOWN, with a confidence and the replica count the model wants)
+/// to the votes topic. Every prediction is also appended to output/predictions_<model>.csv.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ml-inference", version)]
 pub struct InferenceConfig {
@@ -27,6 +27,10 @@ pub struct InferenceConfig {
     /// The model's artifact directory (default: models/<model>).
     #[arg(long, env = "MODEL_PATH")]
     pub model_path: Option<PathBuf>,
+    /// The forecast quantile replicas are sized for (default: the model's, 0.9): higher is
+    /// safer and costs more replicas.
+    #[arg(long, env = "FORECAST_QUANTILE")]
+    pub forecast_quantile: Option<f64>,
     /// Topic of the feature vectors.
     #[arg(long, env = "METRICS_TOPIC", default_value = contract::METRICS_TOPIC)]
     pub metrics_topic: String,
@@ -50,6 +54,13 @@ pub struct InferenceConfig {
 
 impl Validate for InferenceConfig {
     fn validate(&self) -> Result<(), String> {
+        if let Some(q) = self.forecast_quantile
+            && !(q > 0.0 && q < 1.0)
+        {
+            return Err(format!(
+                "FORECAST_QUANTILE (--forecast-quantile): {q} is not a level between 0 and 1"
+            ));
+        }
         if self.metrics_topic.trim().is_empty() || self.votes_topic.trim().is_empty() {
             return Err("METRICS_TOPIC and VOTES_TOPIC must not be empty".into());
         }

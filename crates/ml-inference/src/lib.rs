@@ -1,8 +1,8 @@
 //! An inference service: one model, voting on every feature vector.
 //!
 //! For each feature vector on `metrics` (its own consumer group, at-least-once), the model
-//! computes P(violation) at the current replica count and at the neighbouring counts, on the
-//! blocking pool, and the vote rule ([`models::vote`]) turns them into a vote. The prediction is
+//! forecasts the service's peak request rate over the next windows, on the blocking pool, and
+//! the vote rule ([`models::vote`]) sizes it with the capacity per replica the aggregator learned. The prediction is
 //! appended to `output/predictions_<model>.csv`, the vote is published to `model-votes` keyed
 //! by service, and only then is the vector's offset stored. A redelivered vector can thus give a
 //! second vote for the same window and model; the scaler counts one.
@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Columns of the predictions CSV before the feature vector's own columns.
-pub const PREDICTION_COLUMNS: [&str; 9] = [
+pub const PREDICTION_COLUMNS: [&str; 10] = [
     "voted_at",
     "model",
     "model_version",
@@ -40,6 +40,7 @@ pub const PREDICTION_COLUMNS: [&str; 9] = [
     "violation_probability",
     "current_replicas",
     "safe_replicas",
+    "forecast_rps",
     "inference_us",
 ];
 
@@ -53,7 +54,7 @@ pub fn predictions_header() -> Vec<&'static str> {
         .collect()
 }
 
-fn prediction_row(vote: &Vote, vector: &FeatureVector) -> Vec<String> {
+fn prediction_row(vote: &Vote, forecast_rps: f64, vector: &FeatureVector) -> Vec<String> {
     let mut row = vec![
         vote.voted_at
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -64,6 +65,7 @@ fn prediction_row(vote: &Vote, vector: &FeatureVector) -> Vec<String> {
         vote.violation_probability.to_string(),
         vote.current_replicas.to_string(),
         vote.safe_replicas.to_string(),
+        format!("{forecast_rps:.3}"),
         format!("{:.1}", vote.inference_us),
     ];
     row.extend(vector.csv_row());
@@ -168,7 +170,8 @@ impl Application {
             model = %config.model,
             version = %model.metadata().model_version,
             features = ?model.metadata().features,
-            thresholds = ?model.metadata().thresholds,
+            quantile = config.forecast_quantile.unwrap_or(model.metadata().forecast.default_quantile),
+            horizons = ?model.metadata().forecast.horizons,
             "model loaded"
         );
         Ok(Self {
@@ -228,6 +231,9 @@ impl Application {
             predictions: self.predictions.clone(),
             metrics: self.metrics.clone(),
             interval_warned: AtomicBool::new(false),
+            level: config
+                .forecast_quantile
+                .unwrap_or(self.model.metadata().forecast.default_quantile),
         });
         consumer
             .run_batches(
@@ -257,6 +263,8 @@ struct Voter {
     metrics: InferenceMetrics,
     /// Set once the window-length mismatch has been logged.
     interval_warned: AtomicBool,
+    /// The forecast quantile replicas are sized for.
+    level: f64,
 }
 
 impl Voter {
@@ -272,14 +280,15 @@ impl Voter {
             tracing::warn!(
                 model_window_sec = metadata.window_sec,
                 "feature vectors come at another interval than the model was trained on; \
-                 predictions are for one window ahead at the model's interval (retrain on data of this interval)"
+                 its horizons count windows of the model's interval (retrain on data of this interval)"
             );
         }
         let model = self.model.clone();
+        let level = self.level;
         let features: Vec<Features> = vectors.iter().map(|v| v.features).collect();
         let (decisions, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            (model.votes(&features), started.elapsed())
+            (model.votes(&features, level), started.elapsed())
         })
         .await?;
         let decisions: Vec<VoteDecision> = decisions
@@ -311,8 +320,9 @@ impl Voter {
         // The log and the votes' deliveries at once: the offsets wait for both anyway.
         let rows = votes
             .iter()
+            .zip(&decisions)
             .zip(vectors)
-            .map(|(vote, vector)| prediction_row(vote, vector))
+            .map(|((vote, decision), vector)| prediction_row(vote, decision.forecast_rps, vector))
             .collect();
         let (logged, published) = tokio::join!(
             self.predictions.append(rows),

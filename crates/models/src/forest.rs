@@ -1,15 +1,19 @@
-//! Random Forest: trained by smartcore, whose artifact (its serde JSON) is the model file.
+//! Random Forest as a quantile regression forest: smartcore grows the regression trees (its
+//! serde JSON is the model file); the quantiles come from the training targets that fell in each
+//! leaf, as in Meinshausen's quantile regression forests.
 //!
-//! smartcore's forest only answers with the majority class; the probability of a violation is
-//! the share of trees that vote for it, as in Breiman's forest and scikit-learn. The trees are
-//! read out of smartcore's own serialization into flat node arrays, which also makes a
-//! prediction a few hundred nanoseconds.
+//! smartcore answers only with the mean of a leaf, so the trees are read out of its
+//! serialization into flat node arrays; the trainer passes every training window down every tree
+//! and writes, per leaf, the targets' quantiles at the forecast's levels (the leaf table, a file
+//! beside the model). A forecast averages, per level, the quantiles of the leaves a window
+//! reaches in each tree.
 
-use smartcore::ensemble::random_forest_classifier::RandomForestClassifier;
+use serde::{Deserialize, Serialize};
+use smartcore::ensemble::random_forest_regressor::RandomForestRegressor;
 use smartcore::linalg::basic::matrix::DenseMatrix;
 
-/// smartcore's forest type for our data: f64 features, i32 labels (0, 1).
-pub type SmartcoreForest = RandomForestClassifier<f64, i32, DenseMatrix<f64>, Vec<i32>>;
+/// smartcore's forest type for our data: f64 inputs and targets.
+pub type SmartcoreForest = RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
@@ -19,36 +23,30 @@ struct Node {
     threshold: f64,
     when_le: u32,
     when_gt: u32,
-    /// For leaves: whether the leaf's class is the violation class.
-    violation: bool,
     leaf: bool,
+    /// smartcore's answer at a leaf: the mean of its bootstrap targets.
+    output: f64,
 }
 
-/// A trained forest, flattened for prediction.
+/// The trees of a forest, flattened.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Forest {
+pub struct Trees {
     trees: Vec<Vec<Node>>,
 }
 
-impl Forest {
-    /// Reads smartcore's JSON of a forest trained on `width` inputs with labels 0 and 1.
+impl Trees {
+    /// Reads smartcore's JSON of a regression forest trained on `width` inputs.
     pub fn from_smartcore_json(bytes: &[u8], width: usize) -> Result<Self, String> {
         // Deserializing into smartcore's type checks that this is one of its forests.
         let forest: SmartcoreForest = serde_json::from_slice(bytes)
-            .map_err(|e| format!("not a smartcore random forest: {e}"))?;
+            .map_err(|e| format!("not a smartcore random forest regressor: {e}"))?;
         let value = serde_json::to_value(&forest).map_err(|e| e.to_string())?;
-        let classes: Vec<i64> = value["classes"]
+        let trees = value["forest_regressor"]["trees"]
             .as_array()
-            .map(|c| c.iter().filter_map(|v| v.as_i64()).collect())
-            .unwrap_or_default();
-        let positive = classes
-            .iter()
-            .position(|c| *c == 1)
-            .ok_or("the forest was not trained with violations (class 1)")?;
-        let trees = value["trees"].as_array().ok_or("the forest has no trees")?;
+            .ok_or("the forest has no trees")?;
         let trees = trees
             .iter()
-            .map(|tree| read_tree(tree, width, positive))
+            .map(|tree| read_tree(tree, width))
             .collect::<Result<Vec<_>, _>>()?;
         if trees.is_empty() {
             return Err("the forest has no trees".into());
@@ -66,34 +64,189 @@ impl Forest {
         self.trees.is_empty()
     }
 
-    /// Share of trees voting for a violation.
-    pub fn probability(&self, row: &[f64]) -> f64 {
-        let votes = self.trees.iter().filter(|tree| leaf(tree, row)).count();
-        votes as f64 / self.trees.len() as f64
+    /// Nodes of tree `t`.
+    pub fn nodes(&self, t: usize) -> usize {
+        self.trees.get(t).map_or(0, Vec::len)
     }
-}
 
-/// Walks one tree; `true` when it ends in a violation leaf.
-fn leaf(tree: &[Node], row: &[f64]) -> bool {
-    let mut node = &tree[0];
-    // Depth is bounded by the node count; the bound guards against a cyclic artifact.
-    for _ in 0..tree.len() {
-        if node.leaf {
-            return node.violation;
+    /// The leaf `row` reaches in tree `t`.
+    pub fn leaf(&self, t: usize, row: &[f64]) -> usize {
+        let tree = &self.trees[t];
+        let mut at = 0usize;
+        // Depth is bounded by the node count; the bound guards against a cyclic artifact.
+        for _ in 0..tree.len() {
+            let node = &tree[at];
+            if node.leaf {
+                return at;
+            }
+            at = if row.get(node.feature as usize).copied().unwrap_or(0.0) <= node.threshold {
+                node.when_le
+            } else {
+                node.when_gt
+            } as usize;
         }
-        let next = if row[node.feature as usize] <= node.threshold {
-            node.when_le
-        } else {
-            node.when_gt
-        };
-        node = &tree[next as usize];
+        at
     }
-    false
 }
 
-fn read_tree(tree: &serde_json::Value, width: usize, positive: usize) -> Result<Vec<Node>, String> {
+impl Trees {
+    /// smartcore's own prediction for `row`: the mean over the trees of their leaves' outputs
+    /// (to check this reading of the trees against smartcore).
+    pub fn mean_output(&self, row: &[f64]) -> f64 {
+        let sum: f64 = (0..self.trees.len())
+            .map(|t| self.trees[t][self.leaf(t, row)].output)
+            .sum();
+        sum / self.trees.len() as f64
+    }
+}
+
+/// Quantiles of the training targets in each leaf: `trees[t]` lists tree `t`'s leaves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeafTable {
+    /// The levels of every `quantiles` vector.
+    pub levels: Vec<f64>,
+    pub trees: Vec<Vec<Leaf>>,
+}
+
+/// One leaf's targets, summarized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Leaf {
+    /// Node index in its tree.
+    pub node: usize,
+    /// Training targets that reached it.
+    pub samples: usize,
+    /// Single precision: plenty for a quantile of a log ratio, and half the file.
+    pub quantiles: Vec<f32>,
+}
+
+/// The empirical quantile at `level` of sorted `values` (linear between order statistics).
+pub fn empirical_quantile(sorted: &[f64], level: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let position = level.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
+}
+
+impl LeafTable {
+    /// Passes every row of `rows` (with its target) down every tree and summarizes each leaf.
+    pub fn build(trees: &Trees, rows: &[Vec<f64>], targets: &[f64], levels: &[f64]) -> Self {
+        let tables = (0..trees.len())
+            .map(|t| {
+                let mut per_leaf: std::collections::BTreeMap<usize, Vec<f64>> =
+                    std::collections::BTreeMap::new();
+                for (row, y) in rows.iter().zip(targets) {
+                    per_leaf.entry(trees.leaf(t, row)).or_default().push(*y);
+                }
+                per_leaf
+                    .into_iter()
+                    .map(|(node, mut ys)| {
+                        ys.sort_by(f64::total_cmp);
+                        Leaf {
+                            node,
+                            samples: ys.len(),
+                            quantiles: levels
+                                .iter()
+                                .map(|l| empirical_quantile(&ys, *l) as f32)
+                                .collect(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            levels: levels.to_vec(),
+            trees: tables,
+        }
+    }
+}
+
+/// A trained quantile regression forest, flattened for prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forest {
+    trees: Trees,
+    /// Per tree, `nodes x levels` quantiles (NaN where a node is not a leaf with samples).
+    quantiles: Vec<Vec<f64>>,
+    levels: usize,
+}
+
+impl Forest {
+    /// The trees with their leaf table, which must answer `levels` quantiles.
+    pub fn new(trees: Trees, table: &LeafTable, levels: &[f64]) -> Result<Self, String> {
+        if table.levels != levels {
+            return Err(format!(
+                "the leaf table's levels {:?} are not the forecast's {levels:?}",
+                table.levels
+            ));
+        }
+        if table.trees.len() != trees.len() {
+            return Err(format!(
+                "the leaf table covers {} trees of {}",
+                table.trees.len(),
+                trees.len()
+            ));
+        }
+        let width = levels.len();
+        let mut quantiles = Vec::with_capacity(trees.len());
+        for (t, leaves) in table.trees.iter().enumerate() {
+            let mut flat = vec![f64::NAN; trees.nodes(t) * width];
+            for leaf in leaves {
+                if leaf.node >= trees.nodes(t) || leaf.quantiles.len() != width {
+                    return Err(format!("a leaf of tree {t} does not fit the tree"));
+                }
+                for (slot, q) in flat[leaf.node * width..(leaf.node + 1) * width]
+                    .iter_mut()
+                    .zip(&leaf.quantiles)
+                {
+                    *slot = f64::from(*q);
+                }
+            }
+            quantiles.push(flat);
+        }
+        Ok(Self {
+            trees,
+            quantiles,
+            levels: width,
+        })
+    }
+
+    /// Appends the forest's quantiles for `row` to `out`: per level, the mean over the trees of
+    /// the quantile of the leaf the row reaches (trees whose leaf saw no training window are
+    /// left out).
+    pub fn quantiles(&self, row: &[f64], out: &mut Vec<f64>) {
+        let start = out.len();
+        out.resize(start + self.levels, 0.0);
+        let mut counted = 0.0;
+        for (t, table) in self.quantiles.iter().enumerate() {
+            let leaf = self.trees.leaf(t, row);
+            let Some(q) = table.get(leaf * self.levels..(leaf + 1) * self.levels) else {
+                continue;
+            };
+            if q.iter().any(|v| v.is_nan()) {
+                continue;
+            }
+            for (o, v) in out[start..].iter_mut().zip(q) {
+                *o += v;
+            }
+            counted += 1.0;
+        }
+        for o in &mut out[start..] {
+            *o = if counted > 0.0 {
+                *o / counted
+            } else {
+                f64::NAN
+            };
+        }
+    }
+}
+
+fn read_tree(tree: &serde_json::Value, width: usize) -> Result<Vec<Node>, String> {
     let nodes = tree["nodes"].as_array().ok_or("a tree has no nodes")?;
     let count = nodes.len();
+    if count == 0 {
+        return Err("a tree has no nodes".into());
+    }
     let index = |v: &serde_json::Value| -> Result<Option<u32>, String> {
         match v.as_u64() {
             Some(i) if (i as usize) < count => Ok(Some(i as u32)),
@@ -117,9 +270,23 @@ fn read_tree(tree: &serde_json::Value, width: usize, positive: usize) -> Result<
                 threshold: n["split_value"].as_f64().unwrap_or(f64::NAN),
                 when_le: le.unwrap_or(0),
                 when_gt: gt.or(le).unwrap_or(0),
-                violation: n["output"].as_u64() == Some(positive as u64),
                 leaf,
+                output: n["output"].as_f64().unwrap_or(f64::NAN),
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empirical_quantiles_interpolate() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(empirical_quantile(&v, 0.5), 3.0);
+        assert_eq!(empirical_quantile(&v, 0.9), 4.6);
+        assert_eq!(empirical_quantile(&v, 1.0), 5.0);
+        assert!(empirical_quantile(&[], 0.5).is_nan());
+    }
 }

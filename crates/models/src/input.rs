@@ -1,6 +1,5 @@
 //! From a feature vector to a model's input row: the model's features picked from the contract's
 //! schema in the model's order, missing values filled, standardized where the model wants it.
-//! Also the counterfactual "the same load on another replica count".
 
 use crate::metadata::{ModelMetadata, Standardization};
 use contract::{FEATURE_COUNT, Features, feature_index};
@@ -88,21 +87,6 @@ impl InputSpec {
     }
 }
 
-/// The same window as if the service had run `replicas` replicas: the total load is kept and
-/// spread over them, so per-replica load and CPU scale by `current / replicas`. Latency and
-/// error ratio are left as measured: how they would change is what the models predict, not
-/// something to invent here.
-pub fn at_replicas(features: &Features, replicas: u32) -> Features {
-    let target = f64::from(replicas.max(1));
-    let current = features.replicas.max(1.0);
-    Features {
-        request_rate_per_replica: features.request_rate / target,
-        replicas: target,
-        cpu_per_replica: features.cpu_per_replica.map(|c| c * current / target),
-        ..*features
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,15 +126,5 @@ mod tests {
         let mut m = metadata(&["replicas"]);
         m.imputation = vec![];
         assert!(InputSpec::new(&m).is_err());
-    }
-
-    #[test]
-    fn one_replica_fewer_raises_per_replica_load() {
-        let f = at_replicas(&features(), 2);
-        assert_eq!(f.request_rate_per_replica, 60.0);
-        assert_eq!(f.replicas, 2.0);
-        assert!((f.cpu_per_replica.unwrap() - 0.45).abs() < 1e-12);
-        assert_eq!(f.request_rate, 120.0);
-        assert_eq!(f.latency_p95, None);
     }
 }

@@ -1,12 +1,14 @@
 //! The three models that vote: XGBoost (on libxgboost), Random Forest and Logistic Regression
-//! (on smartcore). Each is an artifact directory, `models/<model>/`, holding the library's own
-//! model file and `metadata.json` (features and their order, imputation, standardization,
-//! thresholds, SLA, training data hash, library version).
+//! (on smartcore), each forecasting the highest request rate of the next windows as quantiles.
+//! Each is an artifact directory, `models/<model>/`, holding the library's own model file per
+//! horizon and `metadata.json` (features and their order, imputation, standardization, levels,
+//! horizons and corrections, SLA, training data hash, library version).
 //!
 //! [`load`] refuses, with an error that says which, an artifact that is missing, corrupt, of
-//! another kind, or whose feature list does not match the contract. [`LoadedModel::vote`] turns
-//! a feature vector into a vote with the rule in [`vote`].
+//! another kind, or whose feature list does not match the contract. [`LoadedModel::votes`] turns
+//! feature vectors into votes with the rule in [`vote`].
 
+mod distribution;
 mod forest;
 mod input;
 mod logistic;
@@ -14,14 +16,15 @@ mod metadata;
 pub mod vote;
 mod xgboost;
 
-pub use forest::{Forest, SmartcoreForest};
-pub use input::{InputSpec, at_replicas};
+pub use distribution::Distribution;
+pub use forest::{Forest, Leaf, LeafTable, SmartcoreForest, Trees, empirical_quantile};
+pub use input::InputSpec;
 pub use logistic::{Logistic, SmartcoreLogistic};
 pub use metadata::{
-    FORMAT_VERSION, METADATA_FILE, ModelKind, ModelMetadata, Sla, Standardization, Thresholds,
-    TrainingInfo,
+    FORMAT_VERSION, ForecastSpec, Horizons, METADATA_FILE, ModelKind, ModelMetadata, Sla,
+    Standardization, TrainingInfo,
 };
-pub use vote::{VoteDecision, candidate_replicas, decide};
+pub use vote::{Forecast, VoteDecision, decide};
 pub use xgboost::Xgb;
 
 use contract::Features;
@@ -48,7 +51,7 @@ pub enum LoadError {
     Format { path: PathBuf, found: u32 },
 }
 
-/// The model behind a [`LoadedModel`].
+/// The model behind a [`LoadedModel`], for one horizon.
 #[derive(Debug)]
 enum Predictor {
     Xgboost(Xgb),
@@ -56,12 +59,12 @@ enum Predictor {
     LogisticRegression(Logistic),
 }
 
-/// A model ready to predict.
+/// A model ready to forecast.
 #[derive(Debug)]
 pub struct LoadedModel {
     metadata: ModelMetadata,
     input: InputSpec,
-    predictor: Predictor,
+    predictors: Horizons<Predictor>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -74,14 +77,34 @@ fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
     })
 }
 
+/// The leaf table of a forest's model file `up.json`: `up.leaves.json`.
+pub fn leaf_file(model_file: &str) -> String {
+    match model_file.strip_suffix(".json") {
+        Some(stem) => format!("{stem}.leaves.json"),
+        None => format!("{model_file}.leaves.json"),
+    }
+}
+
 /// Loads the artifact in `dir`, which must hold a model of kind `expected`.
 pub fn load(dir: &Path, expected: ModelKind) -> Result<LoadedModel, LoadError> {
     let metadata_path = dir.join(METADATA_FILE);
-    let metadata: ModelMetadata =
-        serde_json::from_slice(&read(&metadata_path)?).map_err(|e| LoadError::Corrupt {
-            path: metadata_path.clone(),
-            reason: e.to_string(),
-        })?;
+    let metadata: ModelMetadata = serde_json::from_slice(&read(&metadata_path)?).map_err(|e| {
+        // An artifact of an older format fails on a missing field: say which format instead.
+        let format =
+            serde_json::from_slice::<serde_json::Value>(&read(&metadata_path).unwrap_or_default())
+                .ok()
+                .and_then(|v| v["format_version"].as_u64());
+        match format {
+            Some(found) if found != u64::from(FORMAT_VERSION) => LoadError::Format {
+                path: metadata_path.clone(),
+                found: found as u32,
+            },
+            _ => LoadError::Corrupt {
+                path: metadata_path.clone(),
+                reason: e.to_string(),
+            },
+        }
+    })?;
     if metadata.format_version != FORMAT_VERSION {
         return Err(LoadError::Format {
             path: metadata_path,
@@ -95,46 +118,90 @@ pub fn load(dir: &Path, expected: ModelKind) -> Result<LoadedModel, LoadError> {
             expected,
         });
     }
+    metadata
+        .forecast
+        .check()
+        .map_err(|reason| LoadError::Corrupt {
+            path: metadata_path.clone(),
+            reason,
+        })?;
     let input = InputSpec::new(&metadata).map_err(|reason| LoadError::FeatureMismatch {
         path: metadata_path.clone(),
         reason,
     })?;
-    let model_path = dir.join(&metadata.model_file);
-    let bytes = read(&model_path)?;
     let width = input.width();
-    let predictor = match expected {
-        ModelKind::Xgboost => Xgb::from_json(&bytes, &metadata.features).map(Predictor::Xgboost),
-        ModelKind::RandomForest => {
-            Forest::from_smartcore_json(&bytes, width).map(Predictor::RandomForest)
-        }
-        ModelKind::LogisticRegression => {
-            Logistic::from_smartcore_json(&bytes, width).map(Predictor::LogisticRegression)
-        }
-    }
-    .map_err(|reason| {
-        if reason.contains("features") || reason.contains("inputs") {
-            LoadError::FeatureMismatch {
-                path: model_path.clone(),
-                reason,
+    let levels = &metadata.forecast.levels;
+    let predictor = |file: &String| -> Result<Predictor, LoadError> {
+        let model_path = dir.join(file);
+        let bytes = read(&model_path)?;
+        let classify = |reason: String| {
+            if reason.contains("features") || reason.contains("inputs") {
+                LoadError::FeatureMismatch {
+                    path: model_path.clone(),
+                    reason,
+                }
+            } else {
+                LoadError::Corrupt {
+                    path: model_path.clone(),
+                    reason,
+                }
             }
-        } else {
-            LoadError::Corrupt {
-                path: model_path.clone(),
-                reason,
+        };
+        match expected {
+            ModelKind::Xgboost => Xgb::from_json(&bytes, &metadata.features, levels.len())
+                .map(Predictor::Xgboost)
+                .map_err(classify),
+            ModelKind::RandomForest => {
+                let trees = Trees::from_smartcore_json(&bytes, width).map_err(classify)?;
+                let table_path = dir.join(leaf_file(file));
+                let table: LeafTable =
+                    serde_json::from_slice(&read(&table_path)?).map_err(|e| {
+                        LoadError::Corrupt {
+                            path: table_path.clone(),
+                            reason: e.to_string(),
+                        }
+                    })?;
+                Forest::new(trees, &table, levels)
+                    .map(Predictor::RandomForest)
+                    .map_err(|reason| LoadError::Corrupt {
+                        path: table_path,
+                        reason,
+                    })
             }
+            ModelKind::LogisticRegression => Logistic::from_smartcore_json(&bytes, width)
+                .map(Predictor::LogisticRegression)
+                .map_err(classify),
         }
-    })?;
+    };
+    let predictors = Horizons {
+        up: predictor(&metadata.model_files.up)?,
+        down: predictor(&metadata.model_files.down)?,
+    };
     Ok(LoadedModel {
         metadata,
         input,
-        predictor,
+        predictors,
     })
 }
 
-/// Writes an artifact: the model file and its metadata.
-pub fn save(dir: &Path, metadata: &ModelMetadata, model_file: &[u8]) -> std::io::Result<()> {
+/// Writes an artifact: the model files (with their leaf tables, for a forest) and the metadata.
+pub fn save(
+    dir: &Path,
+    metadata: &ModelMetadata,
+    model_files: Horizons<&[u8]>,
+    leaf_tables: Option<Horizons<&LeafTable>>,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join(&metadata.model_file), model_file)?;
+    std::fs::write(dir.join(&metadata.model_files.up), model_files.up)?;
+    std::fs::write(dir.join(&metadata.model_files.down), model_files.down)?;
+    if let Some(tables) = leaf_tables {
+        for (file, table) in [
+            (&metadata.model_files.up, tables.up),
+            (&metadata.model_files.down, tables.down),
+        ] {
+            std::fs::write(dir.join(leaf_file(file)), serde_json::to_vec(table)?)?;
+        }
+    }
     let mut json = serde_json::to_vec_pretty(metadata)?;
     json.push(b'\n');
     std::fs::write(dir.join(METADATA_FILE), json)
@@ -149,76 +216,89 @@ impl LoadedModel {
         self.metadata.model
     }
 
-    /// P(violation in the next window) for each feature vector, in one call to the model.
-    pub fn probabilities(&self, vectors: &[Features]) -> Result<Vec<f64>, String> {
-        let mut rows = Vec::with_capacity(vectors.len() * self.input.width());
-        for v in vectors {
-            self.input.push_row(v, &mut rows);
-        }
-        self.probabilities_of_rows(&rows)
-    }
-
-    /// P(violation) for prepared input rows (row-major), as [`InputSpec::row`] makes them.
-    pub fn probabilities_of_rows(&self, rows: &[f64]) -> Result<Vec<f64>, String> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let width = self.input.width();
-        Ok(match &self.predictor {
-            Predictor::Xgboost(x) => x.probabilities(rows)?,
-            Predictor::RandomForest(f) => {
-                rows.chunks_exact(width).map(|r| f.probability(r)).collect()
-            }
-            Predictor::LogisticRegression(l) => {
-                rows.chunks_exact(width).map(|r| l.probability(r)).collect()
-            }
-        })
-    }
-
     /// How this model reads feature vectors.
     pub fn input(&self) -> &InputSpec {
         &self.input
     }
 
-    /// The vote on one feature vector: P(violation) at every candidate replica count in one
-    /// batch, then the rule of [`vote`].
-    pub fn vote(&self, features: &Features) -> Result<VoteDecision, String> {
-        self.votes(std::slice::from_ref(features))?
+    /// The raw quantiles (before corrections) of prepared input rows (row-major, as
+    /// [`InputSpec::row`] makes them) over one horizon: one value per level, row after row.
+    pub fn raw_quantiles_of_rows(&self, rows: &[f64], up: bool) -> Result<Vec<f64>, String> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let width = self.input.width();
+        let levels = &self.metadata.forecast.levels;
+        let predictor = if up {
+            &self.predictors.up
+        } else {
+            &self.predictors.down
+        };
+        let mut out = Vec::with_capacity(rows.len() / width * levels.len());
+        match predictor {
+            Predictor::Xgboost(x) => out = x.quantiles(rows)?,
+            Predictor::RandomForest(f) => {
+                for row in rows.chunks_exact(width) {
+                    f.quantiles(row, &mut out);
+                }
+            }
+            Predictor::LogisticRegression(l) => {
+                for row in rows.chunks_exact(width) {
+                    l.quantiles(row, levels, &mut out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The forecasts of many feature vectors, corrected, with one call into the model per
+    /// horizon (one call into libxgboost costs about 65 µs whatever its size).
+    pub fn forecasts(&self, vectors: &[Features]) -> Result<Vec<Forecast>, String> {
+        let mut rows = Vec::with_capacity(vectors.len() * self.input.width());
+        for v in vectors {
+            self.input.push_row(v, &mut rows);
+        }
+        let spec = &self.metadata.forecast;
+        let levels = spec.levels.len();
+        let up = self.raw_quantiles_of_rows(&rows, true)?;
+        let down = self.raw_quantiles_of_rows(&rows, false)?;
+        if up.len() != vectors.len() * levels || down.len() != up.len() {
+            return Err(format!(
+                "{} quantiles for {} vectors of {levels} levels",
+                up.len(),
+                vectors.len()
+            ));
+        }
+        let corrected = |raw: &[f64], corrections: &[f64]| {
+            let values: Vec<f64> = raw.iter().zip(corrections).map(|(q, c)| q + c).collect();
+            Distribution::new(&spec.levels, &values)
+        };
+        Ok(up
+            .chunks_exact(levels)
+            .zip(down.chunks_exact(levels))
+            .map(|(u, d)| Forecast {
+                up: corrected(u, &spec.corrections.up),
+                down: corrected(d, &spec.corrections.down),
+            })
+            .collect())
+    }
+
+    /// The vote on one feature vector at quantile `level` (see [`vote`]).
+    pub fn vote(&self, features: &Features, level: f64) -> Result<VoteDecision, String> {
+        self.votes(std::slice::from_ref(features), level)?
             .pop()
             .ok_or_else(|| "no vote".to_owned())
     }
 
-    /// The votes on many feature vectors, with one call into the model for all their candidate
-    /// replica counts (one call into libxgboost costs about 65 µs whatever its size).
-    pub fn votes(&self, vectors: &[Features]) -> Result<Vec<VoteDecision>, String> {
-        let mut currents = Vec::with_capacity(vectors.len());
-        let mut candidates = Vec::new();
-        for features in vectors {
-            let current = features.replicas.round().max(1.0) as u32;
-            let counts = candidate_replicas(current);
-            candidates.extend(counts.iter().map(|r| at_replicas(features, *r)));
-            currents.push((current, counts.len()));
-        }
-        let probabilities = self.probabilities(&candidates)?;
-        if probabilities.len() != candidates.len() {
-            return Err(format!(
-                "{} probabilities for {} inputs",
-                probabilities.len(),
-                candidates.len()
-            ));
-        }
-        let mut offset = 0;
-        Ok(currents
-            .into_iter()
-            .map(|(current, n)| {
-                let decision = decide(
-                    current,
-                    &probabilities[offset..offset + n],
-                    self.metadata.thresholds,
-                );
-                offset += n;
-                decision
-            })
+    /// The votes on many feature vectors at quantile `level`, with one call into the model per
+    /// horizon.
+    pub fn votes(&self, vectors: &[Features], level: f64) -> Result<Vec<VoteDecision>, String> {
+        let floor = self.metadata.forecast.rate_floor;
+        Ok(self
+            .forecasts(vectors)?
+            .iter()
+            .zip(vectors)
+            .map(|(forecast, features)| decide(features, forecast, level, floor))
             .collect())
     }
 }

@@ -1,6 +1,6 @@
-//! What an artifact says about itself (`metadata.json` beside the model file): which features in
-//! which order, how missing values are filled, standardization, decision thresholds, the SLA the
-//! labels were made with, and where the model came from.
+//! What an artifact says about itself (`metadata.json` beside the model files): which features in
+//! which order, how missing values are filled, standardization, what is forecast (quantile
+//! levels, horizons, corrections), the SLA, and where the model came from.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -57,48 +57,92 @@ pub struct Standardization {
     pub std: Vec<f64>,
 }
 
-/// Probability thresholds of the vote rule.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Thresholds {
-    /// Vote SCALE_UP when P(violation) at the current replica count reaches this.
-    pub scale_up: f64,
-    /// Vote SCALE_DOWN only when P(violation) with one replica fewer is below this.
-    pub scale_down: f64,
+/// One value per forecast horizon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Horizons<T> {
+    /// The scale-up horizon: a new replica's start-up plus one window.
+    pub up: T,
+    /// The scale-down horizon: a replica given back must not be needed again before one could
+    /// return.
+    pub down: T,
+}
+
+impl<T> Horizons<T> {
+    pub fn map<U>(self, f: impl Fn(T) -> U) -> Horizons<U> {
+        Horizons {
+            up: f(self.up),
+            down: f(self.down),
+        }
+    }
+
+    pub fn as_ref(&self) -> Horizons<&T> {
+        Horizons {
+            up: &self.up,
+            down: &self.down,
+        }
+    }
+}
+
+/// What the model forecasts: quantiles of `ln((peak + floor) / (rate + floor))`, the highest
+/// request rate of the next `horizons` windows against this window's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForecastSpec {
+    /// Quantile levels the model answers, ascending in (0, 1).
+    pub levels: Vec<f64>,
+    /// Windows ahead whose highest request rate is forecast.
+    pub horizons: Horizons<u32>,
+    /// Added to each level's forecast (conformal corrections measured on calibration runs the
+    /// model was not fitted on), per horizon, in `levels` order.
+    pub corrections: Horizons<Vec<f64>>,
+    /// The level the vote sizes replicas for unless FORECAST_QUANTILE says otherwise.
+    pub default_quantile: f64,
+    /// Requests per second added to both rates of the ratio (`features::RATE_FLOOR`).
+    pub rate_floor: f64,
+}
+
+impl ForecastSpec {
+    /// Checks the spec against itself.
+    pub fn check(&self) -> Result<(), String> {
+        let levels = &self.levels;
+        if levels.is_empty() || levels.iter().any(|l| !(*l > 0.0 && *l < 1.0)) {
+            return Err("forecast levels must lie in (0, 1)".into());
+        }
+        if levels.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("forecast levels must ascend".into());
+        }
+        for corrections in [&self.corrections.up, &self.corrections.down] {
+            if corrections.len() != levels.len() || corrections.iter().any(|c| !c.is_finite()) {
+                return Err("forecast corrections do not match the levels".into());
+            }
+        }
+        if self.horizons.up == 0 || self.horizons.down < self.horizons.up {
+            return Err("forecast horizons must be 1 <= up <= down windows".into());
+        }
+        if !(self.rate_floor.is_finite() && self.rate_floor >= 0.0) {
+            return Err("the rate floor must be 0 or more".into());
+        }
+        Ok(())
+    }
 }
 
 /// The SLA the training labels were made with.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Sla {
-    /// A window violates the SLA when its p95 latency is above this...
-    pub p95_seconds: f64,
-    /// ...or its error ratio is above this.
-    pub error_ratio: f64,
-}
-
-impl Sla {
-    /// Whether a window with these features violates the SLA (the training label, one window
-    /// later, and the replay's measure of violation minutes).
-    pub fn violated_by(&self, features: &contract::Features) -> bool {
-        features
-            .latency_p95
-            .is_some_and(|p95| p95 > self.p95_seconds)
-            || features.error_ratio > self.error_ratio
-    }
-}
+pub use contract::Sla;
 
 /// Where the model came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingInfo {
     /// SHA-256 of the training data files.
     pub data_sha256: String,
-    /// Labelled rows used for training.
+    /// Windows used for fitting.
     pub rows: usize,
-    /// Of which SLA violations.
-    pub positives: usize,
+    /// Windows the quantile corrections were measured on.
+    pub calibration_rows: usize,
     /// Experiment runs used for training.
     pub runs: Vec<String>,
     /// Patterns whose runs were held out for evaluation.
     pub held_out_patterns: Vec<String>,
+    /// Patterns whose runs the corrections were measured on.
+    pub calibration_patterns: Vec<String>,
     pub trained_at: chrono::DateTime<chrono::Utc>,
     /// Hyperparameters, as the library names them.
     pub parameters: serde_json::Value,
@@ -118,19 +162,22 @@ pub struct ModelMetadata {
     pub imputation: Vec<f64>,
     /// Standardization, for models trained on standardized inputs.
     pub standardization: Option<Standardization>,
-    pub thresholds: Thresholds,
+    /// What is forecast, and how the quantiles are corrected.
+    pub forecast: ForecastSpec,
     pub sla: Sla,
     /// Aggregator window (poll interval) the training data was collected at.
     pub window_sec: u32,
     pub training: TrainingInfo,
     /// Library and version that trained the model.
     pub library: String,
-    /// The model file, relative to the artifact directory.
-    pub model_file: String,
+    /// The model files of each horizon, in the library's own format, relative to the artifact
+    /// directory.
+    pub model_files: Horizons<String>,
 }
 
-/// The current `format_version`.
-pub const FORMAT_VERSION: u32 = 1;
+/// The current `format_version`: 2 since the models forecast the load (1 classified the next
+/// window).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The metadata file's name in an artifact directory.
 pub const METADATA_FILE: &str = "metadata.json";
@@ -148,26 +195,33 @@ pub(crate) mod tests_support {
             features: names.iter().map(|n| n.to_string()).collect(),
             imputation: vec![0.0; names.len()],
             standardization: None,
-            thresholds: Thresholds {
-                scale_up: 0.5,
-                scale_down: 0.2,
+            forecast: ForecastSpec {
+                levels: vec![0.5, 0.9],
+                horizons: Horizons { up: 3, down: 9 },
+                corrections: Horizons {
+                    up: vec![0.0, 0.0],
+                    down: vec![0.0, 0.0],
+                },
+                default_quantile: 0.9,
+                rate_floor: 1.0,
             },
-            sla: Sla {
-                p95_seconds: 0.25,
-                error_ratio: 0.05,
-            },
+            sla: Sla::DEFAULT,
             window_sec: 10,
             training: TrainingInfo {
                 data_sha256: "0".into(),
                 rows: 0,
-                positives: 0,
+                calibration_rows: 0,
                 runs: vec![],
                 held_out_patterns: vec![],
+                calibration_patterns: vec![],
                 trained_at: chrono::DateTime::UNIX_EPOCH,
                 parameters: serde_json::Value::Null,
             },
             library: "test".into(),
-            model_file: "model.json".into(),
+            model_files: Horizons {
+                up: "up.json".into(),
+                down: "down.json".into(),
+            },
         }
     }
 }

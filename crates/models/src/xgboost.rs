@@ -1,5 +1,7 @@
 //! XGBoost on the real XGBoost library (`xgb` crate, libxgboost): the model file is XGBoost's
-//! own JSON format, loaded into a booster that predicts on one thread.
+//! own JSON format, loaded into a booster that predicts on one thread. The booster is trained
+//! with XGBoost's quantile loss (`reg:quantileerror`) at every level of the forecast at once, so
+//! one prediction answers all of them.
 //!
 //! The booster is not `Sync`, so it sits behind a mutex; predictions are short and the inference
 //! service runs them on its blocking pool.
@@ -11,6 +13,8 @@ use xgb::{Booster, DMatrix};
 pub struct Xgb {
     booster: Mutex<Booster>,
     width: usize,
+    /// Outputs per row: one per quantile level.
+    outputs: usize,
 }
 
 impl std::fmt::Debug for Xgb {
@@ -20,8 +24,9 @@ impl std::fmt::Debug for Xgb {
 }
 
 impl Xgb {
-    /// Loads XGBoost JSON whose feature names must be `features`, in that order.
-    pub fn from_json(bytes: &[u8], features: &[String]) -> Result<Self, String> {
+    /// Loads XGBoost JSON whose feature names must be `features`, in that order, answering
+    /// `outputs` quantiles per row.
+    pub fn from_json(bytes: &[u8], features: &[String], outputs: usize) -> Result<Self, String> {
         let mut booster =
             Booster::load_buffer(bytes).map_err(|e| format!("not an XGBoost model: {e}"))?;
         // One thread: a single row gains nothing from a thread pool, and the service runs
@@ -38,11 +43,13 @@ impl Xgb {
         Ok(Self {
             booster: Mutex::new(booster),
             width: features.len(),
+            outputs,
         })
     }
 
-    /// P(violation) for each row of `rows` (row-major, `width` values per row).
-    pub fn probabilities(&self, rows: &[f64]) -> Result<Vec<f64>, String> {
+    /// The quantiles of each row of `rows` (row-major, `width` values per row): `outputs` values
+    /// per row, row after row.
+    pub fn quantiles(&self, rows: &[f64]) -> Result<Vec<f64>, String> {
         let data: Vec<f32> = rows.iter().map(|v| *v as f32).collect();
         let n = data.len() / self.width;
         let matrix = DMatrix::from_dense(&data, n).map_err(|e| e.to_string())?;
@@ -51,6 +58,13 @@ impl Xgb {
             .lock()
             .map_err(|_| "booster lock poisoned".to_string())?;
         let out = booster.predict(&matrix).map_err(|e| e.to_string())?;
+        if out.len() != n * self.outputs {
+            return Err(format!(
+                "the booster answered {} values for {n} rows; {} quantiles per row expected",
+                out.len(),
+                self.outputs
+            ));
+        }
         Ok(out.into_iter().map(f64::from).collect())
     }
 }

@@ -1,7 +1,7 @@
 //! The policies by name, as the command line and the evaluation ask for them, and what building
 //! one needs: the trained models, the voting weights, the oracle's plan.
 
-use crate::policy::{Hpa, Oracle, Policy, Static, Threshold, Voters};
+use crate::policy::{Ballot, Hpa, Oracle, Policy, Static, Threshold, Voters};
 use crate::simulation::Settings;
 use decision::{Guardrails, Strategy};
 use models::{LoadedModel, ModelKind};
@@ -20,10 +20,11 @@ pub enum PolicySpec {
     /// `hpa:T[:S]`: Kubernetes HPA at T % target utilization, S seconds of scale-down
     /// stabilization (300, its default, unless given).
     Hpa(u32, u32),
-    /// `xgboost`, `random_forest`, `logistic_regression`: one model deciding alone.
-    Model(ModelKind),
-    /// `ensemble:majority|unanimous|weighted`: the three models under a voting strategy.
-    Ensemble(&'static str),
+    /// `xgboost[:Q]`, `random_forest[:Q]`, `logistic_regression[:Q]`: one model deciding alone,
+    /// sizing replicas for its P`Q` forecast (the models' default unless given).
+    Model(ModelKind, Option<u32>),
+    /// `ensemble:majority|unanimous|weighted[:Q]`: the three models under a voting strategy.
+    Ensemble(&'static str, Option<u32>),
     /// `oracle`: the fewest replicas that meet the SLA, knowing the future.
     Oracle,
 }
@@ -43,8 +44,8 @@ impl PolicySpec {
                 Guardrails::default().stabilization.num_seconds() as u32,
             ),
         ];
-        all.extend(ModelKind::ALL.map(PolicySpec::Model));
-        all.extend(STRATEGIES.map(PolicySpec::Ensemble));
+        all.extend(ModelKind::ALL.map(|k| PolicySpec::Model(k, None)));
+        all.extend(STRATEGIES.map(|s| PolicySpec::Ensemble(s, None)));
         all.push(PolicySpec::Oracle);
         all
     }
@@ -60,6 +61,18 @@ impl PolicySpec {
             value
                 .and_then(|a| a.parse::<u32>().ok())
                 .ok_or_else(|| format!("{s:?}: {what} must be a whole number"))
+        };
+        // The forecast quantile of a model policy, a percentage.
+        let percentile = |q: Option<&str>| -> Result<Option<u32>, String> {
+            q.map(|q| {
+                whole(Some(q), "the forecast quantile (%)").and_then(|p| {
+                    (1..100)
+                        .contains(&p)
+                        .then_some(p)
+                        .ok_or_else(|| format!("{s:?}: the forecast quantile is 1 to 99 %"))
+                })
+            })
+            .transpose()
         };
         let number = |what: &str| -> Result<u32, String> {
             whole(arg, what).and_then(|n| {
@@ -88,26 +101,33 @@ impl PolicySpec {
                 Ok(PolicySpec::Hpa(target, window))
             }
             "ensemble" => {
-                let strategy = arg.unwrap_or("majority");
-                STRATEGIES
+                let (strategy, quantile) = match arg.map(|a| a.split_once(':')) {
+                    Some(Some((st, q))) => (st, Some(q)),
+                    _ => (arg.unwrap_or("majority"), None),
+                };
+                let strategy = STRATEGIES
                     .into_iter()
                     .find(|st| *st == strategy)
-                    .map(PolicySpec::Ensemble)
-                    .ok_or_else(|| format!("{s:?}: the strategy is majority, unanimous or weighted"))
+                    .ok_or_else(|| {
+                        format!("{s:?}: the strategy is majority, unanimous or weighted")
+                    })?;
+                Ok(PolicySpec::Ensemble(strategy, percentile(quantile)?))
             }
             "oracle" => Ok(PolicySpec::Oracle),
-            _ => ModelKind::parse(name).map(PolicySpec::Model).ok_or_else(|| {
-                format!(
-                    "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], xgboost, random_forest, \
-                     logistic_regression, ensemble:majority|unanimous|weighted, oracle"
-                )
-            }),
+            _ => match ModelKind::parse(name) {
+                Some(kind) => Ok(PolicySpec::Model(kind, percentile(arg)?)),
+                None => Err(format!(
+                    "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], xgboost[:Q], \
+                     random_forest[:Q], logistic_regression[:Q], \
+                     ensemble:majority|unanimous|weighted[:Q], oracle"
+                )),
+            },
         }
     }
 
     /// Whether it needs the trained models.
     pub fn needs_models(&self) -> bool {
-        matches!(self, PolicySpec::Model(_) | PolicySpec::Ensemble(_))
+        matches!(self, PolicySpec::Model(..) | PolicySpec::Ensemble(..))
     }
 }
 
@@ -119,8 +139,10 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Threshold => f.write_str("threshold"),
             PolicySpec::Hpa(t, HPA_STABILIZATION) => write!(f, "hpa:{t}"),
             PolicySpec::Hpa(t, w) => write!(f, "hpa:{t}:{w}"),
-            PolicySpec::Model(kind) => f.write_str(kind.as_str()),
-            PolicySpec::Ensemble(strategy) => write!(f, "ensemble:{strategy}"),
+            PolicySpec::Model(kind, None) => f.write_str(kind.as_str()),
+            PolicySpec::Model(kind, Some(q)) => write!(f, "{}:{q}", kind.as_str()),
+            PolicySpec::Ensemble(strategy, None) => write!(f, "ensemble:{strategy}"),
+            PolicySpec::Ensemble(strategy, Some(q)) => write!(f, "ensemble:{strategy}:{q}"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -171,19 +193,35 @@ pub fn build(
     trained: Option<&Trained>,
 ) -> anyhow::Result<Box<dyn Policy>> {
     let bounds = settings.bounds();
-    let voters = |name: String, models: Vec<Arc<LoadedModel>>, strategy, quorum| {
-        Box::new(Voters::new(
-            name,
-            models,
-            strategy,
-            quorum,
-            settings
-                .guardrails
-                .with_bounds(Some(bounds.min), Some(bounds.max)),
-            settings.interval,
-            settings.epoch,
-        )) as Box<dyn Policy>
-    };
+    let voters =
+        |name: String, models: Vec<Arc<LoadedModel>>, strategy, quorum, quantile: Option<u32>| {
+            let level = quantile.map_or_else(
+                || {
+                    models
+                        .first()
+                        .map_or(0.9, |m| m.metadata().forecast.default_quantile)
+                },
+                |q| f64::from(q) / 100.0,
+            );
+            let name = match quantile {
+                Some(q) => format!("{name}, P{q}"),
+                None => name,
+            };
+            Box::new(Voters::new(
+                name,
+                models,
+                Ballot {
+                    strategy,
+                    quorum,
+                    level,
+                },
+                settings
+                    .guardrails
+                    .with_bounds(Some(bounds.min), Some(bounds.max)),
+                settings.interval,
+                settings.epoch,
+            )) as Box<dyn Policy>
+        };
     let trained = || {
         trained.ok_or_else(|| anyhow::anyhow!("policy {spec} needs the trained models (--models)"))
     };
@@ -198,13 +236,14 @@ pub fn build(
             hpa.stabilization = f64::from(*window);
             Box::new(hpa)
         }
-        PolicySpec::Model(kind) => voters(
+        PolicySpec::Model(kind, quantile) => voters(
             kind.title().to_owned(),
             vec![trained()?.model(*kind)],
             Strategy::Majority,
             1,
+            *quantile,
         ),
-        PolicySpec::Ensemble(strategy) => {
+        PolicySpec::Ensemble(strategy, quantile) => {
             let trained = trained()?;
             let strategy = match *strategy {
                 "unanimous" => Strategy::Unanimous,
@@ -216,6 +255,7 @@ pub fn build(
                 ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
                 strategy,
                 ENSEMBLE_QUORUM,
+                *quantile,
             )
         }
         PolicySpec::Oracle => Box::new(oracle.clone()),
@@ -237,7 +277,15 @@ mod tests {
         );
         assert_eq!(
             PolicySpec::parse("ensemble"),
-            Ok(PolicySpec::Ensemble("majority"))
+            Ok(PolicySpec::Ensemble("majority", None))
+        );
+        assert_eq!(
+            PolicySpec::parse("ensemble:unanimous:95"),
+            Ok(PolicySpec::Ensemble("unanimous", Some(95)))
+        );
+        assert_eq!(
+            PolicySpec::parse("xgboost:75"),
+            Ok(PolicySpec::Model(ModelKind::Xgboost, Some(75)))
         );
         for bad in [
             "hpa",
@@ -245,6 +293,8 @@ mod tests {
             "hpa:150",
             "static:x",
             "ensemble:loudest",
+            "ensemble:majority:100",
+            "xgboost:zero",
             "lstm",
         ] {
             assert!(PolicySpec::parse(bad).is_err(), "{bad}");

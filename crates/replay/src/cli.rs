@@ -28,6 +28,38 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Compares the simulated service with the demo target's measured windows and prints it.
     Calibrate(SimArgs),
+    /// Replays one trace under one policy and writes every window as the aggregator's
+    /// development CSV, with an experiment log of its runs (training data for `trainer`).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The trace: a CSV with the header t_seconds,requests (one row per minute).
+    #[arg(long, env = "REPLAY_TRACE")]
+    pub trace: PathBuf,
+    /// Trace minutes to skip.
+    #[arg(long, env = "REPLAY_START_MINUTES", default_value_t = 0)]
+    pub start_minutes: u64,
+    /// Trace minutes to replay (default: to the end).
+    #[arg(long, env = "REPLAY_LENGTH_MINUTES")]
+    pub length_minutes: Option<u64>,
+    /// The policy that scales the simulated service meanwhile.
+    #[arg(long, env = "REPLAY_POLICY", default_value = "hpa:70", value_parser = PolicySpec::parse)]
+    pub policy: PolicySpec,
+    /// The service name the windows carry.
+    #[arg(long, env = "REPLAY_SERVICE", default_value = "replayed")]
+    pub service: String,
+    /// Named parts of the trace, in trace days, as NAME:FROM-TO (comma-separated): each part's
+    /// runs get NAME as their pattern (what the trainer fits on, corrects on or holds out).
+    #[arg(long = "part", env = "REPLAY_PARTS", value_delimiter = ',',
+          default_value = "replayed:0-", value_parser = crate::export::Part::parse)]
+    pub parts: Vec<crate::export::Part>,
+    /// Writes OUT.csv (the windows) and OUT.experiments.csv (the runs).
+    #[arg(long, env = "REPLAY_OUT")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub sim: SimArgs,
 }
 
 /// Settings shared by every subcommand.
@@ -50,6 +82,15 @@ pub struct SimArgs {
         default_value = "models/data/experiments.csv"
     )]
     pub experiments: PathBuf,
+    /// Requests one simulated replica serves at once (the demo target's CONCURRENCY): 4 is the
+    /// demo the dataset was collected on, 1 a quarter of its capacity, 16 four times.
+    #[arg(long, env = "REPLAY_CONCURRENCY", default_value_t = demo_service::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub concurrency: u32,
+    /// Mean service time of a request in the simulated replica, milliseconds (the demo
+    /// target's SERVICE_TIME_MS).
+    #[arg(long, env = "REPLAY_SERVICE_TIME_MS", default_value_t = demo_service::DEFAULT_SERVICE_TIME_MS)]
+    pub service_time_ms: f64,
     /// Time compression: 6 replays one trace minute in 10 s, one poll window, as in the data
     /// the models were trained on.
     #[arg(long, env = "REPLAY_COMPRESSION", default_value_t = 6.0)]
@@ -99,6 +140,22 @@ pub struct SimArgs {
     #[arg(long, env = "REPLAY_STABILIZATION_WINDOW_SEC",
           default_value_t = Guardrails::default().stabilization.num_seconds() as u32)]
     pub stabilization_window_sec: u32,
+    /// Requests per second a replica is assumed to carry before the simulated service has shown
+    /// more: the aggregator's cautious start of the capacity estimate.
+    #[arg(long, env = "CAPACITY_PRIOR_RPS", default_value_t = features::DEFAULT_PRIOR_RPS)]
+    pub capacity_prior_rps: f64,
+    /// The trace the capacity estimate warms up on before a run (under HPA at 70 %, scaled to
+    /// the same busiest minute): what an aggregator that has run a while knows. Never a test
+    /// trace.
+    #[arg(
+        long,
+        env = "REPLAY_WARMUP_TRACE",
+        default_value = "../shared/traces/twitter_stream_aug2021_1min.csv"
+    )]
+    pub warmup_trace: PathBuf,
+    /// Minutes of it (from its start); 0: every run starts from CAPACITY_PRIOR_RPS.
+    #[arg(long, env = "REPLAY_WARMUP_MINUTES", default_value_t = 1410)]
+    pub warmup_minutes: u64,
     /// Seed of the arrivals and service times.
     #[arg(long, env = "REPLAY_SEED", default_value_t = 1)]
     pub seed: u64,
@@ -126,7 +183,44 @@ impl SimArgs {
                 stabilization: Duration::seconds(i64::from(self.stabilization_window_sec)),
             },
             seed: self.seed,
+            season_windows: Settings::season_windows(
+                self.compression,
+                f64::from(self.poll_interval_sec),
+            ),
+            capacity_prior_rps: self.capacity_prior_rps,
             ..Settings::default()
+        }
+    }
+
+    /// The settings with the capacity estimate warmed up on the warm-up trace for `model`
+    /// (unchanged when no warm-up is asked for).
+    pub fn warmed_up(
+        &self,
+        settings: Settings,
+        model: &crate::service::ServiceModel,
+    ) -> anyhow::Result<Settings> {
+        if self.warmup_minutes == 0 {
+            return Ok(settings);
+        }
+        let warmup = crate::traces::load(
+            &self.warmup_trace,
+            0,
+            Some(self.warmup_minutes),
+            self.compression,
+            self.peak_rps,
+        )?;
+        let capacity = crate::evaluate::warm_capacity(model, &settings, &warmup)?;
+        Ok(Settings {
+            capacity_start: Some(capacity),
+            ..settings
+        })
+    }
+
+    /// The simulated replica's slots and service time.
+    pub fn profile(&self) -> crate::service::Profile {
+        crate::service::Profile {
+            concurrency: self.concurrency,
+            service_time_ms: self.service_time_ms,
         }
     }
 
@@ -142,6 +236,19 @@ impl SimArgs {
             return Err(format!(
                 "REPLAY_COMPRESSION (--compression): {} is not a positive number",
                 self.compression
+            ));
+        }
+        if !positive(self.capacity_prior_rps) {
+            return Err(format!(
+                "CAPACITY_PRIOR_RPS (--capacity-prior-rps): {} is not a positive rate",
+                self.capacity_prior_rps
+            ));
+        }
+        if !positive(self.service_time_ms) {
+            return Err(format!(
+                "REPLAY_SERVICE_TIME_MS (--service-time-ms): {} is not a positive number of \
+                 milliseconds",
+                self.service_time_ms
             ));
         }
         if !positive(self.peak_rps) {
@@ -193,6 +300,9 @@ pub struct RunArgs {
     /// Writes every window of every policy here (CSV).
     #[arg(long, env = "REPLAY_WINDOWS_CSV")]
     pub windows_csv: Option<PathBuf>,
+    /// Prints one JSON object per policy per line instead of the table.
+    #[arg(long, env = "REPLAY_JSON")]
+    pub json: bool,
     #[command(flatten)]
     pub sim: SimArgs,
 }
@@ -235,6 +345,18 @@ impl Validate for ReplayConfig {
                 evaluate.sim.validate()
             }
             Command::Calibrate(sim) => sim.validate(),
+            Command::Export(export) => {
+                if export.policy.needs_models() {
+                    return Err(
+                        "REPLAY_POLICY (--policy): export runs a baseline (the models may not \
+                         exist yet): static, threshold, hpa or oracle"
+                            .into(),
+                    );
+                }
+                contract::validate_service(&export.service)
+                    .map_err(|e| format!("REPLAY_SERVICE (--service): {e}"))?;
+                export.sim.validate()
+            }
         }
     }
 }

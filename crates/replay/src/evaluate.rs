@@ -3,11 +3,12 @@
 use crate::calibration::{Calibration, calibrate};
 use crate::catalog::{PolicySpec, Trained, build};
 use crate::policy::{Capacities, Oracle};
-use crate::service::ServiceModel;
+use crate::service::{Profile, ServiceModel};
 use crate::simulation::{Load, Run, Settings, run};
 use crate::traces::{self, TraceLoad, TraceSpec};
 use anyhow::Context;
 use demo_service::DemoConfig;
+use features::Capacity;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -30,6 +31,8 @@ pub struct Plan {
     pub policies: Vec<PolicySpec>,
     pub compression: f64,
     pub peak_rps: f64,
+    /// The simulated replica's slots and service time.
+    pub profile: Profile,
     pub settings: Settings,
     /// Runs at once.
     pub jobs: usize,
@@ -78,6 +81,48 @@ pub fn calibrated_model(
         &settings.sla,
         settings.seed,
     ))
+}
+
+/// What the capacity estimate of a service deployed for a while knows: the one the simulated
+/// aggregator learns while HPA at 70 % runs the service through `warmup` (the Twitter trace's
+/// first day in the evaluation: never a test trace), scaled to the run's busiest minute. AWS's
+/// predictive scaling wants a day of history before it forecasts; the aggregator keeps its
+/// estimates across restarts, so a deployed one starts from what it learned.
+pub fn warm_capacity(
+    model: &ServiceModel,
+    settings: &Settings,
+    warmup: &TraceLoad,
+) -> anyhow::Result<Capacity> {
+    let oracle = Oracle::plan(
+        &|t| warmup.rate(t),
+        warmup.duration,
+        &Capacities::rough(model, settings.guardrails.max_replicas),
+        settings,
+    );
+    let spec = PolicySpec::Hpa(
+        crate::catalog::REFERENCE_HPA,
+        crate::catalog::HPA_STABILIZATION,
+    );
+    let mut policy = build(&spec, settings, &oracle, None)?;
+    let rate = |t: f64| warmup.rate(t);
+    let cold = Settings {
+        capacity_start: None,
+        ..settings.clone()
+    };
+    let initial = oracle.needs().first().copied().unwrap_or(1);
+    Ok(run(
+        &Load {
+            name: "warm-up".into(),
+            rate: &rate,
+            duration: warmup.duration,
+        },
+        model,
+        &cold,
+        policy.as_mut(),
+        initial,
+        None,
+    )
+    .capacity)
 }
 
 /// One trace to run every policy on.
@@ -169,7 +214,8 @@ pub fn run_policies(
 /// Runs every policy of `plan` on every trace of it.
 pub fn evaluate(plan: Plan) -> anyhow::Result<Evaluation> {
     let started = Instant::now();
-    let (model, calibration) = calibrated_model(&plan.dataset, &plan.experiments, &plan.settings)?;
+    let (demo, calibration) = calibrated_model(&plan.dataset, &plan.experiments, &plan.settings)?;
+    let model = demo.with_profile(plan.profile);
     let trained = if plan.policies.iter().any(PolicySpec::needs_models) {
         Some(Trained::load(&plan.models_dir)?)
     } else {

@@ -12,6 +12,7 @@ pub mod calibration;
 pub mod catalog;
 pub mod cli;
 pub mod evaluate;
+pub mod export;
 pub mod plot;
 pub mod policy;
 pub mod queueing;
@@ -21,7 +22,7 @@ pub mod simulation;
 pub mod traces;
 
 use catalog::{PolicySpec, Trained};
-use cli::{EvaluateArgs, RunArgs, SimArgs};
+use cli::{EvaluateArgs, ExportArgs, RunArgs, SimArgs};
 use evaluate::{Replayed, calibrated_model, run_policies};
 use policy::{Capacities, Oracle};
 use std::path::Path;
@@ -33,6 +34,8 @@ pub const EVALUATE_COMMAND: &str = "scripts/evaluate.sh";
 pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
     let settings = args.sim.settings();
     let (model, _) = calibrated_model(&args.sim.dataset, &args.sim.experiments, &settings)?;
+    let model = model.with_profile(args.sim.profile());
+    let settings = args.sim.warmed_up(settings, &model)?;
     let load = traces::load(
         &args.trace,
         args.start_minutes,
@@ -68,6 +71,13 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
     .unwrap_or_default();
     if let Some(path) = &args.windows_csv {
         write_windows(path, &runs)?;
+    }
+    if args.json {
+        let lines: Vec<String> = runs
+            .iter()
+            .map(|run| serde_json::to_string(&run.summary))
+            .collect::<Result<_, _>>()?;
+        return Ok(lines.join("\n"));
     }
     let runs: Vec<_> = args.policies.iter().cloned().zip(runs).collect();
     Ok(report::trace_table(&runs))
@@ -119,6 +129,7 @@ pub fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<String> {
         policies: PolicySpec::standard(),
         compression: args.sim.compression,
         peak_rps: args.sim.peak_rps,
+        profile: args.sim.profile(),
         settings,
         jobs: args.sim.jobs(),
     })?;
@@ -145,7 +156,7 @@ const PLOTTED: [PolicySpec; 4] = [
     PolicySpec::Oracle,
     PolicySpec::Hpa(catalog::REFERENCE_HPA, catalog::HPA_STABILIZATION),
     PolicySpec::Threshold,
-    PolicySpec::Ensemble("majority"),
+    PolicySpec::Ensemble("majority", None),
 ];
 /// Windows in the close-up of the busiest hours (one trace minute each at compression 6).
 const CLOSE_UP_WINDOWS: usize = 360;
@@ -191,6 +202,41 @@ fn draw_plots(
         all.push((trace.spec.key.to_owned(), files));
     }
     Ok(all)
+}
+
+/// `replay export`: one trace through the simulated service, as training data.
+pub fn export_command(args: &ExportArgs) -> anyhow::Result<String> {
+    let settings = args.sim.settings();
+    let (model, _) = calibrated_model(&args.sim.dataset, &args.sim.experiments, &settings)?;
+    let model = model.with_profile(args.sim.profile());
+    let load = traces::load(
+        &args.trace,
+        args.start_minutes,
+        args.length_minutes,
+        args.sim.compression,
+        args.sim.peak_rps,
+    )?;
+    // Only the starting count comes from it: no need to measure.
+    let capacities = Capacities::rough(&model, settings.guardrails.max_replicas);
+    let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &capacities, &settings);
+    let exported = export::export(
+        &load,
+        &args.service,
+        &model,
+        &settings,
+        &args.policy,
+        &oracle,
+        args.sim.compression,
+        &args.parts,
+        &args.out,
+    )?;
+    Ok(format!(
+        "{} windows in {} runs: {} and {}",
+        exported.windows,
+        exported.runs,
+        args.out.with_extension("csv").display(),
+        args.out.with_extension("experiments.csv").display()
+    ))
 }
 
 /// `replay calibrate`: the calibration table.

@@ -6,6 +6,7 @@ fn main() {
         Command::Run(args) => replay::run_command(args),
         Command::Evaluate(args) => replay::evaluate_command(args),
         Command::Calibrate(args) => replay::calibrate_command(args),
+        Command::Export(args) => replay::export_command(args),
     };
     match result {
         Ok(out) => println!("{out}"),

@@ -50,7 +50,7 @@ pub fn goal_checks(evaluation: &Evaluation) -> Vec<GoalCheck> {
             continue;
         };
         for (spec, run) in &trace.runs {
-            if !matches!(spec, PolicySpec::Ensemble(_)) {
+            if !matches!(spec, PolicySpec::Ensemble(..)) {
                 continue;
             }
             let s = &run.summary;
@@ -259,7 +259,7 @@ pub fn diagnoses(evaluation: &Evaluation) -> Vec<Diagnosis> {
         .iter()
         .filter_map(|trace| {
             let run = |spec: &PolicySpec| trace.runs.iter().find(|(p, _)| p == spec).map(|r| &r.1);
-            let ensemble = run(&PolicySpec::Ensemble("majority"))?;
+            let ensemble = run(&PolicySpec::Ensemble("majority", None))?;
             let oracle = run(&PolicySpec::Oracle)?;
             let hpa = run(&PolicySpec::Hpa(REFERENCE_HPA, HPA_STABILIZATION))?;
             let w = &ensemble.windows;

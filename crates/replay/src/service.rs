@@ -46,7 +46,33 @@ pub struct ServiceModel {
     pub buckets: Vec<f64>,
 }
 
+/// What one replica is, as the demo target's settings say it: its slots and mean service time.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Profile {
+    /// Requests served at once (`CONCURRENCY`).
+    pub concurrency: u32,
+    /// Mean service time, milliseconds (`SERVICE_TIME_MS`).
+    pub service_time_ms: f64,
+}
+
+impl Profile {
+    /// The demo target the dataset was collected on.
+    pub const DEMO: Profile = Profile {
+        concurrency: demo_service::DEFAULT_CONCURRENCY,
+        service_time_ms: demo_service::DEFAULT_SERVICE_TIME_MS,
+    };
+}
+
 impl ServiceModel {
+    /// The same service with other slots and service time (CPU, memory and buckets kept).
+    pub fn with_profile(&self, profile: Profile) -> ServiceModel {
+        ServiceModel {
+            concurrency: profile.concurrency.max(1),
+            service_time: profile.service_time_ms / 1000.0,
+            ..self.clone()
+        }
+    }
+
     /// Requests per second one replica can serve.
     pub fn capacity_rps(&self) -> f64 {
         f64::from(self.concurrency) / self.service_time
@@ -89,6 +115,8 @@ impl Window {
             replicas: self.ready,
             cpu_per_replica: Some(model.cpu_idle + model.cpu_per_rps * per_replica),
             memory_per_replica: Some(model.memory),
+            day_ago: None,
+            week_ago: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::policy::{Bounds, Context, Policy};
 use crate::service::{Service, ServiceModel, Window};
 use contract::Features;
 use decision::Guardrails;
-use features::FeatureBuilder;
+use features::{Capacity, CapacitySettings, FeatureBuilder, FeatureSettings, SEASON_RISE_WINDOWS};
 use indicatif::ProgressBar;
 use models::Sla;
 use serde::Serialize;
@@ -29,9 +29,36 @@ pub struct Settings {
     pub seed: u64,
     /// Unix seconds of time 0 (timestamps of the feature vectors and the guardrails' clock).
     pub epoch: i64,
+    /// Windows back to "the same time a day ago" and "a week ago": a trace day at the
+    /// replay's compression (1440 one-minute windows at compression 6).
+    pub season_windows: [usize; 2],
+    /// Requests per second a replica is assumed to carry before the service has shown more
+    /// (the aggregator's `CAPACITY_PRIOR_RPS`).
+    pub capacity_prior_rps: f64,
+    /// What the capacity estimate knows when the run starts: what a deployed aggregator would
+    /// have learned before (see [`crate::evaluate::warm_capacity`]); none: the prior.
+    pub capacity_start: Option<Capacity>,
 }
 
 impl Settings {
+    /// How the simulated aggregator computes features.
+    pub fn features(&self) -> FeatureSettings {
+        FeatureSettings {
+            capacity: CapacitySettings {
+                prior_rps: self.capacity_prior_rps,
+                sla: self.sla,
+            },
+            ..FeatureSettings::new(self.trend_windows, self.interval as u64)
+        }
+    }
+
+    /// Seasons in windows for a replay `compression` times faster than the trace, with windows
+    /// of `interval` seconds.
+    pub fn season_windows(compression: f64, interval: f64) -> [usize; 2] {
+        let trace_seconds_per_window = (interval * compression).max(1e-9);
+        [86_400.0, 604_800.0].map(|period| (period / trace_seconds_per_window).round() as usize)
+    }
+
     /// The replica counts every policy stays within.
     pub fn bounds(&self) -> Bounds {
         Bounds {
@@ -54,6 +81,9 @@ impl Default for Settings {
             guardrails: Guardrails::default(),
             seed: 1,
             epoch: 1_800_000_000,
+            season_windows: Settings::season_windows(6.0, 10.0),
+            capacity_prior_rps: features::DEFAULT_PRIOR_RPS,
+            capacity_start: None,
         }
     }
 }
@@ -100,6 +130,8 @@ pub struct Summary {
 pub struct Run {
     pub summary: Summary,
     pub windows: Vec<WindowRecord>,
+    /// What the simulated aggregator learned of the service's capacity by the end.
+    pub capacity: Capacity,
 }
 
 /// Windows a policy can look back on.
@@ -114,6 +146,28 @@ pub fn run(
     initial: u32,
     progress: Option<&ProgressBar>,
 ) -> Run {
+    run_with(
+        load,
+        model,
+        settings,
+        policy,
+        initial,
+        progress,
+        &mut |_, _| {},
+    )
+}
+
+/// [`run`], handing every window's record and feature vector (none when the window gave none)
+/// to `on_window` as it is made.
+pub fn run_with(
+    load: &Load<'_>,
+    model: &ServiceModel,
+    settings: &Settings,
+    policy: &mut dyn Policy,
+    initial: u32,
+    progress: Option<&ProgressBar>,
+    on_window: &mut dyn FnMut(&WindowRecord, Option<&Features>),
+) -> Run {
     let interval = settings.interval;
     let mut service = Service::new(
         model.clone(),
@@ -121,7 +175,12 @@ pub fn run(
         settings.bounds().clamp(initial),
         settings.seed,
     );
-    let mut builder = FeatureBuilder::new(settings.trend_windows, interval as u64);
+    let mut builder = FeatureBuilder::with_settings(settings.features());
+    if let Some(start) = &settings.capacity_start {
+        builder.restore_capacities([(load.name.clone(), start.clone())].into());
+    }
+    // Every window's request rate: the simulated Prometheus' memory, for "a day ago".
+    let mut rates: Vec<f64> = Vec::with_capacity((load.duration / interval) as usize + 1);
     let mut recent: Vec<Window> = Vec::with_capacity(RECENT_WINDOWS + 1);
     let mut features: Option<Features> = None;
     let mut records = Vec::with_capacity((load.duration / interval) as usize + 1);
@@ -139,9 +198,14 @@ pub fn run(
         if (now - next_poll).abs() < 1e-9 {
             let window = service.observe();
             let at_secs = (settings.epoch as f64 + now).round() as u64;
-            features = builder
-                .push(&load.name, window.observation(model, at_secs))
-                .ok();
+            let mut observation = window.observation(model, at_secs);
+            let season = |lag: usize| {
+                features::season_point(&rates, rates.len(), lag, SEASON_RISE_WINDOWS as usize)
+            };
+            observation.day_ago = season(settings.season_windows[0]);
+            observation.week_ago = season(settings.season_windows[1]);
+            rates.push(window.served_rps);
+            features = builder.push(&load.name, observation).ok();
             records.push(WindowRecord {
                 end: now,
                 offered_rps: window.offered_rps,
@@ -152,6 +216,9 @@ pub fn run(
                     .as_ref()
                     .is_some_and(|f| settings.sla.violated_by(f)),
             });
+            if let Some(record) = records.last() {
+                on_window(record, features.as_ref());
+            }
             if recent.len() == RECENT_WINDOWS {
                 recent.remove(0);
             }
@@ -189,6 +256,11 @@ pub fn run(
             violating_windows: violating,
         },
         windows: records,
+        capacity: builder
+            .capacities()
+            .get(&load.name)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 

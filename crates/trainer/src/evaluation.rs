@@ -1,5 +1,5 @@
-//! The seed's evaluation table: accuracy, precision, recall, F1 and ROC-AUC, and the threshold
-//! choice they depend on.
+//! The seed's evaluation table (accuracy, precision, recall, F1 and ROC-AUC) and how well a
+//! forecast's quantiles hold (coverage and pinball loss).
 
 use serde::Serialize;
 
@@ -71,28 +71,62 @@ pub fn roc_auc(actual: &[bool], scores: &[f64]) -> f64 {
     (rank_sum - positives * (positives + 1.0) / 2.0) / (positives * negatives)
 }
 
-/// The threshold that costs least on (`actual`, `scores`) when a missed violation costs
-/// `violation_cost` false alarms: `violation_cost x misses + false alarms`, smallest. For a
-/// calibrated model that is about `1 / (1 + violation_cost)`. Thresholds are tried on a 0.01
-/// grid; of equal costs, the highest wins (fewer alarms for the same misses).
-pub fn threshold_for_cost(actual: &[bool], scores: &[f64], violation_cost: f64) -> f64 {
-    let mut best = (f64::INFINITY, 0.5);
-    for step in 1..=95 {
-        let t = f64::from(step) / 100.0;
-        let (mut misses, mut alarms) = (0usize, 0usize);
-        for (a, s) in actual.iter().zip(scores) {
-            match (*a, *s >= t) {
-                (true, false) => misses += 1,
-                (false, true) => alarms += 1,
-                _ => {}
-            }
-        }
-        let cost = violation_cost * misses as f64 + alarms as f64;
-        if cost <= best.0 {
-            best = (cost, t);
-        }
+/// How well a forecast's quantiles hold on a set of windows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ForecastScores {
+    pub windows: usize,
+    /// Per level: the share of windows whose target was at most the forecast quantile.
+    pub coverage: Vec<(f64, f64)>,
+    /// Mean pinball loss at the default level (lower is better).
+    pub pinball: f64,
+}
+
+/// The pinball (quantile) loss of `forecast` for `target` at `level`.
+pub fn pinball(level: f64, target: f64, forecast: f64) -> f64 {
+    let d = target - forecast;
+    if d >= 0.0 {
+        level * d
+    } else {
+        (level - 1.0) * d
     }
-    best.1
+}
+
+/// Scores of `forecasts[i]` (the quantiles at `levels`) against `targets[i]`, the pinball loss at
+/// `level`.
+pub fn forecast_scores(
+    targets: &[f64],
+    forecasts: &[Vec<f64>],
+    levels: &[f64],
+    level: f64,
+) -> ForecastScores {
+    let n = targets.len().max(1) as f64;
+    let coverage = levels
+        .iter()
+        .enumerate()
+        .map(|(l, lv)| {
+            let covered = targets
+                .iter()
+                .zip(forecasts)
+                .filter(|(t, f)| **t <= f[l])
+                .count();
+            (*lv, covered as f64 / n)
+        })
+        .collect();
+    let at = levels
+        .iter()
+        .position(|l| (*l - level).abs() < 1e-9)
+        .unwrap_or(levels.len().saturating_sub(1));
+    let pinball = targets
+        .iter()
+        .zip(forecasts)
+        .map(|(t, f)| pinball(level, *t, f[at]))
+        .sum::<f64>()
+        / n;
+    ForecastScores {
+        windows: targets.len(),
+        coverage,
+        pinball,
+    }
 }
 
 #[cfg(test)]
@@ -131,14 +165,12 @@ mod tests {
     }
 
     #[test]
-    fn threshold_weighs_misses_against_alarms() {
-        let actual = [true, true, true, true, false, false];
-        let scores = [0.9, 0.8, 0.7, 0.3, 0.5, 0.1];
-        // A miss as costly as an alarm: above 0.7 costs 1 miss; down to 0.3 costs 1 alarm.
-        assert_eq!(threshold_for_cost(&actual, &scores, 1.0), 0.7);
-        // Misses ten times as costly: catch the one at 0.3 for one alarm at 0.5.
-        assert_eq!(threshold_for_cost(&actual, &scores, 10.0), 0.3);
-        // Only alarms cost: as high as possible.
-        assert_eq!(threshold_for_cost(&actual, &scores, 0.0), 0.95);
+    fn coverage_and_pinball() {
+        let targets = [0.0, 1.0, 2.0, 3.0];
+        let forecasts = vec![vec![0.5, 1.5]; 4];
+        let s = forecast_scores(&targets, &forecasts, &[0.5, 0.9], 0.9);
+        assert_eq!(s.coverage, vec![(0.5, 0.25), (0.9, 0.5)]);
+        // Under by 0.5 and 1.5 (x0.9), over by 1.5 and 0.5 (x0.1): 2.0 in all.
+        assert!((s.pinball - 0.5).abs() < 1e-12, "{}", s.pinball);
     }
 }

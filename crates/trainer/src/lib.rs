@@ -1,13 +1,16 @@
-//! The trainer: development-mode CSVs in, the three models out, with the seed's evaluation table
-//! measured on held-out runs.
+//! The trainer: development-mode CSVs (collected runs and replayed traces) in, the three
+//! forecasting models out, with the seed's evaluation table and the forecasts' coverage measured
+//! on held-out runs.
 //!
-//! 1. [`dataset`]: rows assigned to experiment runs and labelled by the *next* window's SLA.
-//! 2. Runs of the held-out patterns are set aside; they are never seen in training or tuning.
-//! 3. Per model, the decision threshold is tuned on out-of-fold predictions of a cross-validation
-//!    grouped by run (never rows of one run on both sides), where `VIOLATION_COST x misses +
-//!    false alarms` is least.
-//! 4. Each model is fitted on all training runs, written to `models/<model>/`, loaded back, and
-//!    evaluated on the held-out runs with the ensemble's majority vote and a persistence baseline.
+//! 1. [`dataset`]: rows assigned to experiment runs, each with its targets: the highest request
+//!    rate of the next windows against its own, over the scale-up and the scale-down horizon.
+//! 2. Runs of the held-out patterns are set aside; they are never fitted or corrected on. Runs of
+//!    the calibration patterns only correct the quantiles.
+//! 3. Each model is fitted per horizon on the training runs, written to `models/<model>/`,
+//!    loaded back, its quantiles corrected on the calibration runs (split conformal), and
+//!    evaluated on each held-out pattern: coverage and pinball loss of its quantiles, and the
+//!    seed's table for what its vote says (SCALE_UP: the current replicas will be overrun within
+//!    the scale-up horizon), with the ensemble's majority and a persistence baseline.
 
 pub mod config;
 pub mod dataset;
@@ -20,23 +23,50 @@ pub use config::TrainerConfig;
 pub use fit::Hyper;
 pub use report::table as report_table;
 
-use dataset::Example;
-use evaluation::{Scores, score, threshold_for_cost};
+use contract::Action;
+use dataset::{Example, Targets};
+use evaluation::{ForecastScores, Scores, forecast_scores, score};
 use indicatif::{ProgressBar, ProgressStyle};
-use models::{LoadedModel, ModelKind, Sla, Thresholds, TrainingInfo};
+use models::{
+    ForecastSpec, Horizons, LoadedModel, ModelKind, Sla, TrainingInfo, empirical_quantile,
+};
 use serde::Serialize;
 use std::collections::BTreeSet;
+
+/// One model on one held-out pattern.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeldOut {
+    pub pattern: String,
+    pub forecast: Horizons<ForecastScores>,
+    /// What the vote says against what the SLA did, on the windows whose replica count stayed
+    /// the same over the scale-up horizon.
+    pub classification: Scores,
+}
 
 /// One model's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelResult {
     pub model: ModelKind,
     pub model_version: String,
-    pub thresholds: Thresholds,
-    /// Recall and precision of the tuned threshold on the out-of-fold training predictions.
-    pub cross_validation: Scores,
-    /// The held-out evaluation.
-    pub held_out: Scores,
+    /// Conformal corrections per horizon and level.
+    pub corrections: Horizons<Vec<f64>>,
+    pub held_out: Vec<HeldOut>,
+}
+
+/// The baselines on one held-out pattern.
+#[derive(Debug, Clone, Serialize)]
+pub struct Baselines {
+    pub pattern: String,
+    /// The training targets' own quantiles, the same for every window: what a forecast must
+    /// beat to be worth anything.
+    pub unconditional: Horizons<ForecastScores>,
+    /// "The next windows violate iff this one does".
+    pub persistence: Scores,
+    /// Majority of the three models' votes.
+    pub ensemble_majority: Option<Scores>,
+    /// Windows of the classification, and of them followed by a violation.
+    pub classified: usize,
+    pub violations: usize,
 }
 
 /// Everything the trainer measured.
@@ -46,27 +76,21 @@ pub struct Report {
     pub window_sec: u32,
     pub sla: Sla,
     pub features: Vec<String>,
+    pub forecast: ForecastSpec,
     pub held_out_patterns: Vec<String>,
-    /// A missed violation's cost in false alarms, which the thresholds minimise.
-    pub violation_cost: f64,
+    pub calibration_patterns: Vec<String>,
     pub train_rows: usize,
-    pub train_positives: usize,
+    pub calibration_rows: usize,
     pub test_rows: usize,
-    pub test_positives: usize,
-    /// Held-out violations that begin in the next window: the current one is within the SLA.
-    pub test_onsets: usize,
     pub train_runs: Vec<String>,
     pub test_runs: Vec<String>,
     pub dropped: dataset::Dropped,
     /// Runs left out, with the file that says why.
     pub excluded_runs: Vec<String>,
-    /// Rows and violations per pattern.
+    /// Windows and windows followed by a violation, per pattern.
     pub per_pattern: Vec<(String, usize, usize)>,
     pub models: Vec<ModelResult>,
-    /// Majority of the three models, each at its own threshold.
-    pub ensemble_majority: Option<Scores>,
-    /// "The next window violates iff this one does": what a model must beat.
-    pub persistence_baseline: Scores,
+    pub baselines: Vec<Baselines>,
     pub trained_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -83,15 +107,36 @@ fn bar(message: String) -> ProgressBar {
 
 /// Trains, evaluates and writes everything under `config.out`.
 pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
-    let sla = Sla {
-        p95_seconds: config.sla_p95_seconds,
-        error_ratio: config.sla_error_ratio,
+    let sla = config.sla();
+    let forecast = ForecastSpec {
+        levels: config.levels.clone(),
+        horizons: Horizons {
+            up: config.up_windows,
+            down: config.down_windows,
+        },
+        corrections: Horizons {
+            up: vec![0.0; config.levels.len()],
+            down: vec![0.0; config.levels.len()],
+        },
+        default_quantile: config.default_quantile,
+        rate_floor: features::RATE_FLOOR,
+    };
+    let targets = Targets {
+        horizons: forecast.horizons,
+        rate_floor: forecast.rate_floor,
+        sla,
     };
     let excluded = dataset::read_excluded(&config.excluded_runs)?;
-    let data = dataset::load(&config.data, &config.experiments, &excluded, &sla)?;
-    let (train, test) = data.split(&config.held_out_patterns);
-    let train: Vec<&Example> = train.iter().map(|i| &data.examples[*i]).collect();
-    let test: Vec<&Example> = test.iter().map(|i| &data.examples[*i]).collect();
+    let data = dataset::load(&config.data, &config.experiments, &excluded, &targets)?;
+    let split = data.split(&config.calibration_patterns, &config.held_out_patterns);
+    let pick = |indices: &[usize]| -> Vec<&Example> {
+        indices.iter().map(|i| &data.examples[*i]).collect()
+    };
+    let (train, calibration, test) = (
+        pick(&split.train),
+        pick(&split.calibration),
+        pick(&split.held_out),
+    );
     if test.is_empty() {
         anyhow::bail!(
             "no held-out rows: no run has a pattern in {:?}",
@@ -102,84 +147,88 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
         let ids: BTreeSet<usize> = set.iter().map(|e| e.run).collect();
         ids.into_iter().map(|i| data.runs[i].id.clone()).collect()
     };
-    tracing::info!(train = train.len(), held_out = test.len(), sha256 = %data.sha256, "dataset labelled");
+    tracing::info!(train = train.len(), calibration = calibration.len(), held_out = test.len(),
+        sha256 = %data.sha256, "dataset ready");
     let trained_at = chrono::Utc::now();
     let training = TrainingInfo {
         data_sha256: data.sha256.clone(),
         rows: train.len(),
-        positives: train.iter().filter(|e| e.label).count(),
+        calibration_rows: calibration.len(),
         runs: run_names(&train),
         held_out_patterns: config.held_out_patterns.clone(),
+        calibration_patterns: config.calibration_patterns.clone(),
         trained_at,
         parameters: serde_json::Value::Null,
     };
-    let actual: Vec<bool> = test.iter().map(|e| e.label).collect();
+    // Held-out windows by pattern, in the order the patterns are configured.
+    let groups: Vec<(String, Vec<&Example>)> = config
+        .held_out_patterns
+        .iter()
+        .map(|p| {
+            let windows: Vec<&Example> = test
+                .iter()
+                .copied()
+                .filter(|e| &data.runs[e.run].pattern == p)
+                .collect();
+            (p.clone(), windows)
+        })
+        .filter(|(_, w)| !w.is_empty())
+        .collect();
     let mut results = Vec::new();
-    let mut votes: Vec<Vec<bool>> = Vec::new();
+    // Per group, per model: the SCALE_UP votes on the classified windows.
+    let mut up_votes: Vec<Vec<Vec<bool>>> = vec![Vec::new(); groups.len()];
     for kind in &config.models {
-        let plan = |thresholds| fit::Plan {
+        let progress = bar(format!("{kind}: fitting both horizons"));
+        let plan = fit::Plan {
             kind: *kind,
             features: &config.features,
-            thresholds,
+            forecast: forecast.clone(),
             training: training.clone(),
             sla,
             window_sec: data.window_sec,
             hyper: &config.hyper,
         };
-        let (oof_actual, oof_scores) = cross_validate(*kind, &train, config, &plan)?;
-        let up = threshold_for_cost(&oof_actual, &oof_scores, config.violation_cost);
-        let thresholds = Thresholds {
-            scale_up: up,
-            scale_down: up * config.scale_down_ratio,
-        };
-        let oof_predicted: Vec<bool> = oof_scores.iter().map(|s| *s >= up).collect();
-        let progress = bar(format!("{kind}: fitting on all training runs"));
         let dir = config.out.join(kind.as_str());
-        let model = fit::fit(plan(thresholds), &train, &dir, &progress)?;
+        let model = fit::fit(plan, &train, &calibration, &dir, &progress)?;
         progress.finish_and_clear();
-        let probabilities = probabilities(&model, &test)?;
-        let predicted: Vec<bool> = probabilities.iter().map(|p| *p >= up).collect();
-        let held_out = score(&actual, &predicted, &probabilities);
-        tracing::info!(model = %kind, threshold = up, recall = held_out.recall,
-            precision = held_out.precision, auc = held_out.roc_auc, "held-out evaluation");
-        votes.push(predicted);
+        let mut held_out = Vec::new();
+        for (g, (pattern, windows)) in groups.iter().enumerate() {
+            let evaluated = evaluate(&model, windows, config.default_quantile)?;
+            up_votes[g].push(evaluated.up_votes);
+            tracing::info!(model = %kind, pattern, coverage_up = ?evaluated.forecast.up.coverage,
+                f1 = evaluated.classification.f1, "held-out evaluation");
+            held_out.push(HeldOut {
+                pattern: pattern.clone(),
+                forecast: evaluated.forecast,
+                classification: evaluated.classification,
+            });
+        }
         results.push(ModelResult {
             model: *kind,
             model_version: model.metadata().model_version.clone(),
-            thresholds,
-            cross_validation: score(&oof_actual, &oof_predicted, &oof_scores),
+            corrections: model.metadata().forecast.corrections.clone(),
             held_out,
         });
     }
-    let ensemble_majority = (votes.len() == 3).then(|| {
-        let predicted: Vec<bool> = (0..actual.len())
-            .map(|i| votes.iter().filter(|v| v[i]).count() >= 2)
-            .collect();
-        let share: Vec<f64> = (0..actual.len())
-            .map(|i| votes.iter().filter(|v| v[i]).count() as f64 / 3.0)
-            .collect();
-        score(&actual, &predicted, &share)
-    });
-    let now: Vec<bool> = test.iter().map(|e| e.violating_now).collect();
-    let persistence_baseline = score(
-        &actual,
-        &now,
-        &now.iter()
-            .map(|v| f64::from(u8::from(*v)))
-            .collect::<Vec<_>>(),
-    );
+    let unconditional = unconditional_quantiles(&train, &forecast.levels);
+    let baselines = groups
+        .iter()
+        .zip(&up_votes)
+        .map(|((pattern, windows), votes)| {
+            baselines(pattern, windows, votes, &unconditional, &forecast)
+        })
+        .collect();
     let report = Report {
         data_sha256: data.sha256.clone(),
         window_sec: data.window_sec,
         sla,
         features: config.features.clone(),
+        forecast,
         held_out_patterns: config.held_out_patterns.clone(),
-        violation_cost: config.violation_cost,
+        calibration_patterns: config.calibration_patterns.clone(),
         train_rows: train.len(),
-        train_positives: train.iter().filter(|e| e.label).count(),
+        calibration_rows: calibration.len(),
         test_rows: test.len(),
-        test_positives: actual.iter().filter(|a| **a).count(),
-        test_onsets: test.iter().filter(|e| e.label && !e.violating_now).count(),
         train_runs: run_names(&train),
         test_runs: run_names(&test),
         dropped: data.dropped.clone(),
@@ -190,58 +239,132 @@ pub fn run(config: &TrainerConfig) -> anyhow::Result<Report> {
             .map(|(p, (n, v))| (p, n, v))
             .collect(),
         models: results,
-        ensemble_majority,
-        persistence_baseline,
+        baselines,
         trained_at,
     };
     report::write(&config.out, &report)?;
     Ok(report)
 }
 
-fn probabilities(model: &LoadedModel, examples: &[&Example]) -> anyhow::Result<Vec<f64>> {
-    let vectors: Vec<contract::Features> = examples.iter().map(|e| e.vector.features).collect();
-    model.probabilities(&vectors).map_err(anyhow::Error::msg)
+/// What one model did on one held-out set.
+struct Evaluated {
+    forecast: Horizons<ForecastScores>,
+    classification: Scores,
+    /// SCALE_UP or not, per classified window.
+    up_votes: Vec<bool>,
 }
 
-/// Out-of-fold probabilities of a cross-validation whose folds are whole runs.
-fn cross_validate<'a>(
-    kind: ModelKind,
-    train: &[&Example],
-    config: &TrainerConfig,
-    plan: &dyn Fn(Thresholds) -> fit::Plan<'a>,
-) -> anyhow::Result<(Vec<bool>, Vec<f64>)> {
-    let runs: Vec<usize> = train
-        .iter()
-        .map(|e| e.run)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let folds = config.folds.clamp(2, runs.len().max(2));
-    let fold_of = |run: usize| runs.iter().position(|r| *r == run).unwrap_or(0) % folds;
-    let scratch = tempfile::tempdir()?;
-    let progress = bar(format!("{kind}: cross-validation by run"));
-    progress.set_length(folds as u64);
-    let (mut actual, mut scores) = (Vec::new(), Vec::new());
-    for fold in 0..folds {
-        let (inside, outside): (Vec<&Example>, Vec<&Example>) =
-            train.iter().copied().partition(|e| fold_of(e.run) != fold);
-        if outside.is_empty() {
+/// The windows the classification is made on: the replica count stayed over the horizon, and
+/// the capacity was known.
+fn classified(e: &Example) -> bool {
+    e.steady_ahead && e.vector.features.capacity_per_replica.is_some()
+}
+
+fn evaluate(model: &LoadedModel, windows: &[&Example], level: f64) -> anyhow::Result<Evaluated> {
+    let vectors: Vec<contract::Features> = windows.iter().map(|e| e.vector.features).collect();
+    let forecasts = model.forecasts(&vectors).map_err(anyhow::Error::msg)?;
+    let levels = &model.metadata().forecast.levels;
+    let scores = |up: bool| {
+        let targets: Vec<f64> = windows
+            .iter()
+            .map(|e| if up { e.targets.up } else { e.targets.down })
+            .collect();
+        let quantiles: Vec<Vec<f64>> = forecasts
+            .iter()
+            .map(|f| if up { &f.up } else { &f.down }.values().to_vec())
+            .collect();
+        forecast_scores(&targets, &quantiles, levels, level)
+    };
+    let floor = model.metadata().forecast.rate_floor;
+    let (mut actual, mut predicted, mut probability) = (Vec::new(), Vec::new(), Vec::new());
+    for ((e, features), forecast) in windows.iter().zip(&vectors).zip(&forecasts) {
+        if !classified(e) {
             continue;
         }
-        let quiet = ProgressBar::hidden();
-        let model = fit::fit(
-            plan(Thresholds {
-                scale_up: 0.5,
-                scale_down: 0.25,
-            }),
-            &inside,
-            &scratch.path().join(format!("fold-{fold}")),
-            &quiet,
-        )?;
-        actual.extend(outside.iter().map(|e| e.label));
-        scores.extend(probabilities(&model, &outside)?);
-        progress.inc(1);
+        let vote = models::decide(features, forecast, level, floor);
+        actual.push(e.violation_ahead);
+        predicted.push(vote.action == Action::ScaleUp);
+        probability.push(vote.violation_probability);
     }
-    progress.finish_and_clear();
-    Ok((actual, scores))
+    Ok(Evaluated {
+        forecast: Horizons {
+            up: scores(true),
+            down: scores(false),
+        },
+        classification: score(&actual, &predicted, &probability),
+        up_votes: predicted,
+    })
+}
+
+/// The training targets' quantiles at `levels`, per horizon.
+fn unconditional_quantiles(train: &[&Example], levels: &[f64]) -> Horizons<Vec<f64>> {
+    let per = |up: bool| {
+        let mut targets: Vec<f64> = train
+            .iter()
+            .map(|e| if up { e.targets.up } else { e.targets.down })
+            .collect();
+        targets.sort_by(f64::total_cmp);
+        levels
+            .iter()
+            .map(|l| empirical_quantile(&targets, *l))
+            .collect()
+    };
+    Horizons {
+        up: per(true),
+        down: per(false),
+    }
+}
+
+fn baselines(
+    pattern: &str,
+    windows: &[&Example],
+    votes: &[Vec<bool>],
+    unconditional: &Horizons<Vec<f64>>,
+    forecast: &ForecastSpec,
+) -> Baselines {
+    let level = forecast.default_quantile;
+    let scores = |up: bool| {
+        let targets: Vec<f64> = windows
+            .iter()
+            .map(|e| if up { e.targets.up } else { e.targets.down })
+            .collect();
+        let quantiles = if up {
+            &unconditional.up
+        } else {
+            &unconditional.down
+        };
+        forecast_scores(
+            &targets,
+            &vec![quantiles.clone(); targets.len()],
+            &forecast.levels,
+            level,
+        )
+    };
+    let classified: Vec<&&Example> = windows.iter().filter(|e| classified(e)).collect();
+    let actual: Vec<bool> = classified.iter().map(|e| e.violation_ahead).collect();
+    let now: Vec<bool> = classified.iter().map(|e| e.violating_now).collect();
+    let persistence = score(
+        &actual,
+        &now,
+        &now.iter()
+            .map(|v| f64::from(u8::from(*v)))
+            .collect::<Vec<_>>(),
+    );
+    let ensemble_majority = (votes.len() == 3).then(|| {
+        let count = |i: usize| votes.iter().filter(|v| v[i]).count();
+        let predicted: Vec<bool> = (0..actual.len()).map(|i| count(i) >= 2).collect();
+        let share: Vec<f64> = (0..actual.len()).map(|i| count(i) as f64 / 3.0).collect();
+        score(&actual, &predicted, &share)
+    });
+    Baselines {
+        pattern: pattern.to_owned(),
+        unconditional: Horizons {
+            up: scores(true),
+            down: scores(false),
+        },
+        persistence,
+        ensemble_majority,
+        classified: actual.len(),
+        violations: actual.iter().filter(|a| **a).count(),
+    }
 }

@@ -1,4 +1,4 @@
-//! trainer: parse the configuration, start logging, train, print the evaluation table.
+//! trainer: parse the configuration, start logging, train, print the evaluation tables.
 
 use trainer::TrainerConfig;
 
@@ -6,7 +6,13 @@ fn main() -> anyhow::Result<()> {
     let config: TrainerConfig = fleet::config::parse_or_exit();
     fleet::telemetry::init(&config.log);
     let report = trainer::run(&config)?;
-    println!("{}", trainer::report_table(&report));
+    for baseline in &report.baselines {
+        println!(
+            "{}\n{}",
+            baseline.pattern,
+            trainer::report_table(&report, &baseline.pattern)
+        );
+    }
     println!(
         "artifacts, models/evaluation.json and models/README.md written to {}",
         config.out.display()

@@ -25,22 +25,77 @@ fn row(name: &str, s: &Scores) -> String {
     )
 }
 
-/// The seed's table on the held-out runs, with the ensemble and the persistence baseline.
-pub fn table(report: &Report) -> String {
+/// The seed's table on one held-out pattern, with the ensemble and the persistence baseline.
+pub fn table(report: &Report, pattern: &str) -> String {
     let mut t = String::from(
         "| Model | Accuracy | Precision | Recall | F1-Score | ROC-AUC | TP / FP / TN / FN |\n\
          |---|---|---|---|---|---|---|\n",
     );
     for m in &report.models {
-        t.push_str(&row(m.model.title(), &m.held_out));
+        if let Some(h) = m.held_out.iter().find(|h| h.pattern == pattern) {
+            t.push_str(&row(m.model.title(), &h.classification));
+        }
     }
-    if let Some(e) = &report.ensemble_majority {
-        t.push_str(&row("Ensemble (majority of 3)", e));
+    if let Some(b) = report.baselines.iter().find(|b| b.pattern == pattern) {
+        if let Some(e) = &b.ensemble_majority {
+            t.push_str(&row("Ensemble (majority of 3)", e));
+        }
+        t.push_str(&row("Baseline: persistence", &b.persistence));
     }
-    t.push_str(&row(
-        "Baseline: next = current window",
-        &report.persistence_baseline,
-    ));
+    t
+}
+
+/// Coverage of the levels and pinball loss, per model and horizon, on one held-out pattern.
+fn forecast_table(r: &Report, pattern: &str) -> String {
+    let levels = &r.forecast.levels;
+    let mut t = String::from("| Model | horizon |");
+    for l in levels {
+        let _ = write!(t, " P{:.0} |", l * 100.0);
+    }
+    let _ = writeln!(
+        t,
+        " pinball at P{:.0} |",
+        r.forecast.default_quantile * 100.0
+    );
+    t.push_str(&"|---".repeat(levels.len() + 3));
+    t.push_str("|\n");
+    let mut line = |name: &str, horizon: &str, f: &crate::evaluation::ForecastScores| {
+        let _ = write!(t, "| {name} | {horizon} |");
+        for (_, share) in &f.coverage {
+            let _ = write!(t, " {} |", pct(*share));
+        }
+        let _ = writeln!(t, " {:.4} |", f.pinball);
+    };
+    let horizons = [
+        ("up", r.forecast.horizons.up),
+        ("down", r.forecast.horizons.down),
+    ];
+    for m in &r.models {
+        if let Some(h) = m.held_out.iter().find(|h| h.pattern == pattern) {
+            for (name, windows) in horizons {
+                let f = if name == "up" {
+                    &h.forecast.up
+                } else {
+                    &h.forecast.down
+                };
+                line(m.model.title(), &format!("{windows} windows"), f);
+            }
+        }
+    }
+    if let Some(b) = r.baselines.iter().find(|b| b.pattern == pattern) {
+        for (name, windows) in horizons {
+            let f = if name == "up" {
+                &b.unconditional.up
+            } else {
+                &b.unconditional.down
+            };
+            line(
+                "Baseline: training quantiles",
+                &format!("{windows} windows"),
+                f,
+            );
+        }
+    }
     t
 }
 
@@ -55,6 +110,7 @@ pub fn write(out: &Path, report: &Report) -> anyhow::Result<()> {
 }
 
 fn readme(r: &Report) -> String {
+    let f = &r.forecast;
     let mut s = String::new();
     let _ = writeln!(s, "# models/\n");
     let _ = writeln!(
@@ -65,106 +121,134 @@ fn readme(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "```sh\nscripts/train.sh            # = trainer with the defaults below\n```\n"
+        "```sh\nscripts/train.sh   # replays the Twitter trace for training windows, then trains\n```\n"
     );
     let _ = writeln!(
         s,
         "| directory | model | library | what it holds |\n|---|---|---|---|"
     );
     for m in &r.models {
-        let lib = match m.model {
-            models::ModelKind::Xgboost => "libxgboost (xgb crate)",
-            _ => "smartcore",
+        let (lib, extra) = match m.model {
+            models::ModelKind::Xgboost => ("libxgboost (xgb crate)", ""),
+            models::ModelKind::RandomForest => (
+                "smartcore",
+                ", `up.leaves.json`, `down.leaves.json` (the leaves' quantiles)",
+            ),
+            models::ModelKind::LogisticRegression => ("smartcore", ""),
         };
         let _ = writeln!(
             s,
-            "| `{0}/` | {1} (`{2}`) | {lib} | `model.json` (the library's own format), `metadata.json` |",
+            "| `{0}/` | {1} (`{2}`) | {lib} | `up.json`, `down.json` (the library's own format){extra}, `metadata.json` |",
             m.model.as_str(),
             m.model.title(),
             m.model_version
         );
     }
-    let _ = writeln!(s, "\n## Evaluation on held-out runs\n");
+    let _ = writeln!(s, "\n## What the models forecast\n");
     let _ = writeln!(
         s,
-        "Held out: every run of the pattern(s) **{}** ({} runs, {} windows, {} violations), never used \
-         for training or for tuning. Training: {} runs, {} windows, {} violations.\n",
+        "Each model forecasts, for a service and a window, the **highest request rate of the next \
+         windows** against this window's, as `ln((peak + {floor}) / (rate + {floor}))` ({floor} req/s \
+         added to both so quiet windows are not noise blown up), at the quantile levels {levels}. Two \
+         horizons: **{up} windows** ({up_s} s: a new replica's start-up plus one window), what a \
+         scale-up must carry, and **{down} windows** ({down_s} s), what a scale-down must still \
+         carry: a replica given back must not be needed before one could return. The vote sizes \
+         replicas for the P{q:.0} forecast (`FORECAST_QUANTILE`) with the capacity per replica the \
+         aggregator learns for each service; see `crates/models/src/vote.rs`.\n",
+        floor = f.rate_floor,
+        levels = f
+            .levels
+            .iter()
+            .map(|l| format!("{l}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        up = f.horizons.up,
+        down = f.horizons.down,
+        up_s = f.horizons.up * r.window_sec,
+        down_s = f.horizons.down * r.window_sec,
+        q = f.default_quantile * 100.0,
+    );
+    let _ = writeln!(
+        s,
+        "XGBoost fits every level at once with its quantile loss (`reg:quantileerror`); Random \
+         Forest is a quantile regression forest (smartcore's trees, with each leaf's training \
+         targets' quantiles); Logistic Regression is a threshold model (P(target > t) linear in \
+         the inputs and `t`, so each level has a closed form). Each level is then shifted by a \
+         split-conformal correction measured on the calibration runs ({}), which the models are not \
+         fitted on: the shift that makes the level hold there.\n",
+        r.calibration_patterns.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "Features, in model order: `{}`. A missing value (no history a day ago) reads as no \
+         change (ratios 1, spreads and slopes 0); Logistic Regression reads standardized features \
+         (mean and deviation in its metadata).\n",
+        r.features.join("`, `")
+    );
+    let _ = writeln!(s, "## Evaluation on held-out runs\n");
+    let _ = writeln!(
+        s,
+        "Held out: every run of the pattern(s) **{}** ({} runs, {} windows), never fitted or \
+         corrected on. Fitting: {} runs, {} windows; corrections: {} windows.\n",
         r.held_out_patterns.join(", "),
         r.test_runs.len(),
         r.test_rows,
-        r.test_positives,
         r.train_runs.len(),
         r.train_rows,
-        r.train_positives
+        r.calibration_rows
     );
-    s.push_str(&table(r));
-    let _ = writeln!(
-        s,
-        "\nThe baseline predicts that the next window violates the SLA exactly when the current one \
-         does. It needs the latency the window measured; the models read only the load, so that \
-         they can be asked about other replica counts, which the baseline cannot answer.\n"
-    );
-    let _ = writeln!(
-        s,
-        "Of the {} held-out violations, {} begin in the next window: the current window is within \
-         the SLA, and the next minute of the trace brings a load the current one does not announce. \
-         Catching those from one window of features means flagging many ordinary windows too, so \
-         recall near 1 costs precision. The thresholds below weigh the two: a missed violation \
-         costs {} false alarms.\n",
-        r.test_positives, r.test_onsets, r.violation_cost
-    );
-    let _ = writeln!(
-        s,
-        "Decision thresholds (least `{} x missed violations + false alarms` on out-of-fold predictions of a cross-validation by run):\n",
-        r.violation_cost
-    );
-    let _ = writeln!(
-        s,
-        "| model | SCALE_UP at P >= | SCALE_DOWN below (one replica fewer) | cross-validated recall | cross-validated precision |\n|---|---|---|---|---|"
-    );
-    for m in &r.models {
+    for b in &r.baselines {
+        let _ = writeln!(s, "### `{}`\n", b.pattern);
         let _ = writeln!(
             s,
-            "| {} | {:.2} | {:.3} | {} | {} |",
-            m.model.title(),
-            m.thresholds.scale_up,
-            m.thresholds.scale_down,
-            pct(m.cross_validation.recall),
-            pct(m.cross_validation.precision)
+            "**How often the forecast quantiles held** (share of windows whose peak was at most the \
+             level's forecast: a well calibrated P90 holds in 90 % of them), and the pinball loss at \
+             P{:.0} (lower is better). The baseline forecasts the training windows' own quantiles \
+             for every window.\n",
+            f.default_quantile * 100.0
         );
+        s.push_str(&forecast_table(r, &b.pattern));
+        let _ = writeln!(
+            s,
+            "\n**What the votes say** on the {} windows whose replica count stayed the same over \
+             the next {} windows ({} of them followed by an SLA violation within those windows): \
+             a model predicts a violation when it votes SCALE_UP, i.e. when its P{:.0} peak is more \
+             than the current replicas carry at the learned capacity. The persistence baseline \
+             predicts a violation ahead exactly when this window violates.\n",
+            b.classified,
+            f.horizons.up,
+            b.violations,
+            f.default_quantile * 100.0
+        );
+        s.push_str(&table(r, &b.pattern));
+        s.push('\n');
     }
-    let _ = writeln!(s, "\n## Labels\n");
+    let _ = writeln!(s, "## Data\n");
     let _ = writeln!(
         s,
-        "A window is labelled 1 when the **next** window of the same service (one poll interval, \
-         {} s, later) violates the SLA: p95 latency above {} s or error ratio above {}. Rows are \
-         kept only inside an experiment run, when the next window exists in the same run, and when \
-         the replica count did not change between the two (dropped: {} outside runs, {} of excluded \
-         runs, {} without a next window, {} with a replica change).\n",
-        r.window_sec,
-        r.sla.p95_seconds,
-        r.sla.error_ratio,
+        "A window needs the next {} windows of the same service in the same run (dropped: {} \
+         outside runs, {} of excluded runs, {} too close to their run's end). SLA: p95 latency \
+         above {} s or error ratio above {}.\n",
+        f.horizons.down,
         r.dropped.outside_runs,
         r.dropped.excluded_runs,
-        r.dropped.no_next_window,
-        r.dropped.replicas_changed
+        r.dropped.short_of_horizon,
+        r.sla.p95_seconds,
+        r.sla.error_ratio
     );
     let _ = writeln!(
         s,
-        "Features, in model order: `{}`. Missing values (a trend in the first windows) are 0; Logistic Regression reads standardized features (mean and deviation in its metadata).\n",
-        r.features.join("`, `")
-    );
-    let _ = writeln!(
-        s,
-        "| pattern | windows | violations next window |\n|---|---|---|"
+        "| pattern | windows | followed by a violation |\n|---|---|---|"
     );
     for (pattern, n, v) in &r.per_pattern {
-        let held = if r.held_out_patterns.contains(pattern) {
+        let role = if r.held_out_patterns.contains(pattern) {
             " (held out)"
+        } else if r.calibration_patterns.contains(pattern) {
+            " (corrections)"
         } else {
             ""
         };
-        let _ = writeln!(s, "| {pattern}{held} | {n} | {v} |");
+        let _ = writeln!(s, "| {pattern}{role} | {n} | {v} |");
     }
     if !r.excluded_runs.is_empty() {
         let _ = writeln!(
@@ -194,7 +278,15 @@ experiment log of the runs, both as `scripts/collect-training-data.sh` wrote the
   (0.15 to 1.1 C), `step` (0.3, 0.75, 1.0, 0.55, 0.95, 0.4 C, 80 s each), `spike` (0.45 C with
   1.25 C from 3 min for 60 s), `daily` (0.2 to 1.05 C, 4-minute period) and `trace` (real traces
   compressed 60x, peak 1.1 C: NASA HTTP July 1995 for 1 and 3 replicas, Alibaba 2021 for 2 and 4).
-- The `trace` runs are the held-out test set: the models never see real traffic in training.
+- The `trace` runs are held out.
 
-Regenerate with `scripts/collect-training-data.sh` (about an hour) and `scripts/train.sh`.
+The replayed Twitter windows are not committed: `scripts/train.sh` makes them with `replay
+export` (the trace through the simulated demo target under HPA at 70 %, at three scales: busiest
+minute 60 requests per second on replicas of 1 slot, 500 on 4 slots, 5,000 on 4 slots with up to
+100 replicas), deterministically, into `output/training/`. Days 1 to 15 are fitted on
+(`twitter`), days 16 to 18 correct the quantiles (`twitter-calibration`), days 19 to 22 are held
+out (`twitter-held-out`). The NASA and Alibaba traces are never used here: they are the
+evaluation's test traces (docs/EVALUATION.md).
+
+Regenerate the collected data with `scripts/collect-training-data.sh` (about an hour).
 ";

@@ -1,42 +1,68 @@
-//! A small synthetic dataset with the shape of the demo target's data: P(violation) rises with
-//! the load per replica (capacity 80 req/s per replica, violations past 60), latency grows with
-//! it. For tests and benchmarks that need trained models without the committed dataset.
+//! A small synthetic dataset with the shape of a real one: the next windows' peak rises with the
+//! recent peak and the trend, plus noise; the service carries [`CAPACITY`] requests per second
+//! per replica. For tests and benchmarks that need trained models without the committed data.
 
 use crate::dataset::Example;
 use crate::fit::{Hyper, Plan, fit};
 use chrono::DateTime;
-use contract::{FEATURE_COUNT, FeatureVector, Features, feature_index};
+use contract::{FEATURE_COUNT, FeatureVector, Features, Sla, feature_index};
 use indicatif::ProgressBar;
-use models::{LoadedModel, ModelKind, Sla, Thresholds, TrainingInfo};
+use models::{ForecastSpec, Horizons, LoadedModel, ModelKind, TrainingInfo};
 use std::path::Path;
 
-/// Features of a window at `rate` req/s per replica on `replicas` replicas.
+/// What one replica of the synthetic service carries within the SLA.
+pub const CAPACITY: f64 = 65.0;
+
+/// A deterministic number in [0, 1) for window `i` and stream `k`, scrambled (Knuth's
+/// multiplicative hash) so that it does not follow the windows' features.
+fn noise(i: usize, k: usize) -> f64 {
+    let h = (i as u64 ^ (k as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 40) as f64 / (1u64 << 24) as f64
+}
+
+/// Features of a window at `rate` req/s per replica on `replicas` replicas, with a flat recent
+/// history and the synthetic capacity.
 pub fn features(rate: f64, replicas: u32) -> Features {
-    let mut values = [0.0; FEATURE_COUNT];
+    with_history(rate, replicas, 1.0, 0.0)
+}
+
+/// Features with the recent peak `recent_max` times this window's rate and the trend `trend`.
+fn with_history(rate: f64, replicas: u32, recent_max: f64, trend: f64) -> Features {
+    let mut values = [f64::NAN; FEATURE_COUNT];
     let mut set = |name: &str, v: f64| values[feature_index(name).unwrap_or(0)] = v;
     let replicas_f = f64::from(replicas);
     set("request_rate", rate * replicas_f);
     set("request_rate_per_replica", rate);
     set("replicas", replicas_f);
+    set("error_ratio", 0.0);
     set("latency_p50", 0.05 + (rate / 100.0).powi(4) / 2.0);
     set("latency_p95", 0.1 + (rate / 100.0).powi(4));
     set("latency_p99", 0.15 + (rate / 100.0).powi(4) * 2.0);
-    set("cpu_per_replica", rate / 8000.0);
     set("memory_per_replica", 5e6);
-    // Past capacity the queue overflows and requests fail; the trend is noise around 0. Every
-    // model feature varies, as in the demo's data: with two of the three constant, the forest
-    // (one feature drawn per split) put P = 0.16 on 95 req/s per replica.
-    set("error_ratio", ((rate - 80.0) / 100.0).max(0.0));
-    set("request_rate_trend", ((rate * 13.0) % 7.0 - 3.0) / 10.0);
+    set("request_rate_trend", trend);
+    set("rate_trend_long", trend / 2.0);
+    set("rate_max_recent", recent_max);
+    set("rate_min_recent", 1.0 / recent_max);
+    set("rate_mean_long", 1.0);
+    set("rate_max_long", recent_max * 1.1);
+    set("rate_cv_long", (recent_max - 1.0) / 2.0 + 0.05);
+    set("capacity_per_replica", CAPACITY);
+    set("capacity_utilization", rate / CAPACITY);
     Features::from_values(&values)
         .unwrap_or_else(|e| unreachable!("synthetic features are valid: {e}"))
 }
 
-/// `n` labelled windows spread over loads 0..100 req/s per replica and 1..4 replicas.
-pub fn examples(n: usize) -> Vec<Example> {
-    (0..n)
+/// `n` windows over loads of 0 to 100 req/s per replica and 1 to 4 replicas, whose next peak is
+/// up to twice the recent one.
+pub fn examples(n: usize, offset: usize) -> Vec<Example> {
+    (offset..offset + n)
         .map(|i| {
             let rate = (i * 37 % 100) as f64;
+            let replicas = (i % 4 + 1) as u32;
+            // A coarse grid of histories, each seen with many outcomes.
+            let recent_max = 1.0 + (i % 10) as f64 / 10.0;
+            let trend = ((i / 10) % 10) as f64 / 10.0 - 0.5;
+            let up = 0.05 + 0.6 * recent_max.ln() + 0.2 * trend + 0.2 * noise(i, 3);
             let at = DateTime::from_timestamp(1_000 + i as i64 * 10, 0).unwrap_or_default();
             Example {
                 run: 0,
@@ -47,10 +73,15 @@ pub fn examples(n: usize) -> Vec<Example> {
                     window_end: at,
                     poll_interval_sec: 10,
                     produced_at: at,
-                    features: features(rate, (i % 4 + 1) as u32),
+                    features: with_history(rate, replicas, recent_max, trend),
                 },
-                label: rate > 60.0,
-                violating_now: rate > 60.0,
+                targets: Horizons {
+                    up,
+                    down: up + 0.1 * noise(i, 4),
+                },
+                violation_ahead: rate * up.exp() > CAPACITY,
+                steady_ahead: true,
+                violating_now: rate > CAPACITY,
             }
         })
         .collect()
@@ -64,37 +95,48 @@ pub fn feature_names() -> Vec<String> {
         .collect()
 }
 
-/// Trains `kind` on [`examples`] (400 windows, small hyperparameters) into `dir`.
+/// Trains `kind` on [`examples`] (400 windows to fit, 100 to correct, small hyperparameters)
+/// into `dir`.
 pub fn train(kind: ModelKind, dir: &Path, features: &[String]) -> anyhow::Result<LoadedModel> {
-    let examples = examples(400);
-    let refs: Vec<&Example> = examples.iter().collect();
+    let fitted = examples(400, 0);
+    let corrected = examples(100, 400);
+    let refs: Vec<&Example> = fitted.iter().collect();
+    let calibration: Vec<&Example> = corrected.iter().collect();
     let hyper = Hyper {
-        xgb_rounds: 30,
-        rf_trees: 25,
+        xgb_rounds: 60,
+        xgb_eta: 0.3,
+        rf_trees: 20,
+        rf_min_samples_leaf: 10,
+        lr_max_rows: 400,
         ..Hyper::default()
     };
+    let levels = vec![0.1, 0.5, 0.9, 0.99];
     let plan = Plan {
         kind,
         features,
-        thresholds: Thresholds {
-            scale_up: 0.5,
-            scale_down: 0.2,
+        forecast: ForecastSpec {
+            corrections: Horizons {
+                up: vec![0.0; levels.len()],
+                down: vec![0.0; levels.len()],
+            },
+            levels,
+            horizons: Horizons { up: 3, down: 9 },
+            default_quantile: 0.9,
+            rate_floor: ::features::RATE_FLOOR,
         },
         training: TrainingInfo {
             data_sha256: "5e7e71c0synthetic".into(),
             rows: refs.len(),
-            positives: refs.iter().filter(|e| e.label).count(),
+            calibration_rows: calibration.len(),
             runs: vec!["synthetic".into()],
             held_out_patterns: vec![],
+            calibration_patterns: vec![],
             trained_at: chrono::Utc::now(),
             parameters: serde_json::Value::Null,
         },
-        sla: Sla {
-            p95_seconds: 0.25,
-            error_ratio: 0.05,
-        },
+        sla: Sla::DEFAULT,
         window_sec: 10,
         hyper: &hyper,
     };
-    fit(plan, &refs, dir, &ProgressBar::hidden())
+    fit(plan, &refs, &calibration, dir, &ProgressBar::hidden())
 }

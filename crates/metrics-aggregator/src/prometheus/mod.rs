@@ -4,4 +4,4 @@ mod client;
 mod queries;
 
 pub use client::{PrometheusClient, QueryError};
-pub use queries::{Missing, observe};
+pub use queries::{Missing, QueryPlan, observe, request_rates};

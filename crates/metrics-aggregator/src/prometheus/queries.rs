@@ -1,15 +1,17 @@
 //! The PromQL behind each measurement, and the assembly of the answers into one
 //! [`Observation`] per service.
 //!
-//! Every query aggregates `by (job)`, so one poll costs the same eleven queries whatever the
-//! number of services. The request histograms are matched by name (`LATENCY_HISTOGRAMS`):
+//! Every query aggregates `by (job)`, so one poll costs the same fifteen queries whatever the
+//! number of services: the window's measures, and the request rate a day and a week ago with
+//! the peak of the windows that followed it then (`offset`), where Prometheus keeps data that
+//! old. The request histograms are matched by name (`LATENCY_HISTOGRAMS`):
 //! Sock Shop's Go services export `request_duration_seconds`, some of its Java builds
 //! `http_request_duration_seconds`. Services are Prometheus jobs: Sock Shop's jobs are not all named as
 //! their `service` label (job `cart`, service `carts`), and with DNS or Docker service discovery
 //! every replica of a service is a target of the same job.
 
 use super::client::{PrometheusClient, QueryError, Sample};
-use features::{Observation, Quantiles};
+use features::{Observation, Quantiles, SEASON_RISE_WINDOWS, SeasonPoint};
 use std::collections::{BTreeMap, HashMap};
 
 /// What one query measures.
@@ -25,6 +27,23 @@ enum Measure {
     CpuProcess,
     MemoryContainer,
     MemoryProcess,
+    /// The request rate one period ago (0: a day, 1: a week)...
+    SeasonRate(usize),
+    /// ...and the highest of the windows after it.
+    SeasonPeak(usize),
+}
+
+/// What the queries are built from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPlan {
+    /// Seconds each rate and percentile is computed over.
+    pub window_secs: u64,
+    /// Seconds between windows (the poll interval).
+    pub interval_secs: u64,
+    /// Names of the request histograms, without suffix.
+    pub histograms: Vec<String>,
+    /// What "a day ago" and "a week ago" are, in seconds.
+    pub seasons: [u64; 2],
 }
 
 /// cAdvisor's label for the compose service of a container, renamed to `job`.
@@ -36,8 +55,9 @@ fn series(names: &[String], suffix: &str, extra: &str) -> String {
     format!(r#"{{__name__=~"({})_{suffix}"{extra}}}"#, names.join("|"))
 }
 
-fn promql(measure: Measure, window: u64, histograms: &[String]) -> String {
-    let w = format!("{window}s");
+fn promql(measure: Measure, plan: &QueryPlan) -> String {
+    let histograms = &plan.histograms;
+    let w = format!("{}s", plan.window_secs);
     let count = series(histograms, "count", "");
     let bucket = series(histograms, "bucket", "");
     let quantile =
@@ -65,10 +85,26 @@ fn promql(measure: Measure, window: u64, histograms: &[String]) -> String {
             r#"container_memory_working_set_bytes{{{COMPOSE_SERVICE}!=""}}"#
         )),
         Measure::MemoryProcess => "avg by (job) (process_resident_memory_bytes)".into(),
+        Measure::SeasonRate(i) => {
+            format!(
+                "sum by (job) (rate({count}[{w}] offset {}s))",
+                plan.seasons[i]
+            )
+        }
+        Measure::SeasonPeak(i) => {
+            // The windows in (then, then + rise]: a subquery over the rise, stepped like the
+            // polls, ending rise seconds after then.
+            let rise = plan.interval_secs * SEASON_RISE_WINDOWS;
+            format!(
+                "max_over_time(sum by (job) (rate({count}[{w}]))[{rise}s:{}s] offset {}s)",
+                plan.interval_secs,
+                plan.seasons[i].saturating_sub(rise)
+            )
+        }
     }
 }
 
-const MEASURES: [Measure; 10] = [
+const MEASURES: [Measure; 14] = [
     Measure::RequestRate,
     Measure::ErrorRate,
     Measure::P50,
@@ -79,7 +115,24 @@ const MEASURES: [Measure; 10] = [
     Measure::CpuProcess,
     Measure::MemoryContainer,
     Measure::MemoryProcess,
+    Measure::SeasonRate(0),
+    Measure::SeasonPeak(0),
+    Measure::SeasonRate(1),
+    Measure::SeasonPeak(1),
 ];
+
+/// The request rate of every service at `at_secs` (what the aggregator reads back at start for
+/// the history features).
+pub async fn request_rates(
+    client: &PrometheusClient,
+    at_secs: u64,
+    plan: &QueryPlan,
+) -> Result<HashMap<String, f64>, QueryError> {
+    let samples = client
+        .query(&promql(Measure::RequestRate, plan), at_secs)
+        .await?;
+    Ok(by_job(samples))
+}
 
 /// Jobs that export one of the request histograms.
 fn discovery(histograms: &[String]) -> String {
@@ -105,11 +158,11 @@ impl Missing {
 pub async fn observe(
     client: &PrometheusClient,
     at_secs: u64,
-    window_secs: u64,
+    plan: &QueryPlan,
     fixed_services: &[String],
-    histograms: &[String],
 ) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
-    let queries = MEASURES.map(|m| promql(m, window_secs, histograms));
+    let histograms = &plan.histograms;
+    let queries = MEASURES.map(|m| promql(m, plan));
     let answers = futures::future::try_join_all(queries.iter().map(|q| client.query(q, at_secs)));
     let services = async {
         if fixed_services.is_empty() {
@@ -157,6 +210,12 @@ fn assemble(
             .copied()
     };
     let request_rate = get(Measure::RequestRate).ok_or(Missing::RequestRate)?;
+    let season = |i| {
+        Some(SeasonPoint {
+            rate: get(Measure::SeasonRate(i))?,
+            peak_after: get(Measure::SeasonPeak(i))?,
+        })
+    };
     let latency = match (get(Measure::P50), get(Measure::P95), get(Measure::P99)) {
         (Some(p50), Some(p95), Some(p99)) => Some(Quantiles { p50, p95, p99 }),
         _ => None,
@@ -170,6 +229,8 @@ fn assemble(
         replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
         cpu_per_replica: get(Measure::CpuContainer).or_else(|| get(Measure::CpuProcess)),
         memory_per_replica: get(Measure::MemoryContainer).or_else(|| get(Measure::MemoryProcess)),
+        day_ago: season(0),
+        week_ago: season(1),
     })
 }
 
@@ -208,13 +269,21 @@ mod tests {
         assert_eq!(assemble(&t, "carts", 60), Err(Missing::RequestRate));
     }
 
+    fn plan(window_secs: u64) -> QueryPlan {
+        QueryPlan {
+            window_secs,
+            interval_secs: 10,
+            histograms: vec![
+                "request_duration_seconds".to_owned(),
+                "http_request_duration_seconds".to_owned(),
+            ],
+            seasons: [86_400, 604_800],
+        }
+    }
+
     #[test]
     fn queries_use_the_window_and_every_histogram_name() {
-        let names = vec![
-            "request_duration_seconds".to_owned(),
-            "http_request_duration_seconds".to_owned(),
-        ];
-        let p95 = promql(Measure::P95, 30, &names);
+        let p95 = promql(Measure::P95, &plan(30));
         assert!(p95.contains("[30s]"), "{p95}");
         assert!(
             p95.contains(
@@ -222,11 +291,35 @@ mod tests {
             ),
             "{p95}"
         );
-        let errors = promql(Measure::ErrorRate, 30, &names);
+        let errors = promql(Measure::ErrorRate, &plan(30));
         assert!(
             errors.contains(r#"_count", status_code=~"5.."}"#),
             "{errors}"
         );
-        assert!(promql(Measure::CpuContainer, 15, &names).contains(r#""job", "$1""#));
+        assert!(promql(Measure::CpuContainer, &plan(15)).contains(r#""job", "$1""#));
+    }
+
+    #[test]
+    fn a_day_ago_is_an_offset_and_the_rise_a_subquery_after_it() {
+        let rate = promql(Measure::SeasonRate(0), &plan(10));
+        assert!(rate.ends_with("[10s] offset 86400s))"), "{rate}");
+        let peak = promql(Measure::SeasonPeak(1), &plan(10));
+        // Nine 10-second windows after the same time a week ago.
+        assert!(peak.contains("[90s:10s] offset 604710s"), "{peak}");
+        let t = table(&[
+            (Measure::RequestRate, 10.0),
+            (Measure::SeasonRate(0), 8.0),
+            (Measure::SeasonPeak(0), 12.0),
+            (Measure::SeasonRate(1), 8.0),
+        ]);
+        let o = assemble(&t, "orders", 60).unwrap();
+        assert_eq!(
+            o.day_ago,
+            Some(SeasonPoint {
+                rate: 8.0,
+                peak_after: 12.0
+            })
+        );
+        assert_eq!(o.week_ago, None, "no peak a week ago: no point");
     }
 }

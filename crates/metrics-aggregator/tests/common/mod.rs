@@ -76,10 +76,21 @@ pub fn drive(
     })
 }
 
-/// The aggregator's configuration from command-line style arguments (ops on an ephemeral port).
+/// The aggregator's configuration from command-line style arguments (ops on an ephemeral port,
+/// capacity estimates in a file of the test's own unless the arguments name one).
 pub fn config(args: &[&str]) -> AggregatorConfig {
     use clap::Parser;
+    let state = std::env::temp_dir().join(format!(
+        "{}-capacity.json",
+        testkit::unique("aggregator-test")
+    ));
     let mut argv = vec!["metrics-aggregator", "--listen-addr", "127.0.0.1:0"];
+    if !args.contains(&"--capacity-state-path") {
+        argv.extend([
+            "--capacity-state-path",
+            state.to_str().unwrap_or("capacity.json"),
+        ]);
+    }
     argv.extend_from_slice(args);
     AggregatorConfig::try_parse_from(argv).unwrap()
 }

@@ -17,7 +17,7 @@ mod voters;
 pub use hpa::Hpa;
 pub use oracle::{Capacities, Oracle};
 pub use threshold::Threshold;
-pub use voters::Voters;
+pub use voters::{Ballot, Voters};
 
 use crate::service::Window;
 use contract::Features;

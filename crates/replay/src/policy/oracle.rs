@@ -19,6 +19,19 @@ const VIOLATING_SHARE: f64 = 0.01;
 /// Warm-up windows before the counted ones.
 const WARM_UP: u32 = 3;
 
+/// The replica counts measured up to `max`: every one up to 10, then a quarter more each time,
+/// and `max` (what many replicas carry grows smoothly with their count; measuring 100 counts of
+/// up to 100 replicas each cost minutes).
+fn measured_counts(max: u32) -> Vec<u32> {
+    let mut counts: Vec<u32> = (1..=max.min(10)).collect();
+    let mut n = 10u32;
+    while n < max {
+        n = (n + n.div_ceil(4)).min(max);
+        counts.push(n);
+    }
+    counts
+}
+
 /// The load each replica count carries within the SLA.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Capacities {
@@ -61,17 +74,47 @@ impl Capacities {
             }
             lo * f64::from(n)
         };
+        let max = settings.guardrails.max_replicas.max(1);
+        let counts = measured_counts(max);
         // One thread per replica count: they are independent.
-        let rps = std::thread::scope(|scope| {
-            let counts: Vec<_> = (1..=settings.guardrails.max_replicas.max(1))
-                .map(|n| scope.spawn(move || capacity(n)))
+        let measured: Vec<(u32, f64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = counts
+                .iter()
+                .map(|n| scope.spawn(move || capacity(*n)))
                 .collect();
             counts
-                .into_iter()
-                .map(|h| h.join().unwrap_or(0.0))
+                .iter()
+                .copied()
+                .zip(handles.into_iter().map(|h| h.join().unwrap_or(0.0)))
                 .collect()
         });
+        // Counts between two measured ones: linear between them.
+        let rps = (1..=max)
+            .map(|n| {
+                let i = measured.partition_point(|(m, _)| *m < n);
+                match (
+                    measured.get(i),
+                    i.checked_sub(1).and_then(|j| measured.get(j)),
+                ) {
+                    (Some((m, c)), _) if *m == n => *c,
+                    (Some((m1, c1)), Some((m0, c0))) => {
+                        c0 + (c1 - c0) * f64::from(n - m0) / f64::from(m1 - m0)
+                    }
+                    _ => 0.0,
+                }
+            })
+            .collect();
         Self { rps }
+    }
+
+    /// A rough stand-in that measures nothing: each replica carries 80 % of what its slots can
+    /// serve (where only a starting count is needed, as in `replay export`).
+    pub fn rough(model: &ServiceModel, max_replicas: u32) -> Self {
+        Self {
+            rps: (1..=max_replicas.max(1))
+                .map(|n| f64::from(n) * model.capacity_rps() * 0.8)
+                .collect(),
+        }
     }
 
     /// The fewest replicas within `bounds` that carry `rate` (the most, when none does).
@@ -166,6 +209,15 @@ mod tests {
             c.replicas_for(1e6, bounds),
             2,
             "the most when none carries it"
+        );
+    }
+
+    #[test]
+    fn counts_past_ten_are_measured_sparsely() {
+        assert_eq!(measured_counts(3), vec![1, 2, 3]);
+        assert_eq!(
+            measured_counts(40),
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 13, 17, 22, 28, 35, 40]
         );
     }
 

@@ -1,5 +1,6 @@
 //! The models as the fleet runs them: each votes on the aggregator's feature vector with
-//! [`models::LoadedModel::vote`] (what `ml-inference` calls), and the votes go through
+//! [`models::LoadedModel::vote`] at the forecast quantile `level` (what `ml-inference` calls
+//! with its `FORECAST_QUANTILE`), and the votes go through
 //! [`decision::plan`] (what `authoritative-scaler` calls) with the scaler's guardrails, on
 //! simulated time. One model alone is the same with a quorum of one.
 
@@ -10,12 +11,20 @@ use decision::{Guardrails, History, Strategy};
 use models::LoadedModel;
 use std::sync::Arc;
 
+/// How the models' votes are asked for and counted.
+#[derive(Debug, Clone)]
+pub struct Ballot {
+    pub strategy: Strategy,
+    /// Fewer votes than this: NO_ACTION (the scaler's `MIN_VOTES`).
+    pub quorum: usize,
+    /// The forecast quantile the models size replicas for (`FORECAST_QUANTILE`).
+    pub level: f64,
+}
+
 pub struct Voters {
     name: String,
     models: Vec<Arc<LoadedModel>>,
-    strategy: Strategy,
-    /// Fewer votes than this: NO_ACTION (the scaler's `MIN_VOTES`).
-    quorum: usize,
+    ballot: Ballot,
     guardrails: Guardrails,
     history: History,
     /// Seconds between decisions: the poll interval.
@@ -25,12 +34,11 @@ pub struct Voters {
 }
 
 impl Voters {
-    /// The three models (or any set) under `strategy`, needing `quorum` votes.
+    /// The three models (or any set) voting by `ballot`.
     pub fn new(
         name: impl Into<String>,
         models: Vec<Arc<LoadedModel>>,
-        strategy: Strategy,
-        quorum: usize,
+        ballot: Ballot,
         guardrails: Guardrails,
         period: f64,
         epoch: i64,
@@ -38,8 +46,7 @@ impl Voters {
         Self {
             name: name.into(),
             models,
-            strategy,
-            quorum,
+            ballot,
             guardrails,
             history: History::default(),
             period,
@@ -71,7 +78,7 @@ impl Policy for Voters {
             .models
             .iter()
             .filter_map(|model| {
-                let vote = model.vote(features).ok()?;
+                let vote = model.vote(features, self.ballot.level).ok()?;
                 Some(VoteSummary {
                     model: model.kind().as_str().to_owned(),
                     action: vote.action,
@@ -82,8 +89,8 @@ impl Policy for Voters {
             .collect();
         let now = self.clock(context.now);
         let plan = decision::plan(
-            &self.strategy,
-            self.quorum,
+            &self.ballot.strategy,
+            self.ballot.quorum,
             &votes,
             current,
             &self.guardrails,
