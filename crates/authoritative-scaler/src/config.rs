@@ -127,12 +127,18 @@ pub struct ScalerConfig {
     /// `autoscaler.min_replicas` / `autoscaler.max_replicas` also set them).
     #[arg(long, env = "SERVICE_LIMITS", value_delimiter = ',')]
     pub service_limits: Vec<String>,
-    /// Most replicas added by one decision.
+    /// Most replicas added by one decision (or MAX_STEP_UP_PERCENT of the count, if more).
     #[arg(long, env = "MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up)]
     pub max_step_up: u32,
-    /// Most replicas removed by one decision.
+    /// Share of the current count one decision may add, when more than MAX_STEP_UP (HPA: 100).
+    #[arg(long, env = "MAX_STEP_UP_PERCENT", default_value_t = Guardrails::default().max_step_up_percent)]
+    pub max_step_up_percent: u32,
+    /// Most replicas removed by one decision (or MAX_STEP_DOWN_PERCENT of the count, if more).
     #[arg(long, env = "MAX_STEP_DOWN", default_value_t = Guardrails::default().max_step_down)]
     pub max_step_down: u32,
+    /// Share of the current count one decision may remove, when more than MAX_STEP_DOWN.
+    #[arg(long, env = "MAX_STEP_DOWN_PERCENT", default_value_t = Guardrails::default().max_step_down_percent)]
+    pub max_step_down_percent: u32,
     /// No scale-up within this many seconds of the last scale-up.
     #[arg(long, env = "SCALE_UP_COOLDOWN_SEC", default_value_t = Guardrails::default().scale_up_cooldown.num_seconds() as u64)]
     pub scale_up_cooldown_sec: u64,
@@ -140,7 +146,8 @@ pub struct ScalerConfig {
     #[arg(long, env = "SCALE_DOWN_COOLDOWN_SEC", default_value_t = Guardrails::default().scale_down_cooldown.num_seconds() as u64)]
     pub scale_down_cooldown_sec: u64,
     /// Scale down only to the highest count desired within this many seconds (HPA's
-    /// scale-down stabilization window; 300 s there, 60 s here: see docs/EVALUATION.md).
+    /// scale-down stabilization window; 300 s there, 20 s here, since the votes already size a
+    /// scale-down for the next 90 s: see docs/EVALUATION.md).
     #[arg(long, env = "STABILIZATION_WINDOW_SEC", default_value_t = Guardrails::default().stabilization.num_seconds() as u64)]
     pub stabilization_window_sec: u64,
     /// Services that may be scaled, comma-separated; empty: every service voted on.
@@ -241,7 +248,9 @@ impl ScalerConfig {
             min_replicas: self.min_replicas,
             max_replicas: self.max_replicas,
             max_step_up: self.max_step_up,
+            max_step_up_percent: self.max_step_up_percent,
             max_step_down: self.max_step_down,
+            max_step_down_percent: self.max_step_down_percent,
             scale_up_cooldown: chrono::Duration::seconds(self.scale_up_cooldown_sec as i64),
             scale_down_cooldown: chrono::Duration::seconds(self.scale_down_cooldown_sec as i64),
             stabilization: chrono::Duration::seconds(self.stabilization_window_sec as i64),
@@ -357,7 +366,7 @@ mod tests {
         let path = dir.join("evaluation.json");
         std::fs::write(
             &path,
-            r#"{"models":[{"model":"xgboost","held_out":{"f1":0.8}}]}"#,
+            r#"{"models":[{"model":"xgboost","held_out":[{"classification":{"f1":0.8}}]}]}"#,
         )
         .unwrap();
         let config = ScalerConfig::try_parse_from([

@@ -51,7 +51,8 @@ pub struct Tallied {
 }
 
 /// The weights of the `weighted` strategy from the trainer's `evaluation.json`: each model's
-/// held-out F1 (`{model: held_out.f1}`); empty when the report cannot be read.
+/// held-out F1 (the mean over the held-out patterns, `held_out[].classification.f1`); empty
+/// when the report cannot be read.
 pub fn held_out_f1(evaluation_json: &[u8]) -> BTreeMap<String, f64> {
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(evaluation_json) else {
         return BTreeMap::new();
@@ -62,11 +63,19 @@ pub fn held_out_f1(evaluation_json: &[u8]) -> BTreeMap<String, f64> {
             models
                 .iter()
                 .filter_map(|m| {
-                    Some((
-                        m["model"].as_str()?.to_owned(),
-                        m["held_out"]["f1"].as_f64()?,
-                    ))
+                    let scores: Vec<f64> = m["held_out"]
+                        .as_array()?
+                        .iter()
+                        .filter_map(|h| h["classification"]["f1"].as_f64())
+                        .collect();
+                    (!scores.is_empty()).then(|| {
+                        (
+                            m["model"].as_str().unwrap_or_default().to_owned(),
+                            scores.iter().sum::<f64>() / scores.len() as f64,
+                        )
+                    })
                 })
+                .filter(|(model, _)| !model.is_empty())
                 .collect()
         })
         .unwrap_or_default()
@@ -198,7 +207,9 @@ mod tests {
 
     #[test]
     fn weights_come_from_the_held_out_f1() {
-        let json = br#"{"models":[{"model":"xgboost","held_out":{"f1":0.8}},{"model":"rf"}]}"#;
+        let json = br#"{"models":[{"model":"xgboost","held_out":[
+            {"pattern":"a","classification":{"f1":0.7}},
+            {"pattern":"b","classification":{"f1":0.9}}]},{"model":"rf"}]}"#;
         assert_eq!(
             held_out_f1(json),
             BTreeMap::from([("xgboost".to_owned(), 0.8)])

@@ -86,6 +86,7 @@ fn real_windows(
             existing: v.features.replicas.round() as u32,
             p95: v.features.latency_p95,
             violation: sla.violated_by(&v.features),
+            capacity_rps: v.features.capacity_per_replica,
         })
         .collect();
     windows.sort_by(|a, b| a.end.total_cmp(&b.end));
@@ -141,7 +142,7 @@ fn simulated() -> (Vec<WindowRecord>, usize) {
         START_MINUTES,
         Some(LENGTH_MINUTES),
         COMPRESSION,
-        PEAK_RPS,
+        Some(PEAK_RPS),
     )
     .expect("the trace");
     let capacities = Capacities::measure(&model, &settings, 50);

@@ -3,8 +3,10 @@
 //!
 //! Every steady window is evidence: at this load per replica the service kept, or broke, its SLA.
 //! Steady means the replica count is the one of the window before (a starting replica is not
-//! capacity), and the window before kept the SLA unless this one is over it at no less load (a
-//! backlog draining at a lower load is not capacity either; a sustained overload is). Evidence
+//! capacity); a window over the SLA counts after one within it only when its load did not jump
+//! (a jump within the window makes its mean understate what broke it), and after one over it
+//! only when that one counted and the load did not fall (a sustained overload is capacity; a
+//! backlog left by a burst or by a change of replicas is not). Evidence
 //! is counted in bins of load 5 % wide; the share of violating windows per bin is made monotone
 //! in the load (pool adjacent violators: more load never makes a violation less likely). The
 //! capacity is one bin above the highest load carried in at least [`MIN_CARRIED`] windows, and
@@ -32,6 +34,9 @@ pub const MIN_CARRIED: f64 = 3.0;
 /// Violating windows needed before a band of load counts as over the SLA: one slow window is
 /// not a capacity.
 const MIN_VIOLATIONS: f64 = 2.0;
+/// A window over the SLA whose load jumped by more than this factor over the window before is
+/// not evidence (see [`Capacity::observe`]).
+const JUMP: f64 = 1.25;
 /// Windows with less load per replica than this say nothing about capacity.
 const MIN_EVIDENCE_RPS: f64 = 0.05;
 
@@ -78,6 +83,8 @@ struct Previous {
     replicas: u32,
     load: f64,
     violated: bool,
+    /// It was counted as evidence.
+    counted: bool,
 }
 
 /// One service's capacity: the evidence and the estimate it gives.
@@ -113,14 +120,26 @@ impl Capacity {
     ) {
         let violated = settings.sla.violated(p95_seconds, error_ratio);
         let steady = self.previous.is_some_and(|p| {
-            p.replicas == replicas && (!p.violated || (violated && load >= p.load))
-        });
+            p.replicas == replicas
+                && match (p.violated, violated) {
+                    (false, false) => true,
+                    // Over the SLA after a sudden jump: the window's mean understates the
+                    // load that caused it (the jump came within it); the next window, if it
+                    // stays over, counts.
+                    (false, true) => load <= p.load * JUMP,
+                    // A sustained overload, if it began as evidence itself.
+                    (true, true) => p.counted && load >= p.load,
+                    (true, false) => false,
+                }
+        }) && load.is_finite()
+            && load >= MIN_EVIDENCE_RPS;
         self.previous = Some(Previous {
             replicas,
             load,
             violated,
+            counted: steady,
         });
-        if !(steady && load.is_finite() && load >= MIN_EVIDENCE_RPS) {
+        if !steady {
             return;
         }
         let bin = self.bins.entry(bin_of(load)).or_default();
@@ -237,11 +256,11 @@ mod tests {
     #[test]
     fn violations_bound_the_estimate() {
         let mut c = Capacity::default();
-        for i in 0..400 {
-            let load = 20.0 + f64::from(i % 60);
-            window(&mut c, load, 60.0);
-            // A violating window makes the next one unsteady: start again from a good one.
-            window(&mut c, 20.0, 60.0);
+        // Ramps from 20 to 80 rps per replica, again and again.
+        for _ in 0..15 {
+            for step in 0..=30 {
+                window(&mut c, 20.0 + 2.0 * f64::from(step), 60.0);
+            }
         }
         let estimate = c.estimate(&settings());
         assert!(estimate > 55.0 && estimate <= 61.0, "{estimate}");
@@ -264,11 +283,20 @@ mod tests {
     fn a_sustained_overload_counts_every_window() {
         let mut c = Capacity::default();
         c.observe(&settings(), 50.0, 2, Some(0.1), 0.0);
+        for load in [60.0, 61.0, 62.0] {
+            c.observe(&settings(), load, 2, Some(2.0), 0.0);
+        }
+        // A rise of a fifth counts, and so does the overload that it began.
+        assert_eq!(c.windows(), 3.0);
+        assert!(c.estimate(&settings()) <= 60.0);
+        // A jump does not (the window's mean understates what broke it), nor the backlog it
+        // leaves behind.
+        let mut c = Capacity::default();
+        c.observe(&settings(), 50.0, 2, Some(0.1), 0.0);
         for load in [90.0, 91.0, 92.0] {
             c.observe(&settings(), load, 2, Some(2.0), 0.0);
         }
-        assert_eq!(c.windows(), 3.0);
-        assert!(c.estimate(&settings()) <= 90.0);
+        assert_eq!(c.windows(), 0.0);
     }
 
     #[test]
@@ -280,8 +308,9 @@ mod tests {
         }
         assert!(c.estimate(&settings()) > 55.0);
         for _ in 0..200 {
-            window(&mut c, 30.0, 40.0);
-            window(&mut c, 50.0, 40.0);
+            for load in [30.0, 36.0, 43.0, 50.0] {
+                window(&mut c, load, 40.0);
+            }
         }
         let estimate = c.estimate(&settings());
         assert!(estimate < 50.0, "{estimate}");

@@ -1,7 +1,7 @@
 //! The policies by name, as the command line and the evaluation ask for them, and what building
 //! one needs: the trained models, the voting weights, the oracle's plan.
 
-use crate::policy::{Ballot, Hpa, Oracle, Policy, Static, Threshold, Voters};
+use crate::policy::{Ballot, Hpa, Oracle, Policy, Predictive, Static, Threshold, Voters};
 use crate::simulation::Settings;
 use decision::{Guardrails, Strategy};
 use models::{LoadedModel, ModelKind};
@@ -20,6 +20,9 @@ pub enum PolicySpec {
     /// `hpa:T[:S]`: Kubernetes HPA at T % target utilization, S seconds of scale-down
     /// stabilization (300, its default, unless given).
     Hpa(u32, u32),
+    /// `holt-winters:T`: the non-ML predictive baseline: a Holt-Winters forecast sizing
+    /// replicas ahead for T % utilization, beside HPA at T %.
+    Predictive(u32),
     /// `xgboost[:Q]`, `random_forest[:Q]`, `logistic_regression[:Q]`: one model deciding alone,
     /// sizing replicas for its P`Q` forecast (the models' default unless given).
     Model(ModelKind, Option<u32>),
@@ -30,22 +33,26 @@ pub enum PolicySpec {
 }
 
 impl PolicySpec {
-    /// The set the evaluation compares.
+    /// The set the evaluation compares: the baselines, HPA and the Holt-Winters baseline across
+    /// their targets, each model alone, the ensemble across its forecast quantiles and under
+    /// each strategy, and the oracle.
     pub fn standard() -> Vec<PolicySpec> {
-        let mut all = vec![
-            PolicySpec::Static(None),
-            PolicySpec::Threshold,
-            PolicySpec::Hpa(50, HPA_STABILIZATION),
-            PolicySpec::Hpa(REFERENCE_HPA, HPA_STABILIZATION),
-            PolicySpec::Hpa(80, HPA_STABILIZATION),
-            // The same window as the scaler's: how much of a saving is the shorter window alone.
-            PolicySpec::Hpa(
-                REFERENCE_HPA,
-                Guardrails::default().stabilization.num_seconds() as u32,
-            ),
-        ];
+        let mut all = vec![PolicySpec::Static(None), PolicySpec::Threshold];
+        all.extend(FRONTIER_TARGETS.map(|t| PolicySpec::Hpa(t, HPA_STABILIZATION)));
+        // The same window as the scaler's: how much of a saving is the shorter window alone.
+        all.push(PolicySpec::Hpa(
+            REFERENCE_HPA,
+            Guardrails::default().stabilization.num_seconds() as u32,
+        ));
+        all.extend(FRONTIER_TARGETS.map(PolicySpec::Predictive));
         all.extend(ModelKind::ALL.map(|k| PolicySpec::Model(k, None)));
-        all.extend(STRATEGIES.map(|s| PolicySpec::Ensemble(s, None)));
+        all.push(PolicySpec::Ensemble("majority", None));
+        all.extend(FRONTIER_QUANTILES.map(|q| PolicySpec::Ensemble("majority", Some(q))));
+        all.extend(
+            STRATEGIES[1..]
+                .iter()
+                .map(|s| PolicySpec::Ensemble(s, None)),
+        );
         all.push(PolicySpec::Oracle);
         all
     }
@@ -113,11 +120,18 @@ impl PolicySpec {
                     })?;
                 Ok(PolicySpec::Ensemble(strategy, percentile(quantile)?))
             }
+            "holt-winters" => {
+                let target = whole(arg, "the target utilization (%)")?;
+                if target == 0 || target > 100 {
+                    return Err(format!("{s:?}: the target utilization is 1 to 100 %"));
+                }
+                Ok(PolicySpec::Predictive(target))
+            }
             "oracle" => Ok(PolicySpec::Oracle),
             _ => match ModelKind::parse(name) {
                 Some(kind) => Ok(PolicySpec::Model(kind, percentile(arg)?)),
                 None => Err(format!(
-                    "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], xgboost[:Q], \
+                    "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], holt-winters:T, xgboost[:Q], \
                      random_forest[:Q], logistic_regression[:Q], \
                      ensemble:majority|unanimous|weighted[:Q], oracle"
                 )),
@@ -139,6 +153,7 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Threshold => f.write_str("threshold"),
             PolicySpec::Hpa(t, HPA_STABILIZATION) => write!(f, "hpa:{t}"),
             PolicySpec::Hpa(t, w) => write!(f, "hpa:{t}:{w}"),
+            PolicySpec::Predictive(t) => write!(f, "holt-winters:{t}"),
             PolicySpec::Model(kind, None) => f.write_str(kind.as_str()),
             PolicySpec::Model(kind, Some(q)) => write!(f, "{}:{q}", kind.as_str()),
             PolicySpec::Ensemble(strategy, None) => write!(f, "ensemble:{strategy}"),
@@ -147,6 +162,12 @@ impl fmt::Display for PolicySpec {
         }
     }
 }
+
+/// Target utilizations of HPA and the Holt-Winters baseline on the frontiers, %.
+pub const FRONTIER_TARGETS: [u32; 5] = [50, 60, 70, 80, 90];
+/// Forecast quantiles of the ensemble on the frontiers, %: the one setting that trades
+/// replicas for safety.
+pub const FRONTIER_QUANTILES: [u32; 5] = [50, 75, 90, 95, 99];
 
 /// The HPA target the goals are measured against (a common production setting, and for this
 /// service a p95 of about 0.19 s: three quarters of the SLA).
@@ -181,6 +202,13 @@ impl Trained {
 
     fn model(&self, kind: ModelKind) -> Arc<LoadedModel> {
         self.models[kind.as_str()].clone()
+    }
+
+    /// The forecast quantile the models size replicas for by default, in percent.
+    pub fn default_percentile(&self) -> u32 {
+        self.models.values().next().map_or(90, |m| {
+            (m.metadata().forecast.default_quantile * 100.0).round() as u32
+        })
     }
 }
 
@@ -236,6 +264,12 @@ pub fn build(
             hpa.stabilization = f64::from(*window);
             Box::new(hpa)
         }
+        PolicySpec::Predictive(target) => Box::new(Predictive::new(
+            f64::from(*target) / 100.0,
+            bounds,
+            settings.season_windows[0],
+            settings.startup_windows() + 1,
+        )),
         PolicySpec::Model(kind, quantile) => voters(
             kind.title().to_owned(),
             vec![trained()?.model(*kind)],

@@ -31,6 +31,50 @@ pub enum Command {
     /// Replays one trace under one policy and writes every window as the aggregator's
     /// development CSV, with an experiment log of its runs (training data for `trainer`).
     Export(ExportArgs),
+    /// Reads a service's request rate from your Prometheus over a range, writes it as a trace
+    /// and replays it: what the ensemble and HPA would have run on your own traffic.
+    History(HistoryArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// Base URL of the Prometheus HTTP API that scrapes the service.
+    #[arg(long, env = "PROMETHEUS_URL", default_value = "http://localhost:9090",
+          value_parser = fleet::config::http_url)]
+    pub prometheus_url: String,
+    /// The service: its Prometheus job.
+    #[arg(long, env = "REPLAY_SERVICE")]
+    pub service: String,
+    /// How far back to read, e.g. 7d, 24h.
+    #[arg(long, env = "REPLAY_SINCE", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
+    /// One trace row per this long (a minute, like the traces of ../shared/traces).
+    #[arg(long, env = "REPLAY_STEP", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub step: std::time::Duration,
+    /// Names of the request-duration histograms (without _count), comma-separated.
+    #[arg(
+        long,
+        env = "LATENCY_HISTOGRAMS",
+        value_delimiter = ',',
+        default_value = "request_duration_seconds,http_request_duration_seconds"
+    )]
+    pub latency_histograms: Vec<String>,
+    /// Where the trace is written (t_seconds,requests).
+    #[arg(long, env = "REPLAY_OUT", default_value = "output/history.csv")]
+    pub out: PathBuf,
+    /// Policies to replay it under (none: only write the trace); as `replay run --policy`.
+    #[arg(long = "policy", env = "REPLAY_POLICIES", value_delimiter = ',',
+          default_value = "hpa:70,holt-winters:70,ensemble:majority,oracle",
+          value_parser = PolicySpec::parse)]
+    pub policies: Vec<PolicySpec>,
+    /// Prints one JSON object per policy per line instead of the table.
+    #[arg(long, env = "REPLAY_JSON")]
+    pub json: bool,
+    /// The simulated service and the scaler's settings. The trace's own rates are replayed
+    /// (--peak-rps is not used): set --concurrency and --service-time-ms to what one replica of
+    /// your service serves.
+    #[command(flatten)]
+    pub sim: SimArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,6 +167,14 @@ pub struct SimArgs {
     #[arg(long, env = "REPLAY_MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_step_up: u32,
+    /// The scaler's MAX_STEP_UP_PERCENT: the share of the count one decision may add, if more.
+    #[arg(long, env = "REPLAY_MAX_STEP_UP_PERCENT",
+          default_value_t = Guardrails::default().max_step_up_percent)]
+    pub max_step_up_percent: u32,
+    /// The scaler's MAX_STEP_DOWN_PERCENT: the share one decision may remove, if more.
+    #[arg(long, env = "REPLAY_MAX_STEP_DOWN_PERCENT",
+          default_value_t = Guardrails::default().max_step_down_percent)]
+    pub max_step_down_percent: u32,
     /// The scaler's MAX_STEP_DOWN: most replicas removed by one decision.
     #[arg(long, env = "REPLAY_MAX_STEP_DOWN", default_value_t = Guardrails::default().max_step_down,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -177,7 +229,9 @@ impl SimArgs {
                 min_replicas: self.min_replicas,
                 max_replicas: self.max_replicas,
                 max_step_up: self.max_step_up,
+                max_step_up_percent: self.max_step_up_percent,
                 max_step_down: self.max_step_down,
+                max_step_down_percent: self.max_step_down_percent,
                 scale_up_cooldown: Duration::seconds(i64::from(self.scale_up_cooldown_sec)),
                 scale_down_cooldown: Duration::seconds(i64::from(self.scale_down_cooldown_sec)),
                 stabilization: Duration::seconds(i64::from(self.stabilization_window_sec)),
@@ -207,7 +261,7 @@ impl SimArgs {
             0,
             Some(self.warmup_minutes),
             self.compression,
-            self.peak_rps,
+            Some(self.peak_rps),
         )?;
         let capacity = crate::evaluate::warm_capacity(model, &settings, &warmup)?;
         Ok(Settings {
@@ -303,6 +357,10 @@ pub struct RunArgs {
     /// Prints one JSON object per policy per line instead of the table.
     #[arg(long, env = "REPLAY_JSON")]
     pub json: bool,
+    /// Replays the trace's own rates instead of scaling its busiest minute to --peak-rps (a
+    /// trace of your own service, from `replay history`).
+    #[arg(long, env = "REPLAY_RECORDED_RATES")]
+    pub recorded_rates: bool,
     #[command(flatten)]
     pub sim: SimArgs,
 }
@@ -318,6 +376,11 @@ pub struct EvaluateArgs {
     /// Only these traces (nasa, alibaba, twitter); default all three.
     #[arg(long = "trace", env = "REPLAY_TRACES", value_delimiter = ',')]
     pub traces: Vec<String>,
+    /// Only these scenarios (demo, quarter, fourfold, demo-100, quarter-100, fourfold-100);
+    /// default all six. Each sets its own slots, replica bound and busiest minute, which
+    /// --concurrency, --max-replicas and --peak-rps do not change here.
+    #[arg(long = "scenario", env = "REPLAY_SCENARIOS", value_delimiter = ',')]
+    pub scenarios: Vec<String>,
     /// The TrueType font of the plots.
     #[arg(long, env = "REPLAY_FONT", default_value = crate::plot::DEFAULT_FONT)]
     pub font: PathBuf,
@@ -342,9 +405,29 @@ impl Validate for ReplayConfig {
                         ));
                     }
                 }
+                for key in &evaluate.scenarios {
+                    if !crate::evaluate::SCENARIOS.iter().any(|s| s.key == key) {
+                        return Err(format!(
+                            "REPLAY_SCENARIOS (--scenario): {key:?} is not demo, quarter, \
+                             fourfold, demo-100, quarter-100 or fourfold-100"
+                        ));
+                    }
+                }
                 evaluate.sim.validate()
             }
             Command::Calibrate(sim) => sim.validate(),
+            Command::History(history) => {
+                contract::validate_service(&history.service)
+                    .map_err(|e| format!("REPLAY_SERVICE (--service): {e}"))?;
+                if history.step.as_secs() == 0 || history.since < history.step {
+                    return Err(
+                        "REPLAY_STEP (--step) must be a second or more, and REPLAY_SINCE \
+                         (--since) at least one step"
+                            .into(),
+                    );
+                }
+                history.sim.validate()
+            }
             Command::Export(export) => {
                 if export.policy.needs_models() {
                     return Err(

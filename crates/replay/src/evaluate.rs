@@ -1,4 +1,5 @@
-//! The evaluation: every policy on every trace, from one command, on both cores.
+//! The evaluation: every policy on every trace, for every service profile and scale, from one
+//! command, on both cores.
 
 use crate::calibration::{Calibration, calibrate};
 use crate::catalog::{PolicySpec, Trained, build};
@@ -10,6 +11,7 @@ use anyhow::Context;
 use demo_service::DemoConfig;
 use features::Capacity;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +19,73 @@ use std::time::Instant;
 
 /// Steady windows measured per replica count for the oracle's capacities.
 pub const CAPACITY_WINDOWS: u32 = 200;
+
+/// A service profile at a scale: what one replica is, how many may run, and the busiest
+/// minute, at about three quarters of what the most replicas carry within the SLA.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scenario {
+    /// Short name, for file names.
+    pub key: &'static str,
+    pub title: &'static str,
+    pub profile: Profile,
+    pub max_replicas: u32,
+    /// The trace's busiest minute becomes this many requests per second.
+    pub peak_rps: f64,
+}
+
+const fn profile(concurrency: u32) -> Profile {
+    Profile {
+        concurrency,
+        service_time_ms: demo_service::DEFAULT_SERVICE_TIME_MS,
+    }
+}
+
+/// The demo's profile (4 slots of 50 ms), a quarter of its capacity (1 slot) and four times
+/// (16 slots), each at the demo scale (at most 10 replicas) and at tens of replicas (100).
+pub const SCENARIOS: [Scenario; 6] = [
+    Scenario {
+        key: "demo",
+        title: "the demo's profile (4 slots), up to 10 replicas",
+        profile: profile(4),
+        max_replicas: 10,
+        peak_rps: 500.0,
+    },
+    Scenario {
+        key: "quarter",
+        title: "a quarter of its capacity (1 slot), up to 10 replicas",
+        profile: profile(1),
+        max_replicas: 10,
+        peak_rps: 60.0,
+    },
+    Scenario {
+        key: "fourfold",
+        title: "four times its capacity (16 slots), up to 10 replicas",
+        profile: profile(16),
+        max_replicas: 10,
+        peak_rps: 2_200.0,
+    },
+    Scenario {
+        key: "demo-100",
+        title: "the demo's profile, up to 100 replicas",
+        profile: profile(4),
+        max_replicas: 100,
+        peak_rps: 5_000.0,
+    },
+    Scenario {
+        key: "quarter-100",
+        title: "a quarter of its capacity, up to 100 replicas",
+        profile: profile(1),
+        max_replicas: 100,
+        peak_rps: 600.0,
+    },
+    Scenario {
+        key: "fourfold-100",
+        title: "four times its capacity, up to 100 replicas",
+        profile: profile(16),
+        max_replicas: 100,
+        peak_rps: 22_000.0,
+    },
+];
 
 /// What to evaluate, and how.
 #[derive(Debug, Clone)]
@@ -28,17 +97,18 @@ pub struct Plan {
     /// ...and the experiment log of its runs.
     pub experiments: PathBuf,
     pub traces: Vec<TraceSpec>,
+    pub scenarios: Vec<Scenario>,
     pub policies: Vec<PolicySpec>,
     pub compression: f64,
-    pub peak_rps: f64,
-    /// The simulated replica's slots and service time.
-    pub profile: Profile,
+    /// Settings of every run; each scenario sets its own bounds.
     pub settings: Settings,
+    /// The trace and minutes the capacity estimates warm up on (none: from the prior).
+    pub warmup: Option<(PathBuf, u64)>,
     /// Runs at once.
     pub jobs: usize,
 }
 
-/// One trace's runs.
+/// One trace's runs in one scenario.
 pub struct TraceResult {
     pub spec: TraceSpec,
     pub minutes: usize,
@@ -46,14 +116,24 @@ pub struct TraceResult {
     pub runs: Vec<(PolicySpec, Run)>,
 }
 
-/// Everything measured.
-pub struct Evaluation {
-    pub plan: Plan,
+/// One scenario's runs.
+pub struct ScenarioResult {
+    pub scenario: Scenario,
     pub model: ServiceModel,
-    pub calibration: Calibration,
+    /// The settings its runs had (bounds, warmed-up capacity).
+    pub settings: Settings,
     /// What each replica count carries within the SLA (the oracle's).
     pub capacities: Capacities,
     pub traces: Vec<TraceResult>,
+}
+
+/// Everything measured.
+pub struct Evaluation {
+    pub plan: Plan,
+    /// The forecast quantile the models size for by default, in percent.
+    pub default_percentile: Option<u32>,
+    pub calibration: Calibration,
+    pub scenarios: Vec<ScenarioResult>,
     /// Wall-clock seconds the evaluation took.
     pub took_seconds: f64,
 }
@@ -125,18 +205,18 @@ pub fn warm_capacity(
     .capacity)
 }
 
-/// One trace to run every policy on.
+/// One trace to run every policy on, with the service and settings it runs with.
 pub struct Replayed<'a> {
     pub name: &'a str,
     pub load: &'a TraceLoad,
     pub oracle: &'a Oracle,
+    pub model: &'a ServiceModel,
+    pub settings: &'a Settings,
 }
 
 /// Runs every policy on every trace, `jobs` runs at once, with a progress bar; the runs of
 /// each trace in the order of `policies`.
 pub fn run_policies(
-    model: &ServiceModel,
-    settings: &Settings,
     traces: &[Replayed<'_>],
     policies: &[PolicySpec],
     trained: Option<&Trained>,
@@ -147,7 +227,7 @@ pub fn run_policies(
         .collect();
     let total: u64 = work
         .iter()
-        .map(|(t, _)| (traces[*t].load.duration / settings.interval) as u64)
+        .map(|(t, _)| (traces[*t].load.duration / traces[*t].settings.interval) as u64)
         .sum();
     let bar = ProgressBar::new(total).with_style(
         ProgressStyle::with_template(
@@ -167,7 +247,7 @@ pub fn run_policies(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((t, spec)) = work.get(i) else { return };
                     let trace = &traces[*t];
-                    let mut policy = match build(spec, settings, trace.oracle, trained) {
+                    let mut policy = match build(spec, trace.settings, trace.oracle, trained) {
                         Ok(p) => p,
                         Err(e) => {
                             *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -184,8 +264,8 @@ pub fn run_policies(
                             rate: &rate,
                             duration: trace.load.duration,
                         },
-                        model,
-                        settings,
+                        trace.model,
+                        trace.settings,
                         policy.as_mut(),
                         initial,
                         Some(&bar),
@@ -211,69 +291,124 @@ pub fn run_policies(
         .collect())
 }
 
-/// Runs every policy of `plan` on every trace of it.
-pub fn evaluate(plan: Plan) -> anyhow::Result<Evaluation> {
-    let started = Instant::now();
-    let (demo, calibration) = calibrated_model(&plan.dataset, &plan.experiments, &plan.settings)?;
-    let model = demo.with_profile(plan.profile);
-    let trained = if plan.policies.iter().any(PolicySpec::needs_models) {
-        Some(Trained::load(&plan.models_dir)?)
-    } else {
-        None
+/// A scenario ready to run: its service, settings and the oracle's capacities.
+struct Prepared {
+    scenario: Scenario,
+    model: ServiceModel,
+    settings: Settings,
+    capacities: Capacities,
+    loads: Vec<(TraceSpec, TraceLoad, Oracle)>,
+}
+
+fn prepare(plan: &Plan, demo: &ServiceModel, scenario: Scenario) -> anyhow::Result<Prepared> {
+    let model = demo.with_profile(scenario.profile);
+    let mut settings = Settings {
+        guardrails: plan.settings.guardrails.with_bounds(
+            Some(plan.settings.guardrails.min_replicas),
+            Some(scenario.max_replicas),
+        ),
+        ..plan.settings.clone()
     };
-    let capacities = Capacities::measure(&model, &plan.settings, CAPACITY_WINDOWS);
-    let mut loads: Vec<(TraceLoad, Oracle)> = Vec::new();
+    if let Some((file, minutes)) = &plan.warmup {
+        let warmup = traces::load(
+            file,
+            0,
+            Some(*minutes),
+            plan.compression,
+            Some(scenario.peak_rps),
+        )?;
+        settings.capacity_start = Some(warm_capacity(&model, &settings, &warmup)?);
+    }
+    let capacities = Capacities::measure(&model, &settings, CAPACITY_WINDOWS);
+    let mut loads = Vec::new();
     for spec in &plan.traces {
         let load = traces::load(
             &plan.traces_dir.join(spec.file),
             spec.start_minutes,
             spec.length_minutes,
             plan.compression,
-            plan.peak_rps,
+            Some(scenario.peak_rps),
         )?;
-        let oracle = Oracle::plan(
-            &|t| load.rate(t),
-            load.duration,
-            &capacities,
-            &plan.settings,
-        );
-        loads.push((load, oracle));
+        let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &capacities, &settings);
+        loads.push((*spec, load, oracle));
     }
-    let replayed: Vec<Replayed<'_>> = plan
-        .traces
+    Ok(Prepared {
+        scenario,
+        model,
+        settings,
+        capacities,
+        loads,
+    })
+}
+
+/// Runs every policy of `plan` on every trace of it, in every scenario.
+pub fn evaluate(mut plan: Plan) -> anyhow::Result<Evaluation> {
+    let started = Instant::now();
+    let (demo, calibration) = calibrated_model(&plan.dataset, &plan.experiments, &plan.settings)?;
+    let trained = if plan.policies.iter().any(PolicySpec::needs_models) {
+        Some(Trained::load(&plan.models_dir)?)
+    } else {
+        None
+    };
+    // The default quantile is run once, as itself, not again as one of the frontier's.
+    if let Some(default) = trained.as_ref().map(Trained::default_percentile)
+        && plan
+            .policies
+            .contains(&PolicySpec::Ensemble("majority", None))
+    {
+        plan.policies
+            .retain(|p| *p != PolicySpec::Ensemble("majority", Some(default)));
+    }
+    let prepared: Vec<Prepared> = plan
+        .scenarios
         .iter()
-        .zip(&loads)
-        .map(|(spec, (load, oracle))| Replayed {
-            name: spec.key,
-            load,
-            oracle,
+        .map(|s| prepare(&plan, &demo, *s))
+        .collect::<anyhow::Result<_>>()?;
+    let replayed: Vec<Replayed<'_>> = prepared
+        .iter()
+        .flat_map(|p| {
+            p.loads.iter().map(move |(spec, load, oracle)| Replayed {
+                name: spec.key,
+                load,
+                oracle,
+                model: &p.model,
+                settings: &p.settings,
+            })
         })
         .collect();
-    let runs = run_policies(
-        &model,
-        &plan.settings,
-        &replayed,
-        &plan.policies,
-        trained.as_ref(),
-        plan.jobs,
-    )?;
-    let traces = plan
-        .traces
-        .iter()
-        .zip(&loads)
-        .zip(runs)
-        .map(|((spec, (load, _)), runs)| TraceResult {
-            spec: *spec,
-            minutes: load.minutes,
-            runs: plan.policies.iter().cloned().zip(runs).collect(),
+    let mut runs =
+        run_policies(&replayed, &plan.policies, trained.as_ref(), plan.jobs)?.into_iter();
+    let scenarios = prepared
+        .into_iter()
+        .map(|p| {
+            let traces = p
+                .loads
+                .iter()
+                .map(|(spec, load, _)| TraceResult {
+                    spec: *spec,
+                    minutes: load.minutes,
+                    runs: plan
+                        .policies
+                        .iter()
+                        .cloned()
+                        .zip(runs.next().unwrap_or_default())
+                        .collect(),
+                })
+                .collect();
+            ScenarioResult {
+                scenario: p.scenario,
+                model: p.model,
+                settings: p.settings,
+                capacities: p.capacities,
+                traces,
+            }
         })
         .collect();
     Ok(Evaluation {
+        default_percentile: trained.as_ref().map(Trained::default_percentile),
         plan,
-        model,
         calibration,
-        capacities,
-        traces,
+        scenarios,
         took_seconds: started.elapsed().as_secs_f64(),
     })
 }

@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod cli;
 pub mod evaluate;
 pub mod export;
+pub mod history;
 pub mod plot;
 pub mod policy;
 pub mod queueing;
@@ -22,7 +23,7 @@ pub mod simulation;
 pub mod traces;
 
 use catalog::{PolicySpec, Trained};
-use cli::{EvaluateArgs, ExportArgs, RunArgs, SimArgs};
+use cli::{EvaluateArgs, ExportArgs, HistoryArgs, RunArgs, SimArgs};
 use evaluate::{Replayed, calibrated_model, run_policies};
 use policy::{Capacities, Oracle};
 use std::path::Path;
@@ -41,9 +42,19 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
         args.start_minutes,
         args.length_minutes,
         args.sim.compression,
-        args.sim.peak_rps,
+        (!args.recorded_rates).then_some(args.sim.peak_rps),
     )?;
-    let capacities = Capacities::measure(&model, &settings, evaluate::CAPACITY_WINDOWS);
+    // Only the oracle and static need what each count carries measured; the others only take
+    // their starting count from the plan.
+    let capacities = if args
+        .policies
+        .iter()
+        .any(|p| matches!(p, PolicySpec::Oracle | PolicySpec::Static(None)))
+    {
+        Capacities::measure(&model, &settings, evaluate::CAPACITY_WINDOWS)
+    } else {
+        Capacities::rough(&model, settings.guardrails.max_replicas)
+    };
     let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &capacities, &settings);
     let trained = if args.policies.iter().any(PolicySpec::needs_models) {
         Some(Trained::load(&args.sim.models)?)
@@ -56,12 +67,12 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
         .and_then(|s| s.to_str())
         .unwrap_or("trace");
     let runs = run_policies(
-        &model,
-        &settings,
         &[Replayed {
             name,
             load: &load,
             oracle: &oracle,
+            model: &model,
+            settings: &settings,
         }],
         &args.policies,
         trained.as_ref(),
@@ -94,6 +105,7 @@ fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
         "existing",
         "p95",
         "violation",
+        "capacity_rps",
     ])?;
     for run in runs {
         for w in &run.windows {
@@ -105,6 +117,7 @@ fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
                 w.existing.to_string(),
                 w.p95.map_or(String::new(), |p| format!("{p:.4}")),
                 w.violation.to_string(),
+                w.capacity_rps.map_or(String::new(), |c| format!("{c:.2}")),
             ])?;
         }
     }
@@ -112,7 +125,8 @@ fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `replay evaluate`: every policy on every trace; writes EVALUATION.md, plots, results.json.
+/// `replay evaluate`: every policy on every trace in every scenario; writes EVALUATION.md,
+/// plots, results.json.
 pub fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<String> {
     plot::use_font(&args.font)?;
     let settings = args.sim.settings();
@@ -120,88 +134,131 @@ pub fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<String> {
         .into_iter()
         .filter(|t| args.traces.is_empty() || args.traces.iter().any(|k| k == t.key))
         .collect();
+    let scenarios = evaluate::SCENARIOS
+        .into_iter()
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.iter().any(|k| k == s.key))
+        .collect();
     let evaluation = evaluate::evaluate(evaluate::Plan {
         traces_dir: args.traces_dir.clone(),
         models_dir: args.sim.models.clone(),
         dataset: args.sim.dataset.clone(),
         experiments: args.sim.experiments.clone(),
         traces,
+        scenarios,
         policies: PolicySpec::standard(),
         compression: args.sim.compression,
-        peak_rps: args.sim.peak_rps,
-        profile: args.sim.profile(),
         settings,
+        warmup: (args.sim.warmup_minutes > 0)
+            .then(|| (args.sim.warmup_trace.clone(), args.sim.warmup_minutes)),
         jobs: args.sim.jobs(),
     })?;
     let plots = draw_plots(&evaluation, &args.docs)?;
     report::write(&evaluation, &args.docs, &plots, EVALUATE_COMMAND)?;
     let mut summary = String::new();
-    for trace in &evaluation.traces {
-        summary.push_str(&format!(
-            "{}\n{}\n",
-            trace.spec.title,
-            report::trace_table(&trace.runs)
-        ));
+    for scenario in &evaluation.scenarios {
+        for trace in &scenario.traces {
+            summary.push_str(&format!(
+                "{}, {}\n{}\n",
+                trace.spec.title,
+                scenario.scenario.title,
+                report::trace_table(&trace.runs)
+            ));
+        }
     }
     summary.push_str(&format!(
-        "written: {}, {}/evaluation/",
+        "written: {}, {}/evaluation/ in {:.0} s",
         args.docs.join("EVALUATION.md").display(),
-        args.docs.display()
+        args.docs.display(),
+        evaluation.took_seconds
     ));
     Ok(summary)
 }
 
-/// The policies drawn on the plots.
+/// The policies drawn on the time plots.
 const PLOTTED: [PolicySpec; 4] = [
     PolicySpec::Oracle,
     PolicySpec::Hpa(catalog::REFERENCE_HPA, catalog::HPA_STABILIZATION),
-    PolicySpec::Threshold,
+    PolicySpec::Predictive(catalog::REFERENCE_HPA),
     PolicySpec::Ensemble("majority", None),
 ];
 /// Windows in the close-up of the busiest hours (one trace minute each at compression 6).
 const CLOSE_UP_WINDOWS: usize = 360;
 
+/// The PNGs of one trace in one scenario, relative to the docs folder.
+#[derive(Debug, Clone, Default)]
+pub struct Plots {
+    pub frontier: String,
+    /// The whole replay and its busiest hours, for the demo scenario.
+    pub timelines: Vec<String>,
+}
+
 fn draw_plots(
     evaluation: &evaluate::Evaluation,
     docs: &Path,
-) -> anyhow::Result<Vec<(String, Vec<String>)>> {
+) -> anyhow::Result<Vec<((String, String), Plots)>> {
     let plan = &evaluation.plan;
     let hours_per_window = plan.settings.interval * plan.compression / 3600.0;
     std::fs::create_dir_all(docs.join("evaluation"))?;
     let mut all = Vec::new();
-    for trace in &evaluation.traces {
-        let lines: Vec<plot::Line<'_>> = PLOTTED
-            .iter()
-            .filter_map(|spec| trace.runs.iter().find(|(s, _)| s == spec))
-            .zip(plot::COLORS)
-            .map(|((_, run), color)| plot::Line {
-                name: &run.summary.policy,
-                windows: &run.windows,
-                color,
-            })
-            .collect();
-        let Some(first) = lines.first() else { continue };
-        let windows = first.windows.len();
-        let close_up = plot::busiest(first.windows, CLOSE_UP_WINDOWS);
-        let mut files = Vec::new();
-        for (suffix, range, what) in [
-            ("", 0..windows, "the whole replay"),
-            ("-busiest", close_up, "the busiest hours"),
-        ] {
-            let file = format!("evaluation/{}{suffix}.png", trace.spec.key);
-            plot::trace_plot(
-                &docs.join(&file),
-                &format!("{}: {what}", trace.spec.title),
-                &lines,
-                range,
-                hours_per_window,
-                plan.settings.sla.p95_seconds,
+    for scenario in &evaluation.scenarios {
+        let key = scenario.scenario.key;
+        for trace in &scenario.traces {
+            let mut plots = Plots {
+                frontier: format!("evaluation/frontier-{}-{key}.png", trace.spec.key),
+                ..Plots::default()
+            };
+            plot::frontier_plot(
+                &docs.join(&plots.frontier),
+                &format!("{}: {}", trace.spec.title, scenario.scenario.title),
+                &report::frontiers(&trace.runs),
             )?;
-            files.push(file);
+            if key == evaluate::SCENARIOS[0].key {
+                plots.timelines = timelines(trace, docs, hours_per_window, plan)?;
+            }
+            all.push(((trace.spec.key.to_owned(), key.to_owned()), plots));
         }
-        all.push((trace.spec.key.to_owned(), files));
     }
     Ok(all)
+}
+
+fn timelines(
+    trace: &evaluate::TraceResult,
+    docs: &Path,
+    hours_per_window: f64,
+    plan: &evaluate::Plan,
+) -> anyhow::Result<Vec<String>> {
+    let lines: Vec<plot::Line<'_>> = PLOTTED
+        .iter()
+        .filter_map(|spec| trace.runs.iter().find(|(s, _)| s == spec))
+        .zip(plot::COLORS)
+        .map(|((_, run), color)| plot::Line {
+            name: &run.summary.policy,
+            windows: &run.windows,
+            color,
+        })
+        .collect();
+    let Some(first) = lines.first() else {
+        return Ok(Vec::new());
+    };
+    let windows = first.windows.len();
+    let close_up = plot::busiest(first.windows, CLOSE_UP_WINDOWS);
+    let mut files = Vec::new();
+    for (suffix, range, what) in [
+        ("", 0..windows, "the whole replay"),
+        ("-busiest", close_up, "the busiest hours"),
+    ] {
+        let file = format!("evaluation/{}{suffix}.png", trace.spec.key);
+        plot::trace_plot(
+            &docs.join(&file),
+            &format!("{}: {what}", trace.spec.title),
+            &lines,
+            range,
+            hours_per_window,
+            plan.settings.sla.p95_seconds,
+        )?;
+        files.push(file);
+    }
+    Ok(files)
 }
 
 /// `replay export`: one trace through the simulated service, as training data.
@@ -214,7 +271,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<String> {
         args.start_minutes,
         args.length_minutes,
         args.sim.compression,
-        args.sim.peak_rps,
+        Some(args.sim.peak_rps),
     )?;
     // Only the starting count comes from it: no need to measure.
     let capacities = Capacities::rough(&model, settings.guardrails.max_replicas);
@@ -237,6 +294,60 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<String> {
         args.out.with_extension("csv").display(),
         args.out.with_extension("experiments.csv").display()
     ))
+}
+
+/// `replay history`: a service's own traffic from Prometheus, written as a trace and replayed.
+pub fn history_command(args: &HistoryArgs) -> anyhow::Result<String> {
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let step = args.step.as_secs().max(1);
+    let end = end / step * step;
+    let start = end.saturating_sub(args.since.as_secs() / step * step);
+    let client = metrics_aggregator::prometheus::PrometheusClient::new(
+        &args.prometheus_url,
+        std::time::Duration::from_secs(30),
+    )?;
+    let histograms: Vec<String> = args
+        .latency_histograms
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .collect();
+    let read = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(history::read(
+            &client,
+            &args.service,
+            &histograms,
+            start,
+            end,
+            args.step,
+        ))?;
+    history::write(&args.out, &read, args.step)?;
+    let mut out = format!(
+        "{} rows of {} s written to {} ({} without a sample, written as 0)\n",
+        read.requests.len(),
+        step,
+        args.out.display(),
+        read.missing
+    );
+    if args.policies.is_empty() {
+        return Ok(out);
+    }
+    out.push_str(&run_command(&RunArgs {
+        trace: args.out.clone(),
+        start_minutes: 0,
+        length_minutes: None,
+        policies: args.policies.clone(),
+        windows_csv: None,
+        json: args.json,
+        recorded_rates: true,
+        sim: args.sim.clone(),
+    })?);
+    Ok(out)
 }
 
 /// `replay calibrate`: the calibration table.

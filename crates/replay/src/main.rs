@@ -7,6 +7,7 @@ fn main() {
         Command::Evaluate(args) => replay::evaluate_command(args),
         Command::Calibrate(args) => replay::calibrate_command(args),
         Command::Export(args) => replay::export_command(args),
+        Command::History(args) => replay::history_command(args),
     };
     match result {
         Ok(out) => println!("{out}"),

@@ -217,6 +217,71 @@ pub fn busiest(windows: &[WindowRecord], length: usize) -> Range<usize> {
     start..(start + length).min(windows.len())
 }
 
+/// One policy's settings on a frontier: (replica-minutes, violation minutes, setting) each.
+pub struct Frontier {
+    pub name: String,
+    pub points: Vec<(f64, f64, String)>,
+}
+
+/// Replica-minutes against violation minutes: one line per policy across its settings (a
+/// single point for the oracle), so that a policy that is cheaper and safer than another shows
+/// below and left of it.
+pub fn frontier_plot(path: &Path, title: &str, frontiers: &[Frontier]) -> anyhow::Result<()> {
+    draw_frontiers(path, title, frontiers)
+        .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
+}
+
+fn draw_frontiers(path: &Path, title: &str, frontiers: &[Frontier]) -> Result<()> {
+    let points = || frontiers.iter().flat_map(|f| &f.points);
+    let (x_min, x_max) = points().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+        (lo.min(p.0), hi.max(p.0))
+    });
+    if !x_min.is_finite() {
+        return Err("nothing to draw".into());
+    }
+    let y_max = points().map(|p| p.1).fold(1.0, f64::max);
+    let pad = (x_max - x_min).max(1.0) * 0.08;
+    let root = BitMapBackend::new(path, (1200, 800)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let root = root.titled(title, ("sans-serif", 24))?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(16)
+        .x_label_area_size(50)
+        .y_label_area_size(80)
+        .build_cartesian_2d((x_min - pad)..(x_max + pad), 0.0..(y_max * 1.12))?;
+    chart
+        .configure_mesh()
+        .x_desc("replica-minutes (cost)")
+        .y_desc("SLA-violation minutes")
+        .label_style(("sans-serif", 16))
+        .draw()?;
+    for (frontier, color) in frontiers.iter().zip(COLORS.iter().cycle()) {
+        let color = *color;
+        let xy: Vec<(f64, f64)> = frontier.points.iter().map(|p| (p.0, p.1)).collect();
+        chart
+            .draw_series(LineSeries::new(xy.clone(), color.stroke_width(2)))?
+            .label(frontier.name.as_str())
+            .legend(move |(x, y)| Circle::new((x + 12, y), 5, color.filled()));
+        chart.draw_series(xy.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
+        chart.draw_series(frontier.points.iter().map(|p| {
+            Text::new(
+                p.2.clone(),
+                (p.0, p.1),
+                ("sans-serif", 14).into_font().color(&color),
+            )
+        }))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +294,7 @@ mod tests {
             existing,
             p95,
             violation: false,
+            capacity_rps: None,
         }
     }
 

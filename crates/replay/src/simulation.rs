@@ -59,6 +59,11 @@ impl Settings {
         [86_400.0, 604_800.0].map(|period| (period / trace_seconds_per_window).round() as usize)
     }
 
+    /// Windows a new replica takes to serve (the start-up delay, rounded up).
+    pub fn startup_windows(&self) -> usize {
+        (self.startup_delay / self.interval).ceil().max(0.0) as usize
+    }
+
     /// The replica counts every policy stays within.
     pub fn bounds(&self) -> Bounds {
         Bounds {
@@ -107,6 +112,8 @@ pub struct WindowRecord {
     /// p95 latency as the aggregator reads it; `None` without requests.
     pub p95: Option<f64>,
     pub violation: bool,
+    /// The simulated aggregator's capacity estimate per replica, requests per second.
+    pub capacity_rps: Option<f64>,
 }
 
 /// The figures of one run.
@@ -215,6 +222,7 @@ pub fn run_with(
                 violation: features
                     .as_ref()
                     .is_some_and(|f| settings.sla.violated_by(f)),
+                capacity_rps: features.as_ref().and_then(|f| f.capacity_per_replica),
             });
             if let Some(record) = records.last() {
                 on_window(record, features.as_ref());

@@ -1,5 +1,6 @@
-//! A minimal client of the Prometheus HTTP API: instant queries at a given time, answers read
-//! into `(labels, value)` samples, every failure classified.
+//! A minimal client of the Prometheus HTTP API: instant queries at a given time (answers read
+//! into `(labels, value)` samples) and range queries (series of `(time, value)` points), every
+//! failure classified.
 
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -67,6 +68,21 @@ struct Data {
     result: serde_json::Value,
 }
 
+/// One series of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: HashMap<String, String>,
+    /// `(Unix seconds, value)`, in time order.
+    pub points: Vec<(f64, f64)>,
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    #[serde(default)]
+    metric: HashMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
 #[derive(Deserialize)]
 struct VectorSample {
     #[serde(default)]
@@ -93,10 +109,45 @@ impl PrometheusClient {
 
     /// Evaluates `promql` at Unix time `at_secs`; the answer must be an instant vector.
     pub async fn query(&self, promql: &str, at_secs: u64) -> Result<Vec<Sample>, QueryError> {
+        let body = self
+            .get(
+                "query",
+                &[("query", promql), ("time", &at_secs.to_string())],
+            )
+            .await?;
+        parse_vector(&body)
+    }
+
+    /// Evaluates `promql` every `step_secs` from `start` to `end` (Unix seconds); the answer
+    /// must be a range vector (Prometheus answers at most 11,000 points per series: split longer
+    /// ranges).
+    pub async fn query_range(
+        &self,
+        promql: &str,
+        start: u64,
+        end: u64,
+        step_secs: u64,
+    ) -> Result<Vec<Series>, QueryError> {
+        let body = self
+            .get(
+                "query_range",
+                &[
+                    ("query", promql),
+                    ("start", &start.to_string()),
+                    ("end", &end.to_string()),
+                    ("step", &step_secs.max(1).to_string()),
+                ],
+            )
+            .await?;
+        parse_matrix(&body)
+    }
+
+    /// GETs `/api/v1/<endpoint>` and returns the body of an answer worth parsing.
+    async fn get(&self, endpoint: &str, params: &[(&str, &str)]) -> Result<Vec<u8>, QueryError> {
         let response = self
             .http
-            .get(format!("{}/api/v1/query", self.base))
-            .query(&[("query", promql), ("time", &at_secs.to_string())])
+            .get(format!("{}/api/v1/{endpoint}", self.base))
+            .query(params)
             .send()
             .await
             .map_err(|e| QueryError::Unreachable(without_url(e)))?;
@@ -115,12 +166,12 @@ impl PrometheusClient {
                 body: snippet,
             });
         }
-        parse_vector(&body)
+        Ok(body.to_vec())
     }
 }
 
-/// Reads an API answer that should hold an instant vector.
-pub fn parse_vector(body: &[u8]) -> Result<Vec<Sample>, QueryError> {
+/// The result of a successful answer whose result is of `kind` (`vector`, `matrix`).
+fn result_of(body: &[u8], kind: &str) -> Result<serde_json::Value, QueryError> {
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| QueryError::Malformed(e.to_string()))?;
     if envelope.status != "success" {
@@ -132,14 +183,44 @@ pub fn parse_vector(body: &[u8]) -> Result<Vec<Sample>, QueryError> {
     let data = envelope
         .data
         .ok_or_else(|| QueryError::Malformed("success without data".into()))?;
-    if data.result_type != "vector" {
+    if data.result_type != kind {
         return Err(QueryError::Malformed(format!(
-            "expected a vector, got a {}",
+            "expected a {kind}, got a {}",
             data.result_type
         )));
     }
+    Ok(data.result)
+}
+
+/// Reads an API answer that should hold a range vector.
+pub fn parse_matrix(body: &[u8]) -> Result<Vec<Series>, QueryError> {
+    let series: Vec<MatrixSeries> = serde_json::from_value(result_of(body, "matrix")?)
+        .map_err(|e| QueryError::Malformed(e.to_string()))?;
+    series
+        .into_iter()
+        .map(|s| {
+            let points = s
+                .values
+                .into_iter()
+                .map(|(t, v)| {
+                    parse_value(&v)
+                        .map(|v| (t, v))
+                        .ok_or_else(|| QueryError::Malformed(format!("sample value {v:?}")))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Series {
+                labels: s.metric,
+                points,
+            })
+        })
+        .collect()
+}
+
+/// Reads an API answer that should hold an instant vector.
+pub fn parse_vector(body: &[u8]) -> Result<Vec<Sample>, QueryError> {
+    let result = result_of(body, "vector")?;
     let samples: Vec<VectorSample> =
-        serde_json::from_value(data.result).map_err(|e| QueryError::Malformed(e.to_string()))?;
+        serde_json::from_value(result).map_err(|e| QueryError::Malformed(e.to_string()))?;
     samples
         .into_iter()
         .map(|s| {
@@ -191,6 +272,19 @@ mod tests {
         assert_eq!(samples[0].value, 42.5);
         assert!(samples[1].value.is_nan());
         assert_eq!(samples[2].value, f64::INFINITY);
+    }
+
+    #[test]
+    fn reads_matrices() {
+        let body = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"job":"orders"},"values":[[1712345640,"2.5"],[1712345700,"3"]]}]}}"#;
+        let series = parse_matrix(body).unwrap();
+        assert_eq!(
+            series[0].points,
+            vec![(1712345640.0, 2.5), (1712345700.0, 3.0)]
+        );
+        let vector = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(parse_matrix(vector).unwrap_err().kind(), "malformed");
     }
 
     #[test]

@@ -3,5 +3,5 @@
 mod client;
 mod queries;
 
-pub use client::{PrometheusClient, QueryError};
-pub use queries::{Missing, QueryPlan, observe, request_rates};
+pub use client::{PrometheusClient, QueryError, Series};
+pub use queries::{Missing, QueryPlan, observe, request_rates, service_request_rate};

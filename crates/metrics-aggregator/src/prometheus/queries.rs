@@ -134,6 +134,20 @@ pub async fn request_rates(
     Ok(by_job(samples))
 }
 
+/// The PromQL of one service's request rate over `window_secs` (what `replay history` reads a
+/// user's traffic with).
+pub fn service_request_rate(job: &str, window_secs: u64, histograms: &[String]) -> String {
+    let count = series(
+        histograms,
+        "count",
+        &format!(
+            r#", job="{}""#,
+            job.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
+    );
+    format!("sum(rate({count}[{window_secs}s]))")
+}
+
 /// Jobs that export one of the request histograms.
 fn discovery(histograms: &[String]) -> String {
     format!("count by (job) ({})", series(histograms, "count", ""))
@@ -297,6 +311,15 @@ mod tests {
             "{errors}"
         );
         assert!(promql(Measure::CpuContainer, &plan(15)).contains(r#""job", "$1""#));
+    }
+
+    #[test]
+    fn one_service_s_rate() {
+        let q = service_request_rate("orders", 60, &plan(10).histograms);
+        assert!(q.starts_with("sum(rate({__name__=~"), "{q}");
+        assert!(q.ends_with(r#"_count", job="orders"}[60s]))"#), "{q}");
+        let q = service_request_rate(r#"a"b"#, 60, &plan(10).histograms);
+        assert!(q.contains(r#"job="a\"b""#), "{q}");
     }
 
     #[test]

@@ -5,17 +5,21 @@
 //! - [`Threshold`]: the seed's scaler (mean latency over 30 s: up above 0.6 s, down below 0.2 s,
 //!   one replica at a time).
 //! - [`Hpa`]: the Kubernetes HPA algorithm on utilization.
+//! - [`Predictive`]: a Holt-Winters forecast sizing replicas ahead beside the reactive HPA (the
+//!   non-ML predictive baseline).
 //! - [`Voters`]: one model, or the three under a voting strategy, through the scaler's own
 //!   decision core ([`decision::plan`]) with its default guardrails.
 //! - [`Oracle`]: the fewest replicas that meet the SLA, knowing the future load.
 
 mod hpa;
 mod oracle;
+mod predictive;
 mod threshold;
 mod voters;
 
 pub use hpa::Hpa;
 pub use oracle::{Capacities, Oracle};
+pub use predictive::{HoltWinters, Predictive};
 pub use threshold::Threshold;
 pub use voters::{Ballot, Voters};
 
