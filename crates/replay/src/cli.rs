@@ -77,8 +77,9 @@ pub struct HistoryArgs {
     pub sim: SimArgs,
 }
 
+/// The part of a trace replayed.
 #[derive(Debug, Clone, Args)]
-pub struct ExportArgs {
+pub struct TraceSlice {
     /// The trace: a CSV with the header t_seconds,requests (one row per minute).
     #[arg(long, env = "REPLAY_TRACE")]
     pub trace: PathBuf,
@@ -88,6 +89,12 @@ pub struct ExportArgs {
     /// Trace minutes to replay (default: to the end).
     #[arg(long, env = "REPLAY_LENGTH_MINUTES")]
     pub length_minutes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub slice: TraceSlice,
     /// The policy that scales the simulated service meanwhile.
     #[arg(long, env = "REPLAY_POLICY", default_value = "hpa:70", value_parser = PolicySpec::parse)]
     pub policy: PolicySpec,
@@ -336,20 +343,15 @@ impl SimArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// The trace: a CSV with the header t_seconds,requests (one row per minute).
-    #[arg(long, env = "REPLAY_TRACE")]
-    pub trace: PathBuf,
-    /// Trace minutes to skip.
-    #[arg(long, env = "REPLAY_START_MINUTES", default_value_t = 0)]
-    pub start_minutes: u64,
-    /// Trace minutes to replay (default: to the end).
-    #[arg(long, env = "REPLAY_LENGTH_MINUTES")]
-    pub length_minutes: Option<u64>,
+    #[command(flatten)]
+    pub slice: TraceSlice,
     /// Policies, repeatable or comma-separated: static[:N], threshold, hpa:T[:S] (target
-    /// utilization %, scale-down stabilization s, default 300), xgboost, random_forest,
-    /// logistic_regression, ensemble:majority|unanimous|weighted, oracle.
+    /// utilization %, scale-down stabilization s, default 300), holt-winters:T, xgboost[:Q],
+    /// random_forest[:Q], logistic_regression[:Q], ensemble:majority|unanimous|weighted[:Q]
+    /// (Q: the forecast quantile, %, the models' default unless given), oracle.
     #[arg(long = "policy", env = "REPLAY_POLICIES", value_delimiter = ',',
-          default_value = "hpa:70,ensemble:majority,oracle", value_parser = PolicySpec::parse)]
+          default_value = "hpa:70,holt-winters:70,ensemble:majority,oracle",
+          value_parser = PolicySpec::parse)]
     pub policies: Vec<PolicySpec>,
     /// Writes every window of every policy here (CSV).
     #[arg(long, env = "REPLAY_WINDOWS_CSV")]

@@ -38,9 +38,9 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
     let model = model.with_profile(args.sim.profile());
     let settings = args.sim.warmed_up(settings, &model)?;
     let load = traces::load(
-        &args.trace,
-        args.start_minutes,
-        args.length_minutes,
+        &args.slice.trace,
+        args.slice.start_minutes,
+        args.slice.length_minutes,
         args.sim.compression,
         (!args.recorded_rates).then_some(args.sim.peak_rps),
     )?;
@@ -62,6 +62,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<String> {
         None
     };
     let name = args
+        .slice
         .trace
         .file_stem()
         .and_then(|s| s.to_str())
@@ -267,9 +268,9 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<String> {
     let (model, _) = calibrated_model(&args.sim.dataset, &args.sim.experiments, &settings)?;
     let model = model.with_profile(args.sim.profile());
     let load = traces::load(
-        &args.trace,
-        args.start_minutes,
-        args.length_minutes,
+        &args.slice.trace,
+        args.slice.start_minutes,
+        args.slice.length_minutes,
         args.sim.compression,
         Some(args.sim.peak_rps),
     )?;
@@ -338,9 +339,11 @@ pub fn history_command(args: &HistoryArgs) -> anyhow::Result<String> {
         return Ok(out);
     }
     out.push_str(&run_command(&RunArgs {
-        trace: args.out.clone(),
-        start_minutes: 0,
-        length_minutes: None,
+        slice: cli::TraceSlice {
+            trace: args.out.clone(),
+            start_minutes: 0,
+            length_minutes: None,
+        },
         policies: args.policies.clone(),
         windows_csv: None,
         json: args.json,
