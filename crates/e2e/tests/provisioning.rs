@@ -130,6 +130,26 @@ fn grafana_provisioning_parses_and_points_at_the_provisioned_datasource() {
 }
 
 #[test]
+fn dashboards_leave_prometheus_scrapes_out_of_the_request_histograms() {
+    // catalogue, payment and user record each scrape of their /metrics as route="metrics".
+    let selector =
+        regex::Regex::new(r"request_duration_seconds_(count|bucket|sum)(\{[^}]*\})?").unwrap();
+    let mut checked = 0;
+    for (file, panel, expr) in dashboard_queries() {
+        for found in selector.captures_iter(&expr) {
+            checked += 1;
+            let labels = found.get(2).map_or("", |m| m.as_str());
+            assert!(
+                labels.contains(r#"route!="metrics""#),
+                "{file} / {panel}: {} counts Prometheus' scrapes: {expr}",
+                &found[0]
+            );
+        }
+    }
+    assert!(checked >= 4, "{checked} request histogram selectors");
+}
+
+#[test]
 fn metric_names_are_read_from_queries() {
     let names = metric_names(
         r#"histogram_quantile(0.95, sum by (job, le) (rate(request_duration_seconds_bucket[1m]))) / count by (job) (up{job!~"fleet"} == 1) or scaler_target_replicas"#,

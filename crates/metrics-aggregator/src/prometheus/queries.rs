@@ -4,9 +4,13 @@
 //! Every query aggregates `by (job)`, so one poll costs the same fifteen queries whatever the
 //! number of services: the window's measures, and the request rate a day and a week ago with
 //! the peak of the windows that followed it then (`offset`), where Prometheus keeps data that
-//! old. The request histograms are matched by name (`LATENCY_HISTOGRAMS`):
-//! Sock Shop's Go services export `request_duration_seconds`, some of its Java builds
-//! `http_request_duration_seconds`. Services are Prometheus jobs: Sock Shop's jobs are not all named as
+//! old. The request histograms are matched by name (`LATENCY_HISTOGRAMS`): every Sock Shop
+//! service at the tags `docker-compose.yml` pins exports `request_duration_seconds`;
+//! `http_request_duration_seconds` is there for other services (many HTTP frameworks' default).
+//! Prometheus' own scrapes are not traffic: catalogue, payment and user wrap their whole router,
+//! `/metrics` included, in their instrumentation and record every scrape as
+//! `route="metrics"`, so every histogram selector leaves that route out (as upstream's
+//! dashboard does). Services are Prometheus jobs: Sock Shop's jobs are not all named as
 //! their `service` label (job `cart`, service `carts`), and with DNS or Docker service discovery
 //! every replica of a service is a target of the same job.
 
@@ -49,10 +53,18 @@ pub struct QueryPlan {
 /// cAdvisor's label for the compose service of a container, renamed to `job`.
 const COMPOSE_SERVICE: &str = "container_label_com_docker_compose_service";
 
-/// The series of the request histograms: `names` (without suffix) followed by `suffix`, e.g.
-/// `{__name__=~"(request_duration_seconds|http_request_duration_seconds)_count"}`.
+/// The `route` label value Sock Shop's Go services give their own `/metrics`: a scrape, not a
+/// request (a series without a `route` label is kept).
+const SCRAPE_ROUTE: &str = "metrics";
+
+/// The series of the request histograms, scrapes left out: `names` (without suffix) followed by
+/// `suffix`, e.g.
+/// `{__name__=~"(request_duration_seconds|http_request_duration_seconds)_count", route!="metrics"}`.
 fn series(names: &[String], suffix: &str, extra: &str) -> String {
-    format!(r#"{{__name__=~"({})_{suffix}"{extra}}}"#, names.join("|"))
+    format!(
+        r#"{{__name__=~"({})_{suffix}", route!="{SCRAPE_ROUTE}"{extra}}}"#,
+        names.join("|")
+    )
 }
 
 fn promql(measure: Measure, plan: &QueryPlan) -> String {
@@ -301,23 +313,57 @@ mod tests {
         assert!(p95.contains("[30s]"), "{p95}");
         assert!(
             p95.contains(
-                r#"{__name__=~"(request_duration_seconds|http_request_duration_seconds)_bucket"}"#
+                r#"{__name__=~"(request_duration_seconds|http_request_duration_seconds)_bucket", route!="metrics"}"#
             ),
             "{p95}"
         );
         let errors = promql(Measure::ErrorRate, &plan(30));
         assert!(
-            errors.contains(r#"_count", status_code=~"5.."}"#),
+            errors.contains(r#"_count", route!="metrics", status_code=~"5.."}"#),
             "{errors}"
         );
         assert!(promql(Measure::CpuContainer, &plan(15)).contains(r#""job", "$1""#));
     }
 
     #[test]
+    fn no_request_histogram_query_counts_scrapes() {
+        let histograms = &plan(10).histograms;
+        let queries = MEASURES
+            .iter()
+            .filter(|m| {
+                !matches!(
+                    m,
+                    Measure::Replicas
+                        | Measure::CpuContainer
+                        | Measure::CpuProcess
+                        | Measure::MemoryContainer
+                        | Measure::MemoryProcess
+                )
+            })
+            .map(|m| promql(*m, &plan(10)))
+            .chain([
+                discovery(histograms),
+                service_request_rate("orders", 60, histograms),
+            ]);
+        for q in queries {
+            let selectors = q.matches("__name__").count();
+            assert!(selectors > 0, "{q}");
+            assert_eq!(
+                q.matches(r#"route!="metrics""#).count(),
+                selectors,
+                "every histogram selector leaves scrapes out: {q}"
+            );
+        }
+    }
+
+    #[test]
     fn one_service_s_rate() {
         let q = service_request_rate("orders", 60, &plan(10).histograms);
         assert!(q.starts_with("sum(rate({__name__=~"), "{q}");
-        assert!(q.ends_with(r#"_count", job="orders"}[60s]))"#), "{q}");
+        assert!(
+            q.ends_with(r#"_count", route!="metrics", job="orders"}[60s]))"#),
+            "{q}"
+        );
         let q = service_request_rate(r#"a"b"#, 60, &plan(10).histograms);
         assert!(q.contains(r#"job="a\"b""#), "{q}");
     }
