@@ -129,6 +129,52 @@ fn grafana_provisioning_parses_and_points_at_the_provisioned_datasource() {
     }
 }
 
+/// Seconds of a Prometheus duration such as `2s` or `500ms`.
+fn seconds(duration: &serde_yaml::Value) -> f64 {
+    let text = duration.as_str().unwrap();
+    match text.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+        None => text.strip_suffix('s').unwrap().parse().unwrap(),
+    }
+}
+
+#[test]
+fn prometheus_configuration_is_valid_and_no_job_is_cut_short_by_the_global_interval() {
+    let path = repo().join("prometheus/prometheus.yml");
+    let promtool = testkit::find_binary("promtool", "PROMTOOL_BIN");
+    let out = Command::new(promtool)
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A job scraped less often than the global interval keeps the global timeout unless it sets
+    // its own: cAdvisor would then get 2 s for a scrape it is given 5 s for.
+    let config = yaml(&path);
+    let global = seconds(&config["global"]["scrape_interval"]);
+    let mut slower = Vec::new();
+    for job in config["scrape_configs"].as_sequence().unwrap() {
+        let name = job["job_name"].as_str().unwrap();
+        let Some(interval) = job.get("scrape_interval").map(seconds) else {
+            continue;
+        };
+        if interval > global {
+            slower.push(name);
+            let timeout = job.get("scrape_timeout").map(seconds);
+            assert_eq!(
+                timeout,
+                Some(interval),
+                "{name}: scraped every {interval} s, its timeout is capped at {global} s"
+            );
+        }
+    }
+    assert!(slower.contains(&"cadvisor"), "{slower:?}");
+}
+
 #[test]
 fn dashboards_leave_prometheus_scrapes_out_of_the_request_histograms() {
     // catalogue, payment and user record each scrape of their /metrics as route="metrics".

@@ -383,10 +383,23 @@ async fn prometheus_scrapes_recorded_as_requests_are_not_traffic() {
         r#"sum(rate(request_duration_seconds_count{job="catalogue", route="metrics"}[6s]))"#,
     )
     .await;
+    // No cAdvisor here: CPU and memory come from the process metrics, counted.
+    let fallbacks = [
+        aggregator
+            .metric(r#"aggregator_resource_fallbacks_total{resource="cpu"}"#)
+            .await,
+        aggregator
+            .metric(r#"aggregator_resource_fallbacks_total{resource="memory"}"#)
+            .await,
+    ];
     aggregator.stop().await;
     stop.cancel();
     let _ = load.await;
 
+    assert!(
+        fallbacks.iter().all(|n| *n >= 7.0),
+        "a fallback per window and resource: {fallbacks:?}"
+    );
     eprintln!("Prometheus: {all_routes:.2}/s recorded, {scrapes:.2}/s of them scrapes");
     assert!(
         scrapes > 5.0 && all_routes > scrapes,
@@ -519,6 +532,16 @@ async fn malformed_prometheus_answers_are_counted_not_fatal() {
     )
     .await;
     assert_eq!(aggregator.health().await, 503);
+    let text = reqwest::get(format!("http://{}/metrics", aggregator.ops))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for resource in ["cpu", "memory"] {
+        let zero = format!(r#"aggregator_resource_fallbacks_total{{resource="{resource}"}} 0"#);
+        assert!(text.contains(&zero), "counted from 0: {text}");
+    }
     assert!(!aggregator.task.is_finished());
     assert_eq!(rows(&csv_path).1.len(), 0, "nothing made up");
     aggregator.stop().await;

@@ -180,13 +180,51 @@ impl Missing {
     }
 }
 
+/// One service's window as Prometheus answered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The measures the features are built from.
+    pub observation: Observation,
+    /// Which resources came from the process metrics because cAdvisor had none for the service
+    /// (not deployed, or its scrape failed or timed out): the process' own usage, not the
+    /// container's, so operators are told.
+    pub fallbacks: Fallbacks,
+}
+
+/// CPU and memory read from the process metrics in place of cAdvisor's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fallbacks {
+    pub cpu: bool,
+    pub memory: bool,
+}
+
+impl Fallbacks {
+    /// The `resource` label values of the fallback counter.
+    pub const RESOURCES: [&'static str; 2] = ["cpu", "memory"];
+
+    /// The resources that fell back, as label values.
+    pub fn resources(self) -> impl Iterator<Item = &'static str> {
+        [self.cpu, self.memory]
+            .into_iter()
+            .zip(Self::RESOURCES)
+            .filter_map(|(fell_back, resource)| fell_back.then_some(resource))
+    }
+
+    pub fn any(self) -> bool {
+        self.cpu || self.memory
+    }
+}
+
+/// A window of every service: its observation, or why there is none.
+pub type Window = BTreeMap<String, Result<Observed, Missing>>;
+
 /// Everything Prometheus says about each service at `at_secs`.
 pub async fn observe(
     client: &PrometheusClient,
     at_secs: u64,
     plan: &QueryPlan,
     fixed_services: &[String],
-) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
+) -> Result<Window, QueryError> {
     let histograms = &plan.histograms;
     let queries = MEASURES.map(|m| promql(m, plan));
     let answers = futures::future::try_join_all(queries.iter().map(|q| client.query(q, at_secs)));
@@ -228,7 +266,7 @@ fn assemble(
     by_job: &HashMap<Measure, HashMap<String, f64>>,
     service: &str,
     at_secs: u64,
-) -> Result<Observation, Missing> {
+) -> Result<Observed, Missing> {
     let get = |m: Measure| {
         by_job
             .get(&m)
@@ -246,18 +284,33 @@ fn assemble(
         (Some(p50), Some(p95), Some(p99)) => Some(Quantiles { p50, p95, p99 }),
         _ => None,
     };
-    Ok(Observation {
-        at_secs,
-        request_rate,
-        // No 5xx series at all means no 5xx answers.
-        error_rate: get(Measure::ErrorRate).unwrap_or(0.0),
-        latency,
-        replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
-        cpu_per_replica: get(Measure::CpuContainer).or_else(|| get(Measure::CpuProcess)),
-        memory_per_replica: get(Measure::MemoryContainer).or_else(|| get(Measure::MemoryProcess)),
-        day_ago: season(0),
-        week_ago: season(1),
+    let (cpu_per_replica, cpu) =
+        container_else_process(get(Measure::CpuContainer), get(Measure::CpuProcess));
+    let (memory_per_replica, memory) =
+        container_else_process(get(Measure::MemoryContainer), get(Measure::MemoryProcess));
+    Ok(Observed {
+        observation: Observation {
+            at_secs,
+            request_rate,
+            // No 5xx series at all means no 5xx answers.
+            error_rate: get(Measure::ErrorRate).unwrap_or(0.0),
+            latency,
+            replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
+            cpu_per_replica,
+            memory_per_replica,
+            day_ago: season(0),
+            week_ago: season(1),
+        },
+        fallbacks: Fallbacks { cpu, memory },
     })
+}
+
+/// cAdvisor's measure where it has one, else the process'; true when the process' was taken.
+fn container_else_process(container: Option<f64>, process: Option<f64>) -> (Option<f64>, bool) {
+    match container {
+        Some(value) => (Some(value), false),
+        None => (process, process.is_some()),
+    }
 }
 
 #[cfg(test)]
@@ -280,9 +333,24 @@ mod tests {
             (Measure::CpuProcess, 0.1),
             (Measure::MemoryProcess, 1e6),
         ]);
-        let o = assemble(&t, "orders", 60).unwrap();
+        let observed = assemble(&t, "orders", 60).unwrap();
+        let o = &observed.observation;
         assert_eq!(o.cpu_per_replica, Some(0.5));
         assert_eq!(o.memory_per_replica, Some(1e6));
+        assert_eq!(
+            observed.fallbacks,
+            Fallbacks {
+                cpu: false,
+                memory: true
+            },
+            "memory only from the process"
+        );
+        assert_eq!(
+            observed.fallbacks.resources().collect::<Vec<_>>(),
+            ["memory"]
+        );
+        let bare = assemble(&table(&[(Measure::RequestRate, 1.0)]), "orders", 60).unwrap();
+        assert!(!bare.fallbacks.any(), "no measure at all is not a fallback");
         assert_eq!(o.error_rate, 0.0);
         assert_eq!(o.latency, None);
         assert_eq!(o.replicas, 2);
@@ -381,7 +449,7 @@ mod tests {
             (Measure::SeasonPeak(0), 12.0),
             (Measure::SeasonRate(1), 8.0),
         ]);
-        let o = assemble(&t, "orders", 60).unwrap();
+        let o = assemble(&t, "orders", 60).unwrap().observation;
         assert_eq!(
             o.day_ago,
             Some(SeasonPoint {
