@@ -129,6 +129,66 @@ fn grafana_provisioning_parses_and_points_at_the_provisioned_datasource() {
     }
 }
 
+#[test]
+fn sock_shop_is_deployed_to_be_scaled() {
+    let compose = yaml(&repo().join("docker-compose.yml"));
+    let services = &compose["services"];
+    // front-end's sessions are shared, in upstream's session-db.
+    assert_eq!(
+        services["front-end"]["environment"]["SESSION_REDIS"].as_str(),
+        Some("true")
+    );
+    assert!(
+        services["session-db"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis:")
+    );
+    // The entry re-resolves front-end: the configuration edge_router.rs tests.
+    let mounts = serde_yaml::to_string(&services["edge-router"]["volumes"]).unwrap();
+    assert!(
+        mounts.contains("./docker/edge-router/haproxy.cfg:"),
+        "{mounts}"
+    );
+    // orders' JVM resolves every call again.
+    let java = services["orders"]["environment"]["JAVA_OPTS"]
+        .as_str()
+        .unwrap();
+    for flag in ["-Dsun.net.inetaddr.ttl=0", "-Dhttp.keepAlive=false"] {
+        assert!(java.contains(flag), "{java}");
+    }
+    // Only stateless services may be scaled, by default.
+    let env = std::fs::read_to_string(repo().join(".env")).unwrap();
+    let scaled: Vec<&str> = env
+        .lines()
+        .find_map(|l| l.strip_prefix("SCALED_SERVICES="))
+        .expect("SCALED_SERVICES in .env")
+        .split(',')
+        .collect();
+    for service in &scaled {
+        assert!(
+            services.get(*service).is_some(),
+            "SCALED_SERVICES names {service}, which is no compose service"
+        );
+    }
+    let stateful = [
+        "catalogue-db",
+        "carts-db",
+        "orders-db",
+        "user-db",
+        "rabbitmq",
+        "session-db",
+        "edge-router",
+    ];
+    for service in stateful {
+        assert!(!scaled.contains(&service), "{service} must not be scaled");
+    }
+    assert!(
+        scaled.contains(&"front-end") && scaled.contains(&"demo"),
+        "{scaled:?}"
+    );
+}
+
 /// Seconds of a Prometheus duration such as `2s` or `500ms`.
 fn seconds(duration: &serde_yaml::Value) -> f64 {
     let text = duration.as_str().unwrap();
