@@ -139,10 +139,11 @@ fn a_records(msg: &[u8]) -> Vec<Ipv4Addr> {
     for _ in 0..count(6) {
         i = skip_name(i);
         let (kind, len) = (count(i), usize::from(count(i + 8)));
-        if kind == 1 && len == 4 {
-            if let Some(b) = msg.get(i + 10..i + 14) {
-                addrs.push(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
-            }
+        if kind == 1
+            && len == 4
+            && let Some(b) = msg.get(i + 10..i + 14)
+        {
+            addrs.push(Ipv4Addr::new(b[0], b[1], b[2], b[3]));
         }
         i += 10 + len;
     }
