@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the local stack need, and nothing that is already there:
-# Debian packages (Prometheus, libclang for bindgen, cmake) and the tansu broker (pinned).
+# Debian packages (Prometheus, libclang for bindgen, cmake, HAProxy, dnsmasq) and the tansu
+# broker (pinned).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -14,6 +15,10 @@ command -v curl >/dev/null || missing+=(curl)
 # Compose (Debian's docker-compose) for a compose project to scale.
 dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+# The edge router's test (crates/e2e/tests/edge_router.rs): Debian's HAProxy runs the compose
+# file's configuration, dnsmasq answers the replicas' name as Docker's DNS does.
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || missing+=(dnsmasq-base)
 # Local images without a registry (scripts/build-local-images.sh): a Debian root file system.
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 # The font the trace replay's plots are labelled with (scripts/evaluate.sh).

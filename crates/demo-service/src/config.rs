@@ -60,6 +60,13 @@ pub struct DemoConfig {
     #[arg(long, env = "ERROR_RATE", default_value_t = 0.0)]
     pub error_rate: f64,
 
+    /// Also record each GET /metrics (Prometheus' scrape) in request_duration_seconds with
+    /// route="metrics", as Sock Shop's catalogue, payment and user do: a scrape target that
+    /// counts its own scrapes, for testing that they are not taken for traffic.
+    #[arg(long, env = "RECORD_SCRAPES", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub record_scrapes: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -105,6 +112,7 @@ impl DemoConfig {
             service_time_distribution: ServiceTimeDistribution::Exponential,
             max_queue: 512,
             error_rate: 0.0,
+            record_scrapes: false,
             log: LogArgs {
                 log_format: fleet::telemetry::LogFormat::Human,
                 log_level: "info".into(),

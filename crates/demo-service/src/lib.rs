@@ -4,7 +4,9 @@
 //! service time, waiting in a bounded queue while none is free. Waiting, not spinning, is what
 //! makes it slow, so hundreds of replicas cost almost no CPU. It exports the histogram
 //! `request_duration_seconds{service,method,route,status_code}` as Sock Shop's services do, plus
-//! the process metrics, so the aggregator treats it exactly like a Sock Shop service.
+//! the process metrics, so the aggregator treats it exactly like a Sock Shop service. With
+//! `RECORD_SCRAPES` it also records Prometheus' scrapes of /metrics in that histogram
+//! (`route="metrics"`), as Sock Shop's Go services do.
 
 mod config;
 mod metrics;
@@ -16,8 +18,10 @@ pub use config::{
 pub use metrics::BUCKETS as LATENCY_BUCKETS;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::Response;
 use metrics::DemoMetrics;
 use rand::Rng;
 use rand_distr::{Distribution, Exp};
@@ -50,10 +54,14 @@ impl Application {
             format!("serving as {}", config.service_name),
         );
         let state = Arc::new(Replica::new(config, metrics));
-        let router = Router::new()
-            .fallback(serve)
-            .with_state(state)
-            .merge(fleet::ops::router(registry, health));
+        let mut ops = fleet::ops::router(registry, health);
+        if config.record_scrapes {
+            ops = ops.layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                record_scrape,
+            ));
+        }
+        let router = Router::new().fallback(serve).with_state(state).merge(ops);
         Ok(Self { listener, router })
     }
 
@@ -140,6 +148,33 @@ async fn serve(State(replica): State<Arc<Replica>>, method: Method, uri: Uri) ->
         .metrics
         .observe(&replica.service, &method, route, status, started.elapsed());
     status
+}
+
+/// Sock Shop's label for its own /metrics route (the route's path without the slash).
+pub const SCRAPE_ROUTE: &str = "metrics";
+
+/// Records a scrape of /metrics in the request histogram after answering it, as the
+/// instrumentation that wraps a Sock Shop service's whole router does: each scrape is seen by
+/// the next one.
+async fn record_scrape(
+    State(replica): State<Arc<Replica>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() != "/metrics" {
+        return next.run(request).await;
+    }
+    let started = Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    replica.metrics.observe(
+        &replica.service,
+        &method,
+        SCRAPE_ROUTE,
+        response.status(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// Waits for a slot, or refuses when the queue is full.

@@ -14,6 +14,7 @@ async fn main() -> anyhow::Result<()> {
         concurrency = config.concurrency,
         service_time_ms = config.service_time_ms,
         capacity_rps = config.capacity_rps(),
+        record_scrapes = config.record_scrapes,
         "demo-service ready"
     );
     app.run(shutdown).await

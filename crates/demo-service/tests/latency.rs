@@ -58,3 +58,32 @@ async fn requests_beyond_concurrency_queue_and_overflow_is_refused() {
     assert_eq!(health.status(), 200);
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn scrapes_are_recorded_as_route_metrics_only_when_asked() {
+    let scrape_count = r#"request_duration_seconds_count{method="GET",route="metrics",service="catalogue",status_code="200"}"#;
+    for record in [false, true] {
+        let mut config = DemoConfig::local("catalogue", 1, 1.0);
+        config.record_scrapes = record;
+        let (base, shutdown) = start(config).await;
+        let mut last = String::new();
+        for _ in 0..3 {
+            last = reqwest::get(format!("{base}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        // Each scrape is recorded after it is answered: the third sees the first two.
+        let line = last.lines().find(|l| l.starts_with(scrape_count));
+        if record {
+            assert_eq!(line, Some(format!("{scrape_count} 2").as_str()), "{last}");
+        } else {
+            assert!(!last.contains(r#"route="metrics""#), "{last}");
+        }
+        let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+        assert_eq!(health.status(), 200);
+        shutdown.cancel();
+    }
+}

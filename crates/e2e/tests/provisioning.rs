@@ -130,6 +130,132 @@ fn grafana_provisioning_parses_and_points_at_the_provisioned_datasource() {
 }
 
 #[test]
+fn sock_shop_is_deployed_to_be_scaled() {
+    let compose = yaml(&repo().join("docker-compose.yml"));
+    let services = &compose["services"];
+    // front-end's sessions are shared, in upstream's session-db.
+    assert_eq!(
+        services["front-end"]["environment"]["SESSION_REDIS"].as_str(),
+        Some("true")
+    );
+    assert!(
+        services["session-db"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("redis:")
+    );
+    // The entry re-resolves front-end: the configuration edge_router.rs tests.
+    let mounts = serde_yaml::to_string(&services["edge-router"]["volumes"]).unwrap();
+    assert!(
+        mounts.contains("./docker/edge-router/haproxy.cfg:"),
+        "{mounts}"
+    );
+    // orders' JVM resolves every call again.
+    let java = services["orders"]["environment"]["JAVA_OPTS"]
+        .as_str()
+        .unwrap();
+    for flag in ["-Dsun.net.inetaddr.ttl=0", "-Dhttp.keepAlive=false"] {
+        assert!(java.contains(flag), "{java}");
+    }
+    // Only stateless services may be scaled, by default.
+    let env = std::fs::read_to_string(repo().join(".env")).unwrap();
+    let scaled: Vec<&str> = env
+        .lines()
+        .find_map(|l| l.strip_prefix("SCALED_SERVICES="))
+        .expect("SCALED_SERVICES in .env")
+        .split(',')
+        .collect();
+    for service in &scaled {
+        assert!(
+            services.get(*service).is_some(),
+            "SCALED_SERVICES names {service}, which is no compose service"
+        );
+    }
+    let stateful = [
+        "catalogue-db",
+        "carts-db",
+        "orders-db",
+        "user-db",
+        "rabbitmq",
+        "session-db",
+        "edge-router",
+    ];
+    for service in stateful {
+        assert!(!scaled.contains(&service), "{service} must not be scaled");
+    }
+    assert!(
+        scaled.contains(&"front-end") && scaled.contains(&"demo"),
+        "{scaled:?}"
+    );
+}
+
+/// Seconds of a Prometheus duration such as `2s` or `500ms`.
+fn seconds(duration: &serde_yaml::Value) -> f64 {
+    let text = duration.as_str().unwrap();
+    match text.strip_suffix("ms") {
+        Some(ms) => ms.parse::<f64>().unwrap() / 1000.0,
+        None => text.strip_suffix('s').unwrap().parse().unwrap(),
+    }
+}
+
+#[test]
+fn prometheus_configuration_is_valid_and_no_job_is_cut_short_by_the_global_interval() {
+    let path = repo().join("prometheus/prometheus.yml");
+    let promtool = testkit::find_binary("promtool", "PROMTOOL_BIN");
+    let out = Command::new(promtool)
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A job scraped less often than the global interval keeps the global timeout unless it sets
+    // its own: cAdvisor would then get 2 s for a scrape it is given 5 s for.
+    let config = yaml(&path);
+    let global = seconds(&config["global"]["scrape_interval"]);
+    let mut slower = Vec::new();
+    for job in config["scrape_configs"].as_sequence().unwrap() {
+        let name = job["job_name"].as_str().unwrap();
+        let Some(interval) = job.get("scrape_interval").map(seconds) else {
+            continue;
+        };
+        if interval > global {
+            slower.push(name);
+            let timeout = job.get("scrape_timeout").map(seconds);
+            assert_eq!(
+                timeout,
+                Some(interval),
+                "{name}: scraped every {interval} s, its timeout is capped at {global} s"
+            );
+        }
+    }
+    assert!(slower.contains(&"cadvisor"), "{slower:?}");
+}
+
+#[test]
+fn dashboards_leave_prometheus_scrapes_out_of_the_request_histograms() {
+    // catalogue, payment and user record each scrape of their /metrics as route="metrics".
+    let selector =
+        regex::Regex::new(r"request_duration_seconds_(count|bucket|sum)(\{[^}]*\})?").unwrap();
+    let mut checked = 0;
+    for (file, panel, expr) in dashboard_queries() {
+        for found in selector.captures_iter(&expr) {
+            checked += 1;
+            let labels = found.get(2).map_or("", |m| m.as_str());
+            assert!(
+                labels.contains(r#"route!="metrics""#),
+                "{file} / {panel}: {} counts Prometheus' scrapes: {expr}",
+                &found[0]
+            );
+        }
+    }
+    assert!(checked >= 4, "{checked} request histogram selectors");
+}
+
+#[test]
 fn metric_names_are_read_from_queries() {
     let names = metric_names(
         r#"histogram_quantile(0.95, sum by (job, le) (rate(request_duration_seconds_bucket[1m]))) / count by (job) (up{job!~"fleet"} == 1) or scaler_target_replicas"#,

@@ -16,6 +16,9 @@ pub struct AggregatorMetrics {
     pub publish_errors: IntCounterVec,
     /// Service windows without a feature vector, by reason.
     pub skipped: IntCounterVec,
+    /// Service windows whose CPU or memory came from the process metrics because cAdvisor had
+    /// none, by resource (`cpu`, `memory`).
+    pub resource_fallbacks: IntCounterVec,
     /// Services seen in the last poll.
     pub services: IntGauge,
     /// Time from the start of a poll to its vectors delivered.
@@ -81,6 +84,11 @@ impl AggregatorMetrics {
                 "Service windows without a feature vector, by reason",
                 "reason",
             )?,
+            resource_fallbacks: counter(
+                "aggregator_resource_fallbacks_total",
+                "Service windows whose CPU or memory came from the process metrics because cAdvisor had none, by resource",
+                "resource",
+            )?,
             services,
             poll_duration,
             last_success,
@@ -105,6 +113,9 @@ impl AggregatorMetrics {
         ];
         for reason in skips.into_iter().chain(features::Skip::REASONS) {
             metrics.skipped.with_label_values(&[reason]);
+        }
+        for resource in crate::prometheus::Fallbacks::RESOURCES {
+            metrics.resource_fallbacks.with_label_values(&[resource]);
         }
         metrics.vectors.with_label_values(&[sink]);
         metrics.publish_errors.with_label_values(&[sink]);

@@ -5,14 +5,18 @@
 //! window id, so a restarted aggregator produces the same ids for the same windows. When
 //! Prometheus does not answer, the poll is retried with backoff until the next one is due; the
 //! outage is logged once when it starts and once when it ends, and nothing is published for the
-//! windows it swallowed: no made-up values.
+//! windows it swallowed: no made-up values. A service whose CPU or memory comes from its process
+//! metrics because cAdvisor has none is counted every window and logged once until cAdvisor has
+//! them again.
 
 use crate::metrics::AggregatorMetrics;
-use crate::prometheus::{Missing, PrometheusClient, QueryError, QueryPlan, observe, request_rates};
+use crate::prometheus::{
+    Fallbacks, PrometheusClient, QueryError, QueryPlan, Window, observe, request_rates,
+};
 use crate::sink::Sink;
 use chrono::{DateTime, Utc};
 use contract::FeatureVector;
-use features::{Capacity, FeatureBuilder, FeatureSettings, LONG_WINDOWS, Observation};
+use features::{Capacity, FeatureBuilder, FeatureSettings, LONG_WINDOWS};
 use fleet::ops::Health;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -55,6 +59,8 @@ pub struct Poller {
     outage: Option<Outage>,
     /// Services currently skipped and why, to log each once until it recovers.
     skipping: HashMap<String, &'static str>,
+    /// Each service's last CPU and memory fallbacks, to log a change once.
+    fallbacks: HashMap<String, Fallbacks>,
 }
 
 fn unix_now() -> Duration {
@@ -97,6 +103,7 @@ impl Poller {
             health,
             outage: None,
             skipping: HashMap::new(),
+            fallbacks: HashMap::new(),
         }
     }
 
@@ -144,18 +151,15 @@ impl Poller {
             let Ok(observed) = self.observe(at).await else {
                 return;
             };
-            for (service, observation) in observed {
-                if let Ok(observation) = observation {
-                    let _ = self.builder.push(&service, observation);
+            for (service, observed) in observed {
+                if let Ok(observed) = observed {
+                    let _ = self.builder.push(&service, observed.observation);
                 }
             }
         }
     }
 
-    async fn observe(
-        &self,
-        at: u64,
-    ) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
+    async fn observe(&self, at: u64) -> Result<Window, QueryError> {
         let s = &self.settings;
         observe(&self.client, at, &s.plan, &s.fixed_services).await
     }
@@ -214,7 +218,7 @@ impl Poller {
         &mut self,
         at: u64,
         shutdown: &CancellationToken,
-    ) -> Option<BTreeMap<String, Result<Observation, Missing>>> {
+    ) -> Option<Window> {
         let interval = self.settings.plan.interval_secs;
         let deadline = Duration::from_secs(at + interval);
         let max_backoff = Duration::from_secs(interval).max(Duration::from_secs(2)) / 2;
@@ -272,23 +276,24 @@ impl Poller {
     }
 
     /// Features of every observed service; skipped ones are counted and logged once.
-    fn build(
-        &mut self,
-        at: u64,
-        observed: BTreeMap<String, Result<Observation, Missing>>,
-    ) -> Vec<FeatureVector> {
+    fn build(&mut self, at: u64, observed: Window) -> Vec<FeatureVector> {
         self.skipping
+            .retain(|service, _| observed.contains_key(service));
+        self.fallbacks
             .retain(|service, _| observed.contains_key(service));
         self.builder
             .retain(|service| observed.contains_key(service));
         let produced_at = Utc::now();
         let mut vectors = Vec::with_capacity(observed.len());
         for (service, observation) in observed {
+            if let Ok(o) = &observation {
+                self.note_fallbacks(&service, o.fallbacks);
+            }
             let features = observation
                 .map_err(|m| (m.reason(), "no request_duration_seconds series".to_owned()))
                 .and_then(|o| {
                     self.builder
-                        .push(&service, o)
+                        .push(&service, o.observation)
                         .map_err(|s| (s.reason(), s.to_string()))
                 });
             match features {
@@ -333,6 +338,33 @@ impl Poller {
 }
 
 impl Poller {
+    /// Counts each resource read from the process metrics in place of cAdvisor's, and logs when
+    /// a service's sources change: WARN when cAdvisor stops answering for it (its scrape fails
+    /// or times out), INFO when it has none from the first window (not deployed) or again.
+    fn note_fallbacks(&mut self, service: &str, now: Fallbacks) {
+        for resource in now.resources() {
+            self.metrics
+                .resource_fallbacks
+                .with_label_values(&[resource])
+                .inc();
+        }
+        let before = self.fallbacks.insert(service.to_owned(), now);
+        if before == Some(now) {
+            return;
+        }
+        let from_process = now.resources().collect::<Vec<_>>().join(",");
+        match (before.map(Fallbacks::any), now.any()) {
+            (Some(false), true) => tracing::warn!(%service, from_process,
+                "cAdvisor has no CPU or memory for this service any more (is its scrape failing or timing out? see the cadvisor target in Prometheus); using the process metrics"),
+            (None, true) => tracing::info!(%service, from_process,
+                "no CPU or memory from cAdvisor for this service (not deployed, or not scraped); using the process metrics"),
+            (Some(true), true) => tracing::info!(%service, from_process,
+                "resources read from the process metrics changed"),
+            (Some(true), false) => tracing::info!(%service, "CPU and memory from cAdvisor again"),
+            (_, false) => {}
+        }
+    }
+
     /// Writes the capacity estimates where the next start reads them, on the blocking pool
     /// (a small file, replaced whole: a crash mid-write leaves the previous one).
     async fn save_capacities(&self) {

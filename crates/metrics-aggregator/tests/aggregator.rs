@@ -5,6 +5,7 @@ mod common;
 
 use common::{config, drive, replicas, start};
 use contract::{FeatureVector, METRICS_TOPIC};
+use demo_service::DemoConfig;
 use fleet::kafka::{AtLeastOnceConsumer, KafkaArgs, KafkaMetrics};
 use loadgen::pattern::Pattern;
 use std::collections::BTreeMap;
@@ -83,7 +84,10 @@ async fn production_publishes_one_vector_per_service_per_poll() {
         let mut seen = sink.lock().unwrap();
         seen.push(v.clone());
         let full_windows = windows(&seen).values().filter(|s| s.len() == 2).count();
-        let a_day_ago = seen.iter().any(|v| v.features.day_ago_ratio.is_some());
+        // orders' own: carts may have it a vector earlier in the same window.
+        let a_day_ago = seen
+            .iter()
+            .any(|v| v.service == "orders" && v.features.day_ago_ratio.is_some());
         if full_windows >= 4 && a_day_ago {
             finished.cancel();
         }
@@ -315,6 +319,109 @@ async fn development_rows_show_p95_rising_with_load_and_append_across_restarts()
     stop.cancel();
 }
 
+/// The value of an instant query's single answer (0 without one).
+async fn scalar(prometheus: &Prometheus, promql: &str) -> f64 {
+    let result = prometheus.query(promql).await;
+    result
+        .first()
+        .and_then(|s| s["value"][1].as_str())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_recorded_as_requests_are_not_traffic() {
+    let stop = CancellationToken::new();
+    // A replica that records each scrape of its /metrics as route="metrics", as Sock Shop's
+    // catalogue, payment and user do.
+    let mut demo = DemoConfig::local("catalogue", 4, 20.0);
+    demo.record_scrapes = true;
+    let app = demo_service::Application::bind(&demo).await.unwrap();
+    let replica = vec![app.local_addr().to_string()];
+    tokio::spawn(app.run(stop.clone()));
+    // Ten scrapes a second against five requests a second of load: counted as traffic, the
+    // scrapes would triple the rate and pull the median latency into the lowest bucket.
+    let prometheus = Prometheus::start(
+        Duration::from_millis(100),
+        &[("catalogue", replica.clone())],
+    )
+    .await;
+    let load = drive(
+        &replica,
+        Pattern::Constant { rps: 5.0 },
+        Duration::from_secs(30),
+        &stop,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let csv_path = dir.path().join("metrics.csv");
+    let aggregator = start(config(&[
+        "--mode",
+        "development",
+        "--poll-interval-sec",
+        "2",
+        "--rate-window-sec",
+        "6",
+        "--prometheus-url",
+        prometheus.url(),
+        "--dev-csv-path",
+        csv_path.to_str().unwrap(),
+    ]))
+    .await;
+    // The first three windows may reach back to before the load began.
+    let windows = wait_for(Duration::from_secs(30), "seven windows", || {
+        let (_, vectors) = rows(&csv_path);
+        async move { (vectors.len() >= 7).then_some(vectors) }
+    })
+    .await;
+    let all_routes = scalar(
+        &prometheus,
+        r#"sum(rate(request_duration_seconds_count{job="catalogue"}[6s]))"#,
+    )
+    .await;
+    let scrapes = scalar(
+        &prometheus,
+        r#"sum(rate(request_duration_seconds_count{job="catalogue", route="metrics"}[6s]))"#,
+    )
+    .await;
+    // No cAdvisor here: CPU and memory come from the process metrics, counted.
+    let fallbacks = [
+        aggregator
+            .metric(r#"aggregator_resource_fallbacks_total{resource="cpu"}"#)
+            .await,
+        aggregator
+            .metric(r#"aggregator_resource_fallbacks_total{resource="memory"}"#)
+            .await,
+    ];
+    aggregator.stop().await;
+    stop.cancel();
+    let _ = load.await;
+
+    assert!(
+        fallbacks.iter().all(|n| *n >= 7.0),
+        "a fallback per window and resource: {fallbacks:?}"
+    );
+    eprintln!("Prometheus: {all_routes:.2}/s recorded, {scrapes:.2}/s of them scrapes");
+    assert!(
+        scrapes > 5.0 && all_routes > scrapes,
+        "the scrapes are in Prometheus: {scrapes}/s of {all_routes}/s"
+    );
+    for v in &windows[3..] {
+        let f = &v.features;
+        eprintln!(
+            "window {}: request_rate {:.2}/s, p50 {:?}",
+            v.window_id, f.request_rate, f.latency_p50
+        );
+        assert!(
+            (2.5..8.0).contains(&f.request_rate),
+            "the load alone (5/s), not the scrapes ({scrapes}/s): {f:?}"
+        );
+        assert!(
+            f.latency_p50.is_some_and(|p50| p50 > 0.006),
+            "the median of 20 ms requests, not of sub-millisecond scrapes: {f:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn prometheus_outage_is_survived_without_made_up_values() {
     let stop = CancellationToken::new();
@@ -425,6 +532,16 @@ async fn malformed_prometheus_answers_are_counted_not_fatal() {
     )
     .await;
     assert_eq!(aggregator.health().await, 503);
+    let text = reqwest::get(format!("http://{}/metrics", aggregator.ops))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for resource in ["cpu", "memory"] {
+        let zero = format!(r#"aggregator_resource_fallbacks_total{{resource="{resource}"}} 0"#);
+        assert!(text.contains(&zero), "counted from 0: {text}");
+    }
     assert!(!aggregator.task.is_finished());
     assert_eq!(rows(&csv_path).1.len(), 0, "nothing made up");
     aggregator.stop().await;

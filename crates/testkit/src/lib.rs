@@ -2,15 +2,19 @@
 //!
 //! [`Broker`] is a `tansu` broker (Kafka-API compatible) with in-memory storage on a free port;
 //! [`Prometheus`] is Debian's Prometheus scraping targets listed in file-based service discovery,
-//! so a test can add and remove replicas. Both are child processes killed when dropped. A missing
-//! binary fails the test with the command that installs it. [`docker`] gives tests a locally
-//! built image, Compose projects and a Swarm on the real Docker engine.
+//! so a test can add and remove replicas; [`Dns`] is Debian's dnsmasq answering names with
+//! addresses the test changes, as Docker's DNS answers a service's name with its replicas. All
+//! are child processes killed when dropped. A missing binary fails the test with the command that
+//! installs it. [`docker`] gives tests a locally built image, Compose projects and a Swarm on the
+//! real Docker engine.
 
 mod broker;
+mod dns;
 pub mod docker;
 mod prometheus;
 
 pub use broker::Broker;
+pub use dns::Dns;
 pub use prometheus::Prometheus;
 
 use std::future::Future;
@@ -26,7 +30,8 @@ pub fn free_port() -> u16 {
         .expect("no free TCP port on 127.0.0.1")
 }
 
-/// Finds an executable: `$ENV_VAR`, then `~/.cargo/bin/<name>`, then `PATH`; panics if none.
+/// Finds an executable: `$ENV_VAR`, then `~/.cargo/bin/<name>`, then `PATH`, then `/usr/sbin`
+/// (Debian's daemons, outside a user's `PATH`); panics if none.
 pub fn find_binary(name: &str, env_var: &str) -> PathBuf {
     try_find_binary(name, env_var).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -43,8 +48,9 @@ pub fn try_find_binary(name: &str, env_var: &str) -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|dir| dir.join(name)));
     }
+    candidates.push(PathBuf::from("/usr/sbin").join(name));
     candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
-        format!("`{name}` not found ({env_var}, ~/.cargo/bin, PATH): run scripts/install-deps.sh")
+        format!("`{name}` not found ({env_var}, ~/.cargo/bin, PATH, /usr/sbin): run scripts/install-deps.sh")
     })
 }
 

@@ -4,4 +4,6 @@ mod client;
 mod queries;
 
 pub use client::{PrometheusClient, QueryError, Series};
-pub use queries::{Missing, QueryPlan, observe, request_rates, service_request_rate};
+pub use queries::{
+    Fallbacks, Missing, Observed, QueryPlan, Window, observe, request_rates, service_request_rate,
+};

@@ -4,9 +4,13 @@
 //! Every query aggregates `by (job)`, so one poll costs the same fifteen queries whatever the
 //! number of services: the window's measures, and the request rate a day and a week ago with
 //! the peak of the windows that followed it then (`offset`), where Prometheus keeps data that
-//! old. The request histograms are matched by name (`LATENCY_HISTOGRAMS`):
-//! Sock Shop's Go services export `request_duration_seconds`, some of its Java builds
-//! `http_request_duration_seconds`. Services are Prometheus jobs: Sock Shop's jobs are not all named as
+//! old. The request histograms are matched by name (`LATENCY_HISTOGRAMS`): every Sock Shop
+//! service at the tags `docker-compose.yml` pins exports `request_duration_seconds`;
+//! `http_request_duration_seconds` is there for other services (many HTTP frameworks' default).
+//! Prometheus' own scrapes are not traffic: catalogue, payment and user wrap their whole router,
+//! `/metrics` included, in their instrumentation and record every scrape as
+//! `route="metrics"`, so every histogram selector leaves that route out (as upstream's
+//! dashboard does). Services are Prometheus jobs: Sock Shop's jobs are not all named as
 //! their `service` label (job `cart`, service `carts`), and with DNS or Docker service discovery
 //! every replica of a service is a target of the same job.
 
@@ -49,10 +53,18 @@ pub struct QueryPlan {
 /// cAdvisor's label for the compose service of a container, renamed to `job`.
 const COMPOSE_SERVICE: &str = "container_label_com_docker_compose_service";
 
-/// The series of the request histograms: `names` (without suffix) followed by `suffix`, e.g.
-/// `{__name__=~"(request_duration_seconds|http_request_duration_seconds)_count"}`.
+/// The `route` label value Sock Shop's Go services give their own `/metrics`: a scrape, not a
+/// request (a series without a `route` label is kept).
+const SCRAPE_ROUTE: &str = "metrics";
+
+/// The series of the request histograms, scrapes left out: `names` (without suffix) followed by
+/// `suffix`, e.g.
+/// `{__name__=~"(request_duration_seconds|http_request_duration_seconds)_count", route!="metrics"}`.
 fn series(names: &[String], suffix: &str, extra: &str) -> String {
-    format!(r#"{{__name__=~"({})_{suffix}"{extra}}}"#, names.join("|"))
+    format!(
+        r#"{{__name__=~"({})_{suffix}", route!="{SCRAPE_ROUTE}"{extra}}}"#,
+        names.join("|")
+    )
 }
 
 fn promql(measure: Measure, plan: &QueryPlan) -> String {
@@ -168,13 +180,51 @@ impl Missing {
     }
 }
 
+/// One service's window as Prometheus answered it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The measures the features are built from.
+    pub observation: Observation,
+    /// Which resources came from the process metrics because cAdvisor had none for the service
+    /// (not deployed, or its scrape failed or timed out): the process' own usage, not the
+    /// container's, so operators are told.
+    pub fallbacks: Fallbacks,
+}
+
+/// CPU and memory read from the process metrics in place of cAdvisor's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fallbacks {
+    pub cpu: bool,
+    pub memory: bool,
+}
+
+impl Fallbacks {
+    /// The `resource` label values of the fallback counter.
+    pub const RESOURCES: [&'static str; 2] = ["cpu", "memory"];
+
+    /// The resources that fell back, as label values.
+    pub fn resources(self) -> impl Iterator<Item = &'static str> {
+        [self.cpu, self.memory]
+            .into_iter()
+            .zip(Self::RESOURCES)
+            .filter_map(|(fell_back, resource)| fell_back.then_some(resource))
+    }
+
+    pub fn any(self) -> bool {
+        self.cpu || self.memory
+    }
+}
+
+/// A window of every service: its observation, or why there is none.
+pub type Window = BTreeMap<String, Result<Observed, Missing>>;
+
 /// Everything Prometheus says about each service at `at_secs`.
 pub async fn observe(
     client: &PrometheusClient,
     at_secs: u64,
     plan: &QueryPlan,
     fixed_services: &[String],
-) -> Result<BTreeMap<String, Result<Observation, Missing>>, QueryError> {
+) -> Result<Window, QueryError> {
     let histograms = &plan.histograms;
     let queries = MEASURES.map(|m| promql(m, plan));
     let answers = futures::future::try_join_all(queries.iter().map(|q| client.query(q, at_secs)));
@@ -216,7 +266,7 @@ fn assemble(
     by_job: &HashMap<Measure, HashMap<String, f64>>,
     service: &str,
     at_secs: u64,
-) -> Result<Observation, Missing> {
+) -> Result<Observed, Missing> {
     let get = |m: Measure| {
         by_job
             .get(&m)
@@ -234,18 +284,33 @@ fn assemble(
         (Some(p50), Some(p95), Some(p99)) => Some(Quantiles { p50, p95, p99 }),
         _ => None,
     };
-    Ok(Observation {
-        at_secs,
-        request_rate,
-        // No 5xx series at all means no 5xx answers.
-        error_rate: get(Measure::ErrorRate).unwrap_or(0.0),
-        latency,
-        replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
-        cpu_per_replica: get(Measure::CpuContainer).or_else(|| get(Measure::CpuProcess)),
-        memory_per_replica: get(Measure::MemoryContainer).or_else(|| get(Measure::MemoryProcess)),
-        day_ago: season(0),
-        week_ago: season(1),
+    let (cpu_per_replica, cpu) =
+        container_else_process(get(Measure::CpuContainer), get(Measure::CpuProcess));
+    let (memory_per_replica, memory) =
+        container_else_process(get(Measure::MemoryContainer), get(Measure::MemoryProcess));
+    Ok(Observed {
+        observation: Observation {
+            at_secs,
+            request_rate,
+            // No 5xx series at all means no 5xx answers.
+            error_rate: get(Measure::ErrorRate).unwrap_or(0.0),
+            latency,
+            replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
+            cpu_per_replica,
+            memory_per_replica,
+            day_ago: season(0),
+            week_ago: season(1),
+        },
+        fallbacks: Fallbacks { cpu, memory },
     })
+}
+
+/// cAdvisor's measure where it has one, else the process'; true when the process' was taken.
+fn container_else_process(container: Option<f64>, process: Option<f64>) -> (Option<f64>, bool) {
+    match container {
+        Some(value) => (Some(value), false),
+        None => (process, process.is_some()),
+    }
 }
 
 #[cfg(test)]
@@ -268,9 +333,24 @@ mod tests {
             (Measure::CpuProcess, 0.1),
             (Measure::MemoryProcess, 1e6),
         ]);
-        let o = assemble(&t, "orders", 60).unwrap();
+        let observed = assemble(&t, "orders", 60).unwrap();
+        let o = &observed.observation;
         assert_eq!(o.cpu_per_replica, Some(0.5));
         assert_eq!(o.memory_per_replica, Some(1e6));
+        assert_eq!(
+            observed.fallbacks,
+            Fallbacks {
+                cpu: false,
+                memory: true
+            },
+            "memory only from the process"
+        );
+        assert_eq!(
+            observed.fallbacks.resources().collect::<Vec<_>>(),
+            ["memory"]
+        );
+        let bare = assemble(&table(&[(Measure::RequestRate, 1.0)]), "orders", 60).unwrap();
+        assert!(!bare.fallbacks.any(), "no measure at all is not a fallback");
         assert_eq!(o.error_rate, 0.0);
         assert_eq!(o.latency, None);
         assert_eq!(o.replicas, 2);
@@ -301,23 +381,57 @@ mod tests {
         assert!(p95.contains("[30s]"), "{p95}");
         assert!(
             p95.contains(
-                r#"{__name__=~"(request_duration_seconds|http_request_duration_seconds)_bucket"}"#
+                r#"{__name__=~"(request_duration_seconds|http_request_duration_seconds)_bucket", route!="metrics"}"#
             ),
             "{p95}"
         );
         let errors = promql(Measure::ErrorRate, &plan(30));
         assert!(
-            errors.contains(r#"_count", status_code=~"5.."}"#),
+            errors.contains(r#"_count", route!="metrics", status_code=~"5.."}"#),
             "{errors}"
         );
         assert!(promql(Measure::CpuContainer, &plan(15)).contains(r#""job", "$1""#));
     }
 
     #[test]
+    fn no_request_histogram_query_counts_scrapes() {
+        let histograms = &plan(10).histograms;
+        let queries = MEASURES
+            .iter()
+            .filter(|m| {
+                !matches!(
+                    m,
+                    Measure::Replicas
+                        | Measure::CpuContainer
+                        | Measure::CpuProcess
+                        | Measure::MemoryContainer
+                        | Measure::MemoryProcess
+                )
+            })
+            .map(|m| promql(*m, &plan(10)))
+            .chain([
+                discovery(histograms),
+                service_request_rate("orders", 60, histograms),
+            ]);
+        for q in queries {
+            let selectors = q.matches("__name__").count();
+            assert!(selectors > 0, "{q}");
+            assert_eq!(
+                q.matches(r#"route!="metrics""#).count(),
+                selectors,
+                "every histogram selector leaves scrapes out: {q}"
+            );
+        }
+    }
+
+    #[test]
     fn one_service_s_rate() {
         let q = service_request_rate("orders", 60, &plan(10).histograms);
         assert!(q.starts_with("sum(rate({__name__=~"), "{q}");
-        assert!(q.ends_with(r#"_count", job="orders"}[60s]))"#), "{q}");
+        assert!(
+            q.ends_with(r#"_count", route!="metrics", job="orders"}[60s]))"#),
+            "{q}"
+        );
         let q = service_request_rate(r#"a"b"#, 60, &plan(10).histograms);
         assert!(q.contains(r#"job="a\"b""#), "{q}");
     }
@@ -335,7 +449,7 @@ mod tests {
             (Measure::SeasonPeak(0), 12.0),
             (Measure::SeasonRate(1), 8.0),
         ]);
-        let o = assemble(&t, "orders", 60).unwrap();
+        let o = assemble(&t, "orders", 60).unwrap().observation;
         assert_eq!(
             o.day_ago,
             Some(SeasonPoint {
