@@ -232,7 +232,7 @@ impl FeatureBuilder {
                 error_ratio(&observation),
             );
         }
-        let estimate = capacity.estimate(&self.settings.capacity);
+        let estimate = capacity.estimate(&self.settings.capacity, observation.replicas);
         Ok(compute(&observation, &window, &rates, interval, estimate))
     }
 
@@ -259,12 +259,13 @@ impl FeatureBuilder {
         self.history.retain(|service, _| keep(service));
     }
 
-    /// The capacity estimate of `service`: requests per second per replica within the SLA.
+    /// The capacity estimate of `service` at its last replica count: requests per second per
+    /// replica within the SLA.
     pub fn capacity(&self, service: &str) -> f64 {
         self.capacity
             .get(service)
             .map_or(self.settings.capacity.prior_rps, |c| {
-                c.estimate(&self.settings.capacity)
+                c.latest(&self.settings.capacity)
             })
     }
 

@@ -281,9 +281,9 @@ experiment log of the runs, both as `scripts/collect-training-data.sh` wrote the
 - The `trace` runs are held out.
 
 The replayed Twitter windows are not committed: `scripts/train.sh` makes them with `replay
-export` (the trace through the simulated demo target under HPA at 70 %, at three scales: busiest
-minute 60 requests per second on replicas of 1 slot, 500 on 4 slots, 5,000 on 4 slots with up to
-100 replicas), deterministically, into `output/training/`. Days 1 to 15 are fitted on
+export` (the trace through the simulated demo target under HPA at 70 %, at four scales: busiest
+minute 20 and 60 requests per second on replicas of 1 slot, 500 on 4 slots, 5,000 on 4 slots with
+up to 100 replicas), deterministically, into `output/training/`. Days 1 to 15 are fitted on
 (`twitter`), days 16 to 18 correct the quantiles (`twitter-calibration`), days 19 to 22 are held
 out (`twitter-held-out`). The NASA and Alibaba traces are never used here: they are the
 evaluation's test traces (docs/EVALUATION.md).
