@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Regenerates docs/EVALUATION.md, its plots and docs/evaluation/results.json: every policy
-# (static, the seed's threshold scaler, Kubernetes HPA, each model, the ensemble under each
-# voting strategy, the oracle) on the real traces of ../shared/traces, through the trace
-# replay (crates/replay). About a minute on 2 cores. Arguments go to `replay evaluate`
-# (`scripts/evaluate.sh --help`), e.g. --trace nasa --startup-delay-sec 60.
+# (static, the seed's threshold scaler, Kubernetes HPA and the Holt-Winters baseline across
+# their targets, each model, the ensemble across its forecast quantiles and under each voting
+# strategy, the oracle) on the real traces of ../shared/traces, in six scenarios (three service
+# profiles at two scales), through the trace replay (crates/replay). About an hour on 2 cores
+# (the 100-replica scenarios of the whole NASA month are most of it). Arguments go to
+# `replay evaluate` (`scripts/evaluate.sh --help`), e.g. --trace alibaba --scenario demo.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"

@@ -54,11 +54,13 @@ pub struct Vote {
     pub action: Action,
     /// The model's probability for the action it chose.
     pub confidence: f64,
-    /// Probability of an SLA violation in the next window at the current replica count.
+    /// The model's probability that the current replicas are overrun within its scale-up horizon
+    /// (its forecast peak above what they carry).
     pub violation_probability: f64,
     /// Replicas the service had in the window.
     pub current_replicas: u32,
-    /// The smallest replica count the model predicts to be safe, for proportional decisions.
+    /// The replica count the model wants: what its forecast peak needs at the service's learned
+    /// capacity (more than now for SCALE_UP, fewer for SCALE_DOWN, at most now otherwise).
     pub safe_replicas: u32,
     /// Time the model took to predict, in microseconds.
     pub inference_us: f64,
