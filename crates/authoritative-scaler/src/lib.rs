@@ -22,8 +22,12 @@ use contract::Vote;
 use decider::Decider;
 use decision::{Added, Ballot, History, Tally, TallyConfig};
 use fleet::csv_log::CsvLog;
-use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaMetrics, ensure_topics};
+use fleet::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
+};
 use fleet::ops::Health;
+use fleet::supervise::Tasks;
+use futures::FutureExt;
 use metrics::ScalerMetrics;
 use prometheus::Registry;
 use std::net::SocketAddr;
@@ -137,27 +141,34 @@ impl Application {
             .unwrap_or(self.config.listen_addr)
     }
 
-    /// Tallies and decides until `shutdown` is cancelled.
+    /// Tallies and decides until `shutdown` is cancelled. Every part runs supervised
+    /// ([`fleet::supervise`]): one that stops early fails `/healthz` and makes this return an
+    /// error, so that the process exits non-zero and its restart policy acts.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let ops = tokio::spawn(fleet::ops::serve(
-            self.ops_listener,
-            self.registry,
-            self.health.clone(),
-            shutdown.clone(),
-        ));
+        let mut tasks = Tasks::new(&shutdown, &self.health);
+        let stop = tasks.stop_token();
+        tasks.spawn(
+            "ops",
+            fleet::ops::serve(
+                self.ops_listener,
+                self.registry,
+                self.health.clone(),
+                stop.clone(),
+            )
+            .map(|served| served.context("the /metrics and /healthz server failed")),
+        );
         let config = self.config;
-        let topics = [config.votes_topic.as_str(), config.decisions_topic.as_str()];
+        let dead_letters = dead_letter_topic(&config.votes_topic);
+        let topics = [
+            config.votes_topic.as_str(),
+            config.decisions_topic.as_str(),
+            dead_letters.as_str(),
+        ];
         let create = || ensure_topics(&config.kafka, &topics);
-        if !fleet::retry::until_ok(
-            &shutdown,
-            &self.health,
-            "kafka",
-            "creating the topics",
-            create,
-        )
-        .await
+        if !fleet::retry::until_ok(&stop, &self.health, "kafka", "creating the topics", create)
+            .await
         {
-            return Ok(());
+            return tasks.join().await;
         }
         let producer = JsonProducer::new(
             &config.kafka,
@@ -170,13 +181,15 @@ impl Application {
             &config.consumer_group,
             &config.votes_topic,
             self.kafka_metrics.clone(),
-        )?;
+        )?
+        .dead_letters(producer.clone());
         let mut decider = self.decider;
         decider.producer = Some(producer.clone());
 
         let (ballots, mut inbox) = mpsc::channel::<Ballot>(1024);
         let tally = Arc::new(Mutex::new(self.tally));
-        let decisions = tokio::spawn(async move {
+        // Ends once the consumer and the window timer, which hold the senders, have ended.
+        tasks.spawn("decider", async move {
             while let Some(ballot) = inbox.recv().await {
                 let mut batch = vec![ballot];
                 while batch.len() < fleet::kafka::MAX_BATCH {
@@ -187,36 +200,36 @@ impl Application {
                 }
                 decider.decide_all(batch).await;
             }
+            Ok(())
         });
-        let expiry = {
-            let (tally, ballots, stop) = (tally.clone(), ballots.clone(), shutdown.clone());
-            tokio::spawn(async move {
+        {
+            let (tally, ballots, stop) = (tally.clone(), ballots.clone(), stop.clone());
+            tasks.spawn("window-timer", async move {
                 let mut tick = tokio::time::interval(EXPIRY_TICK);
                 loop {
                     tokio::select! {
-                        _ = stop.cancelled() => return,
+                        _ = stop.cancelled() => return Ok(()),
                         _ = tick.tick() => {}
                     }
                     let due = tally
                         .lock()
-                        .map(|mut t| t.expire(Utc::now()))
-                        .unwrap_or_default();
+                        .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?
+                        .expire(Utc::now());
                     for ballot in due {
-                        if ballots.send(ballot).await.is_err() {
-                            return;
-                        }
+                        ballots
+                            .send(ballot)
+                            .await
+                            .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
                     }
                 }
-            })
-        };
+            });
+        }
         self.health.set("tally", true, "counting votes");
         tracing::info!(from = %config.votes_topic, to = %config.decisions_topic, "deciding");
         let metrics = self.metrics.clone();
-        let counted = consumer
-            .run_batches(
-                &shutdown,
-                fleet::kafka::MAX_BATCH,
-                move |votes: &[Vote]| {
+        tasks.spawn("consumer", async move {
+            consumer
+                .run_batches(&stop, fleet::kafka::MAX_BATCH, move |votes: &[Vote]| {
                     let now = Utc::now();
                     let complete = tally
                         .lock()
@@ -242,18 +255,15 @@ impl Application {
                         }
                         Ok(())
                     }
-                },
-            )
-            .await;
-        let _ = expiry.await;
-        // The consumer and the expiry task held the senders; once they are gone the decider
-        // drains what is queued and stops.
-        let _ = decisions.await;
+                })
+                .await
+                .context("consuming votes failed")
+        });
+        let result = tasks.join().await;
         if let Err(e) = producer.flush(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "decision records still queued at shutdown were not published");
         }
-        let _ = ops.await;
-        counted?;
+        result?;
         tracing::info!("authoritative-scaler stopped");
         Ok(())
     }

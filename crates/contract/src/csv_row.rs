@@ -150,6 +150,7 @@ mod tests {
         let t: DateTime<Utc> = "2026-04-04T12:30:00Z".parse().unwrap();
         let mut values = [2.0; FEATURE_COUNT];
         values[FEATURE_COUNT - 1] = f64::NAN;
+        values[crate::feature_index("error_ratio").unwrap()] = 0.5;
         let v = FeatureVector {
             service: "orders".into(),
             window_id: 1_775_305_800,

@@ -1,8 +1,14 @@
 //! The message on `scaling-decisions`: the scaler's record of one decision (the audit stream).
 
 use crate::{
-    Action, Message, from_json_bytes, to_json_bytes, validate_service, validate_unit_interval,
+    Action, Message, from_json_bytes, to_json_bytes, validate_name, validate_replicas,
+    validate_service, validate_unit_interval, validate_window,
 };
+
+/// The most votes one decision record counts (models of the ensemble).
+const MAX_VOTES: usize = 64;
+/// The longest reason a decision record carries.
+const MAX_REASON_LEN: usize = 2048;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -107,9 +113,27 @@ impl Message for DecisionRecord {
 
     fn validate(&self) -> Result<(), String> {
         validate_service(&self.service)?;
+        validate_window(self.window_id)?;
+        validate_name("strategy", &self.strategy)?;
         validate_unit_interval("average_confidence", self.average_confidence)?;
+        validate_replicas("current_replicas", self.current_replicas, 0)?;
+        validate_replicas("target_replicas", self.target_replicas, 0)?;
+        if self.votes.len() > MAX_VOTES {
+            return Err(format!(
+                "{} votes; a decision counts at most {MAX_VOTES}",
+                self.votes.len()
+            ));
+        }
         for vote in &self.votes {
+            validate_name("vote model", &vote.model)?;
             validate_unit_interval("vote confidence", vote.confidence)?;
+            validate_replicas("vote safe_replicas", vote.safe_replicas, 0)?;
+        }
+        if self.reason.len() > MAX_REASON_LEN {
+            return Err(format!(
+                "reason is {} bytes, more than {MAX_REASON_LEN}",
+                self.reason.len()
+            ));
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The message on `metrics`: one feature vector per service per poll of the aggregator.
 
-use crate::{Features, Message, from_json_bytes, to_json_bytes, validate_service};
+use crate::{Features, Message, from_json_bytes, to_json_bytes, validate_service, validate_window};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -56,13 +56,11 @@ impl Message for FeatureVector {
         if self.window_start > self.window_end {
             return Err("window_start is after window_end".into());
         }
-        if self.poll_interval_sec == 0 {
-            return Err("poll_interval_sec is 0".into());
-        }
-        if self.features.replicas < 1.0 {
+        validate_window(self.window_id)?;
+        if !(1..=86_400).contains(&self.poll_interval_sec) {
             return Err(format!(
-                "replicas is {}; at least 1 expected",
-                self.features.replicas
+                "poll_interval_sec is {}, outside [1, 86400]",
+                self.poll_interval_sec
             ));
         }
         self.features.validate()

@@ -21,7 +21,8 @@ pub use csv_row::{CsvLayout, csv_header};
 pub use decision::{DecisionOutcome, DecisionRecord, VoteSummary};
 pub use feature_vector::FeatureVector;
 pub use features::{
-    FEATURE_COUNT, FEATURE_SCHEMA, FeatureSpec, Features, feature_index, feature_names,
+    FEATURE_COUNT, FEATURE_SCHEMA, FeatureSpec, Features, MAX_REPLICAS, feature_index,
+    feature_names,
 };
 pub use sla::Sla;
 pub use vote::{Action, Vote};
@@ -36,9 +37,19 @@ pub const VOTES_TOPIC: &str = "model-votes";
 /// Default topic of scaling decisions (the audit stream).
 pub const DECISIONS_TOPIC: &str = "scaling-decisions";
 
+/// The largest message a consumer reads: a feature vector is about 1.5 KiB, a decision record
+/// with its votes about 1 KiB. Anything larger is refused before it is parsed.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The last window id a message may carry: windows are Unix seconds, and this is 2100-01-01.
+pub const MAX_WINDOW_ID: u64 = 4_102_444_800;
+/// The longest name (model, version, strategy) a message may carry.
+const MAX_NAME_LEN: usize = 200;
+
 /// Why a message could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    #[error("{size} bytes, more than the {max} a message of this system can have")]
+    TooLarge { size: usize, max: usize },
     #[error("not a JSON object: {0}")]
     Malformed(serde_json::Error),
     #[error("no `version` field; this is not a message of this system")]
@@ -55,7 +66,8 @@ pub enum DecodeError {
 
 impl DecodeError {
     /// Every value [`DecodeError::reason`] can take, to initialize counters at 0.
-    pub const REASONS: [&'static str; 4] = [
+    pub const REASONS: [&'static str; 5] = [
+        "too_large",
         "malformed_json",
         "missing_version",
         "unsupported_version",
@@ -65,6 +77,7 @@ impl DecodeError {
     /// A bounded label for counters.
     pub fn reason(&self) -> &'static str {
         match self {
+            DecodeError::TooLarge { .. } => "too_large",
             DecodeError::Malformed(_) => "malformed_json",
             DecodeError::MissingVersion => "missing_version",
             DecodeError::UnsupportedVersion { .. } => "unsupported_version",
@@ -94,6 +107,12 @@ pub trait Message: Sized {
 
     /// Decodes and validates one message.
     fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::TooLarge {
+                size: bytes.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
         peek_version::<Self>(bytes)?;
         let message = Self::decode_wire(bytes).map_err(|e| DecodeError::Invalid {
             kind: Self::KIND,
@@ -144,6 +163,39 @@ pub fn validate_service(service: &str) -> Result<(), String> {
     }
     if service.len() > 200 || service.chars().any(|c| c.is_control() || c == ',') {
         return Err(format!("service name {service:?} is not a valid name"));
+    }
+    Ok(())
+}
+
+/// A name a message carries (model, version, strategy): not empty, not huge, no control characters.
+fn validate_name(field: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("{field} is empty"));
+    }
+    if value.len() > MAX_NAME_LEN || value.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} is not a name (at most {MAX_NAME_LEN} bytes, no control characters)"
+        ));
+    }
+    Ok(())
+}
+
+/// A window id is Unix seconds up to [`MAX_WINDOW_ID`].
+fn validate_window(window_id: u64) -> Result<(), String> {
+    if window_id > MAX_WINDOW_ID {
+        return Err(format!(
+            "window_id {window_id} is after 2100 ({MAX_WINDOW_ID}); window ids are Unix seconds"
+        ));
+    }
+    Ok(())
+}
+
+/// A replica count a message carries lies in [`min`, MAX_REPLICAS].
+fn validate_replicas(field: &str, value: u32, min: u32) -> Result<(), String> {
+    if !(min..=MAX_REPLICAS).contains(&value) {
+        return Err(format!(
+            "{field} is {value}, outside [{min}, {MAX_REPLICAS}]"
+        ));
     }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! The message on `model-votes`: one model's vote on one feature vector.
 
-use crate::{Message, from_json_bytes, to_json_bytes, validate_service, validate_unit_interval};
+use crate::{
+    Message, from_json_bytes, to_json_bytes, validate_name, validate_replicas, validate_service,
+    validate_unit_interval, validate_window,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -94,15 +97,15 @@ impl Message for Vote {
 
     fn validate(&self) -> Result<(), String> {
         validate_service(&self.service)?;
-        if self.model.is_empty() {
-            return Err("model is empty".into());
-        }
+        validate_window(self.window_id)?;
+        validate_name("model", &self.model)?;
+        validate_name("model_version", &self.model_version)?;
         validate_unit_interval("confidence", self.confidence)?;
         validate_unit_interval("violation_probability", self.violation_probability)?;
-        if self.safe_replicas == 0 {
-            return Err("safe_replicas is 0; at least 1 expected".into());
-        }
-        if !(self.inference_us.is_finite() && self.inference_us >= 0.0) {
+        validate_replicas("current_replicas", self.current_replicas, 0)?;
+        validate_replicas("safe_replicas", self.safe_replicas, 1)?;
+        // An hour: far beyond any model call, bounded so that sums and histograms stay sane.
+        if !(self.inference_us.is_finite() && (0.0..=3.6e9).contains(&self.inference_us)) {
             return Err(format!(
                 "inference_us {} is not a duration",
                 self.inference_us

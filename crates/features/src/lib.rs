@@ -383,7 +383,7 @@ fn compute(
         .map(|(at, r)| (*at as f64, *r))
         .collect();
     let per_replica = current.request_rate / replicas;
-    Features {
+    let mut features = Features {
         request_rate: current.request_rate,
         request_rate_per_replica: per_replica,
         error_ratio: error_ratio(current),
@@ -410,7 +410,11 @@ fn compute(
         week_ago_rise: current.week_ago.map(|p| rate_ratio(p.peak_after, p.rate)),
         capacity_per_replica: Some(capacity),
         capacity_utilization: Some(per_replica / capacity),
-    }
+    };
+    // An odd measurement (a histogram's +Inf bucket, ten thousand replicas) must not make the
+    // vector unreadable to its consumers, whose contract bounds every value.
+    features.clamp_to_schema();
+    features
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The edges every service of the fleet shares, so that each service's own crate holds only what
 //! is particular to it: configuration parsing with one-line errors ([`config`]), append-only CSV files
 //! ([`csv_log`]), logging
-//! ([`telemetry`]), signal-driven shutdown ([`shutdown`]), the `/metrics` and `/healthz` server
+//! ([`telemetry`]), signal-driven shutdown ([`shutdown`]), supervised tasks ([`supervise`]), the `/metrics` and `/healthz` server
 //! ([`ops`]) and the Kafka producer, consumer and topic administration ([`kafka`]).
 
 pub mod config;
@@ -10,4 +10,5 @@ pub mod kafka;
 pub mod ops;
 pub mod retry;
 pub mod shutdown;
+pub mod supervise;
 pub mod telemetry;

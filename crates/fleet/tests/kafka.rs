@@ -249,3 +249,151 @@ fn encoded_vectors_decode() {
     let v = vector("orders", 1);
     assert_eq!(FeatureVector::decode(&v.encode()).unwrap(), v);
 }
+
+/// Reads up to `count` raw messages of `topic` from the beginning, within 30 s.
+fn read_raw(args: &KafkaArgs, topic: &str, count: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = args
+        .consumer_config("test", &testkit::unique("raw"))
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut read = Vec::new();
+    while read.len() < count && std::time::Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            read.push(message.detach());
+        }
+    }
+    read
+}
+
+fn header(message: &rdkafka::message::OwnedMessage, key: &str) -> String {
+    use rdkafka::Message as _;
+    use rdkafka::message::Headers as _;
+    message
+        .headers()
+        .and_then(|h| h.iter().find(|h| h.key == key))
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn what_cannot_be_processed_goes_to_the_dead_letter_topic_and_the_consumer_moves_on() {
+    use rdkafka::Message as _;
+    let broker = Broker::start().await;
+    let args = args(&broker);
+    let topic = testkit::unique(METRICS_TOPIC);
+    let dead = fleet::kafka::dead_letter_topic(&topic);
+    ensure_topics(&args, &[&topic, &dead]).await.unwrap();
+    let m = metrics();
+    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    // One key, one partition: the order is defined.
+    producer.send(&topic, &vector("orders", 1)).await.unwrap();
+    producer
+        .send_raw(&topic, "orders", b"{not json")
+        .await
+        .unwrap();
+    // The poison pill of the issue: a replica count no consumer may size anything by.
+    let mut huge = serde_json::to_value(vector("orders", 2)).unwrap();
+    huge["features"]["replicas"] = 1e9.into();
+    let huge = huge.to_string();
+    producer
+        .send_raw(&topic, "orders", huge.as_bytes())
+        .await
+        .unwrap();
+    producer
+        .send_raw(
+            &topic,
+            "orders",
+            &vec![b' '; contract::MAX_MESSAGE_BYTES + 1],
+        )
+        .await
+        .unwrap();
+    // A vector whose handler always fails, then two that succeed.
+    for w in [3, 4, 5] {
+        producer.send(&topic, &vector("orders", w)).await.unwrap();
+    }
+
+    let group = testkit::unique("g");
+    let consumer = AtLeastOnceConsumer::new(&args, "test", &group, &topic, m.clone())
+        .unwrap()
+        .dead_letters(producer.clone());
+    let handled: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let tries = Arc::new(Mutex::new(0));
+    let shutdown = CancellationToken::new();
+    let (h, t, stop) = (handled.clone(), tries.clone(), shutdown.clone());
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        consumer.run_batches(&shutdown, 64, |batch: &[FeatureVector]| {
+            if batch.iter().any(|v| v.window_id == 3) {
+                *t.lock().unwrap() += 1;
+                return std::future::ready(Err(anyhow::anyhow!("the model cannot vote on this")));
+            }
+            let mut handled = h.lock().unwrap();
+            handled.extend(batch.iter().map(|v| v.window_id));
+            if handled.contains(&5) {
+                stop.cancel();
+            }
+            std::future::ready(Ok(()))
+        }),
+    )
+    .await
+    .expect("the consumer moves past what fails")
+    .unwrap();
+    let mut handled = handled.lock().unwrap().clone();
+    handled.sort_unstable();
+    handled.dedup();
+    assert_eq!(handled, vec![1, 4, 5], "window 3 never succeeded");
+    // Window 3 was tried at most MAX_TRIES times alone (and perhaps once in a batch before).
+    let tried = *tries.lock().unwrap();
+    assert!(
+        (fleet::kafka::MAX_TRIES..=2 * fleet::kafka::MAX_TRIES).contains(&tried),
+        "tried {tried} times"
+    );
+
+    let letters = read_raw(&args, &dead, 4);
+    let reasons: Vec<String> = letters
+        .iter()
+        .map(|l| header(l, "dead-letter.reason"))
+        .collect();
+    assert_eq!(
+        reasons,
+        ["malformed_json", "invalid", "too_large", "handler_failed"],
+        "in the topic's order"
+    );
+    assert_eq!(
+        letters[0].payload(),
+        Some(&b"{not json"[..]),
+        "kept as it came"
+    );
+    assert_eq!(letters[1].payload(), Some(huge.as_bytes()));
+    assert!(
+        header(&letters[1], "dead-letter.detail").contains("replicas is 1000000000, outside"),
+        "{}",
+        header(&letters[1], "dead-letter.detail")
+    );
+    assert_eq!(header(&letters[1], "dead-letter.topic"), topic);
+    assert_eq!(header(&letters[1], "dead-letter.offset"), "2");
+    assert_eq!(header(&letters[1], "dead-letter.group"), group);
+    assert!(header(&letters[3], "dead-letter.detail").contains("cannot vote"));
+    assert_eq!(letters[3].key(), Some(&b"orders"[..]));
+    for (reason, n) in [
+        ("malformed_json", 1),
+        ("invalid", 1),
+        ("too_large", 1),
+        ("handler_failed", 1),
+    ] {
+        assert_eq!(
+            m.dead_letters.with_label_values(&[&topic, reason]).get(),
+            n,
+            "{reason}"
+        );
+    }
+
+    // Their offsets were stored: the group resumes after them.
+    drop(consumer);
+    producer.send(&topic, &vector("orders", 6)).await.unwrap();
+    assert_eq!(consume(&args, &topic, &group, &m, 1, &[]).await, vec![6]);
+}

@@ -17,6 +17,8 @@ use anyhow::Context;
 use fleet::csv_log::CsvLog;
 use fleet::kafka::{JsonProducer, KafkaMetrics, ensure_topics};
 use fleet::ops::Health;
+use fleet::supervise::Tasks;
+use futures::FutureExt;
 use metrics::AggregatorMetrics;
 use poller::Poller;
 use prometheus::PrometheusClient;
@@ -119,21 +121,29 @@ impl Application {
             .unwrap_or(self.config.listen_addr)
     }
 
-    /// Creates the topic if needed (production), then polls until `shutdown` is cancelled.
+    /// Creates the topic if needed (production), then polls until `shutdown` is cancelled. The
+    /// poll loop and the ops server run supervised ([`fleet::supervise`]): one that stops early
+    /// makes this return an error.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let ops = tokio::spawn(fleet::ops::serve(
-            self.ops_listener,
-            self.registry,
-            self.health.clone(),
-            shutdown.clone(),
-        ));
+        let mut tasks = Tasks::new(&shutdown, &self.health);
+        let stop = tasks.stop_token();
+        tasks.spawn(
+            "ops",
+            fleet::ops::serve(
+                self.ops_listener,
+                self.registry,
+                self.health.clone(),
+                stop.clone(),
+            )
+            .map(|served| served.context("the /metrics and /healthz server failed")),
+        );
         match self.config.mode {
             Mode::Production => {
                 let topic = self.config.metrics_topic.as_str();
                 let topics = [topic];
                 let create = || ensure_topics(&self.config.kafka, &topics);
                 if !fleet::retry::until_ok(
-                    &shutdown,
+                    &stop,
                     &self.health,
                     "kafka",
                     "creating the topic",
@@ -141,7 +151,7 @@ impl Application {
                 )
                 .await
                 {
-                    return Ok(());
+                    return tasks.join().await;
                 }
                 tracing::info!(topic, "publishing feature vectors to Kafka");
             }
@@ -150,13 +160,18 @@ impl Application {
                 "development mode: appending feature vectors to the CSV"
             ),
         }
-        self.poller.run(shutdown.clone()).await;
+        let poller = self.poller;
+        tasks.spawn("poller", async move {
+            poller.run(stop).await;
+            Ok(())
+        });
+        let result = tasks.join().await;
         if let Some(producer) = self.producer
             && let Err(e) = producer.flush(FLUSH_GRACE).await
         {
             tracing::error!(error = %e, "feature vectors still queued at shutdown were not delivered");
         }
-        let _ = ops.await;
+        result?;
         tracing::info!("metrics-aggregator stopped");
         Ok(())
     }

@@ -19,8 +19,12 @@ use anyhow::Context;
 use chrono::Utc;
 use contract::{FeatureVector, Features, Vote, csv_header};
 use fleet::csv_log::CsvLog;
-use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaMetrics, ensure_topics};
+use fleet::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
+};
 use fleet::ops::Health;
+use fleet::supervise::Tasks;
+use futures::FutureExt;
 use models::{LoadedModel, VoteDecision};
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::net::SocketAddr;
@@ -192,27 +196,33 @@ impl Application {
             .unwrap_or(self.config.listen_addr)
     }
 
-    /// Consumes and votes until `shutdown` is cancelled.
+    /// Consumes and votes until `shutdown` is cancelled; the consumer and the ops server run
+    /// supervised ([`fleet::supervise`]): one that stops early makes this return an error.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let ops = tokio::spawn(fleet::ops::serve(
-            self.ops_listener,
-            self.registry,
-            self.health.clone(),
-            shutdown.clone(),
-        ));
+        let mut tasks = Tasks::new(&shutdown, &self.health);
+        let stop = tasks.stop_token();
+        tasks.spawn(
+            "ops",
+            fleet::ops::serve(
+                self.ops_listener,
+                self.registry,
+                self.health.clone(),
+                stop.clone(),
+            )
+            .map(|served| served.context("the /metrics and /healthz server failed")),
+        );
         let config = &self.config;
-        let topics = [config.metrics_topic.as_str(), config.votes_topic.as_str()];
+        let dead_letters = dead_letter_topic(&config.metrics_topic);
+        let topics = [
+            config.metrics_topic.as_str(),
+            config.votes_topic.as_str(),
+            dead_letters.as_str(),
+        ];
         let create = || ensure_topics(&config.kafka, &topics);
-        if !fleet::retry::until_ok(
-            &shutdown,
-            &self.health,
-            "kafka",
-            "creating the topics",
-            create,
-        )
-        .await
+        if !fleet::retry::until_ok(&stop, &self.health, "kafka", "creating the topics", create)
+            .await
         {
-            return Ok(());
+            return tasks.join().await;
         }
         let client_id = format!("ml-{}", config.model);
         let producer = JsonProducer::new(&config.kafka, &client_id, self.kafka_metrics.clone())?;
@@ -222,7 +232,8 @@ impl Application {
             &config.consumer_group(),
             &config.metrics_topic,
             self.kafka_metrics.clone(),
-        )?;
+        )?
+        .dead_letters(producer.clone());
         tracing::info!(from = %config.metrics_topic, to = %config.votes_topic, group = %config.consumer_group(), "voting");
         let voter = Arc::new(Voter {
             model: self.model.clone(),
@@ -235,20 +246,24 @@ impl Application {
                 .forecast_quantile
                 .unwrap_or(self.model.metadata().forecast.default_quantile),
         });
-        consumer
-            .run_batches(
-                &shutdown,
-                fleet::kafka::MAX_BATCH,
-                move |vectors: &[FeatureVector]| {
-                    let (voter, vectors) = (voter.clone(), vectors.to_vec());
-                    async move { voter.vote(&vectors).await }
-                },
-            )
-            .await?;
+        tasks.spawn("consumer", async move {
+            consumer
+                .run_batches(
+                    &stop,
+                    fleet::kafka::MAX_BATCH,
+                    move |vectors: &[FeatureVector]| {
+                        let (voter, vectors) = (voter.clone(), vectors.to_vec());
+                        async move { voter.vote(&vectors).await }
+                    },
+                )
+                .await
+                .context("consuming feature vectors failed")
+        });
+        let result = tasks.join().await;
         if let Err(e) = producer.flush(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "votes still queued at shutdown were not delivered");
         }
-        let _ = ops.await;
+        result?;
         tracing::info!("ml-inference stopped");
         Ok(())
     }

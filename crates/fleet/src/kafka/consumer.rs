@@ -1,16 +1,24 @@
-//! At-least-once consumption of contract messages.
+//! At-least-once consumption of contract messages, with a dead-letter topic.
 //!
 //! The offset of a message is stored only after its handler returned `Ok` (its work is done and
 //! its output acknowledged), and stored offsets are committed every second and at shutdown. A
-//! failing handler is retried with backoff; it is never skipped, so a crash or a shutdown before
-//! success means the message is delivered again. A message that cannot be decoded is skipped,
-//! counted and logged (at most once per reason every 10 s), never fatal.
+//! crash or a shutdown before that means the message is delivered again.
+//!
+//! A consumer given a dead-letter producer ([`AtLeastOnceConsumer::dead_letters`]) never stalls
+//! on one message: a message it cannot decode (malformed, too large, out of bounds), or whose
+//! handler still fails after [`MAX_TRIES`] tries with backoff, is copied unchanged to
+//! `<topic>-dead-letters` ([`dead_letter_topic`]) with headers saying why and where it came from,
+//! counted in `kafka_dead_letters_total`, logged (at most once per reason every 10 s), and its
+//! offset is stored: the consumer moves on, and the message is kept for a human. Its offset is
+//! stored only once the dead letter is acknowledged, so nothing is lost while the broker is down.
+//! A consumer without one (benchmarks, tests) skips what it cannot decode and retries a failing
+//! handler until it succeeds or shutdown.
 //!
 //! [`AtLeastOnceConsumer::run_batches`] hands the handler every message already waiting (up to a
 //! bound) at once: a service that keeps up sees batches of one and no added latency; one that
 //! falls behind amortizes its model call, file write and produce round trip over the batch.
 
-use super::{KafkaArgs, KafkaMetrics};
+use super::{JsonProducer, KafkaArgs, KafkaMetrics};
 use contract::Message as ContractMessage;
 use futures::FutureExt;
 use rdkafka::Message;
@@ -28,8 +36,45 @@ pub struct AtLeastOnceConsumer {
     inner: StreamConsumer,
     /// The topic, for counter labels and logs.
     topic: String,
+    /// The consumer group, recorded on dead letters.
+    group: String,
+    /// Where messages that cannot be processed go; `None`: they are skipped or retried forever.
+    dead_letters: Option<DeadLetters>,
     /// Consume counters.
     metrics: KafkaMetrics,
+}
+
+/// The dead-letter topic and the producer that writes to it.
+struct DeadLetters {
+    producer: JsonProducer,
+    topic: String,
+}
+
+/// The topic that receives the messages of `topic` that could not be processed.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}-dead-letters")
+}
+
+/// Tries of a message whose handler fails before it goes to the dead-letter topic (with backoff:
+/// 0.1 + 0.2 + 0.4 + 0.8 s between them).
+pub const MAX_TRIES: u32 = 5;
+
+/// Why a message went to the dead-letter topic (header `dead-letter.reason`): a decode reason
+/// ([`contract::DecodeError::reason`]) or this one.
+pub const HANDLER_FAILED: &str = "handler_failed";
+
+/// A message that could not be decoded (its position in the batch), with why.
+struct Rejected {
+    index: usize,
+    reason: &'static str,
+    detail: String,
+}
+
+/// How handling a batch ended.
+enum Handled {
+    Done,
+    Shutdown,
+    Failed(anyhow::Error),
 }
 
 /// Messages the services hand to one `run_batches` call at most: enough that a service that
@@ -60,11 +105,29 @@ impl AtLeastOnceConsumer {
         for reason in contract::DecodeError::REASONS {
             metrics.skipped.with_label_values(&[topic, reason]);
         }
+        metrics
+            .dead_letters
+            .with_label_values(&[topic, HANDLER_FAILED]);
+        for reason in contract::DecodeError::REASONS {
+            metrics.dead_letters.with_label_values(&[topic, reason]);
+        }
         Ok(Self {
             inner,
             topic: topic.to_owned(),
+            group: group_id.to_owned(),
+            dead_letters: None,
             metrics,
         })
+    }
+
+    /// Sends what cannot be processed to [`dead_letter_topic`] through `producer` (the topic must
+    /// exist: pass it to `ensure_topics`) instead of skipping or retrying it forever.
+    pub fn dead_letters(mut self, producer: JsonProducer) -> Self {
+        self.dead_letters = Some(DeadLetters {
+            producer,
+            topic: dead_letter_topic(&self.topic),
+        });
+        self
     }
 
     /// Hands every readable message to `handle`, one at a time, until `shutdown` is cancelled,
@@ -80,12 +143,29 @@ impl AtLeastOnceConsumer {
     {
         let mut throttle = LogThrottle::default();
         'consume: while let Some(messages) = self.next_batch(shutdown, 1, &mut throttle).await {
-            for message in self.decode::<M>(&messages, &mut throttle) {
-                if !self
-                    .handle_until_done(shutdown, &mut handle, &message)
-                    .await
-                {
-                    break 'consume;
+            let (decoded, rejected) = self.decode::<M>(&messages, &mut throttle);
+            if !self
+                .reject(shutdown, &messages, rejected, &mut throttle)
+                .await
+            {
+                break;
+            }
+            for (index, value) in decoded {
+                let message = &messages[index];
+                match self.handle(shutdown, &mut handle, &value).await {
+                    Handled::Done => {}
+                    Handled::Shutdown => break 'consume,
+                    Handled::Failed(e) => {
+                        let detail = format!("{e:#}");
+                        if !self
+                            .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
+                            .await
+                        {
+                            break 'consume;
+                        }
+                        self.log_dead_letter(message, HANDLER_FAILED, &detail, &mut throttle);
+                        continue;
+                    }
                 }
                 self.metrics
                     .consumed
@@ -107,22 +187,69 @@ impl AtLeastOnceConsumer {
     ) -> Result<(), KafkaError>
     where
         M: ContractMessage,
+        M: Clone,
         F: AsyncFnMut(&[M]) -> anyhow::Result<()>,
     {
         let mut throttle = LogThrottle::default();
-        while let Some(messages) = self.next_batch(shutdown, max_batch, &mut throttle).await {
-            let decoded = self.decode::<M>(&messages, &mut throttle);
-            if !decoded.is_empty() {
-                if !self
-                    .handle_until_done(shutdown, &mut handle, decoded.as_slice())
-                    .await
-                {
-                    break;
+        'consume: while let Some(messages) =
+            self.next_batch(shutdown, max_batch, &mut throttle).await
+        {
+            let (decoded, rejected) = self.decode::<M>(&messages, &mut throttle);
+            if !self
+                .reject(shutdown, &messages, rejected, &mut throttle)
+                .await
+            {
+                break;
+            }
+            let values: Vec<M> = decoded.iter().map(|(_, m)| m.clone()).collect();
+            if !values.is_empty() {
+                match self.handle(shutdown, &mut handle, values.as_slice()).await {
+                    Handled::Done => {}
+                    Handled::Shutdown => break,
+                    // One of them may be the culprit: each alone, and what still fails goes to
+                    // the dead-letter topic.
+                    Handled::Failed(e) if values.len() == 1 => {
+                        let (message, detail) = (&messages[decoded[0].0], format!("{e:#}"));
+                        if !self
+                            .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
+                            .await
+                        {
+                            break;
+                        }
+                        self.log_dead_letter(message, HANDLER_FAILED, &detail, &mut throttle);
+                    }
+                    Handled::Failed(_) => {
+                        for (index, value) in &decoded {
+                            let message = &messages[*index];
+                            match self
+                                .handle(shutdown, &mut handle, std::slice::from_ref(value))
+                                .await
+                            {
+                                Handled::Done => {}
+                                Handled::Shutdown => break 'consume,
+                                Handled::Failed(e) => {
+                                    let detail = format!("{e:#}");
+                                    if !self
+                                        .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
+                                        .await
+                                    {
+                                        break 'consume;
+                                    }
+                                    self.log_dead_letter(
+                                        message,
+                                        HANDLER_FAILED,
+                                        &detail,
+                                        &mut throttle,
+                                    );
+                                }
+                            }
+                        }
+                    }
                 }
                 self.metrics
                     .consumed
                     .with_label_values(&[&self.topic])
-                    .inc_by(decoded.len() as u64);
+                    .inc_by(values.len() as u64);
             }
             self.store(&messages)?;
         }
@@ -165,23 +292,24 @@ impl AtLeastOnceConsumer {
         Some(messages)
     }
 
-    /// The messages that can be read; the others are skipped, counted and logged.
+    /// The messages that can be read, and those that cannot with why.
     fn decode<M: ContractMessage>(
         &self,
         messages: &[BorrowedMessage<'_>],
         throttle: &mut LogThrottle,
-    ) -> Vec<M> {
+    ) -> (Vec<(usize, M)>, Vec<Rejected>) {
         let mut decoded = Vec::with_capacity(messages.len());
-        for message in messages {
+        let mut rejected = Vec::new();
+        for (index, message) in messages.iter().enumerate() {
             match M::decode(message.payload().unwrap_or_default()) {
-                Ok(m) => decoded.push(m),
+                Ok(m) => decoded.push((index, m)),
                 Err(e) => {
                     let reason = e.reason();
                     self.metrics
                         .skipped
                         .with_label_values(&[self.topic.as_str(), reason])
                         .inc();
-                    if throttle.allow(reason) {
+                    if self.dead_letters.is_none() && throttle.allow(reason) {
                         tracing::warn!(
                             topic = %self.topic,
                             partition = message.partition(),
@@ -190,16 +318,151 @@ impl AtLeastOnceConsumer {
                             "skipped a message that cannot be read (counted in kafka_messages_skipped_total)"
                         );
                     }
+                    rejected.push(Rejected {
+                        index,
+                        reason,
+                        detail: e.to_string(),
+                    });
                 }
             }
         }
-        decoded
+        (decoded, rejected)
+    }
+
+    /// Sends the messages that cannot be read to the dead-letter topic, if there is one, all at
+    /// once (a flood of bad messages costs one round trip per batch). `false` when shutdown came
+    /// first.
+    async fn reject(
+        &self,
+        shutdown: &CancellationToken,
+        messages: &[BorrowedMessage<'_>],
+        rejected: Vec<Rejected>,
+        throttle: &mut LogThrottle,
+    ) -> bool {
+        if rejected.is_empty() || self.dead_letters.is_none() {
+            return true;
+        }
+        let sent = futures::future::join_all(
+            rejected
+                .iter()
+                .map(|r| self.dead_letter(shutdown, &messages[r.index], r.reason, &r.detail)),
+        )
+        .await;
+        // One log line per reason for the whole flood, through the shared throttle.
+        for r in &rejected {
+            self.log_dead_letter(&messages[r.index], r.reason, &r.detail, throttle);
+        }
+        sent.into_iter().all(|done| done)
+    }
+
+    /// Copies `message` to the dead-letter topic with why, until the broker acknowledges it; the
+    /// caller logs ([`Self::log_dead_letter`]).
+    /// `false` when shutdown came first (the offset is then not stored: it is read again). Does
+    /// nothing without a dead-letter topic.
+    async fn dead_letter(
+        &self,
+        shutdown: &CancellationToken,
+        message: &BorrowedMessage<'_>,
+        reason: &'static str,
+        detail: &str,
+    ) -> bool {
+        let Some(dead) = &self.dead_letters else {
+            return true;
+        };
+        // A detail quotes what it could not read; keep the header short.
+        let detail: String = detail.chars().take(500).collect();
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let headers = [
+            ("dead-letter.reason", reason),
+            ("dead-letter.detail", detail.as_str()),
+            ("dead-letter.topic", self.topic.as_str()),
+            ("dead-letter.partition", partition.as_str()),
+            ("dead-letter.offset", offset.as_str()),
+            ("dead-letter.group", self.group.as_str()),
+        ];
+        let key = message
+            .key()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let payload = message.payload().unwrap_or_default();
+        let mut backoff = RETRY_FIRST;
+        loop {
+            let sent = dead
+                .producer
+                .send_with_headers(&dead.topic, &key, payload, &headers);
+            let sent = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return false,
+                sent = sent => sent,
+            };
+            match sent {
+                Ok(_) => break,
+                Err(e) if backoff == RETRY_FIRST => {
+                    tracing::warn!(topic = %dead.topic, error = %e,
+                        "cannot write a dead letter; retrying with backoff (the message's offset waits for it)");
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RETRY_MAX);
+        }
+        self.metrics
+            .dead_letters
+            .with_label_values(&[self.topic.as_str(), reason])
+            .inc();
+        true
+    }
+
+    /// One line per reason every [`LOG_EVERY`] at most.
+    fn log_dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        reason: &'static str,
+        detail: &str,
+        throttle: &mut LogThrottle,
+    ) {
+        let Some(dead) = &self.dead_letters else {
+            return;
+        };
+        if throttle.allow(reason) {
+            tracing::warn!(
+                topic = %self.topic,
+                partition = message.partition(),
+                offset = message.offset(),
+                reason,
+                error = %detail,
+                dead_letters = %dead.topic,
+                "a message that cannot be processed went to the dead-letter topic (counted in kafka_dead_letters_total); moving on"
+            );
+        }
     }
 
     /// Stores the offsets of messages whose work is done (committed every second).
+    /// A partition revoked while its messages were processed cannot take their offsets: its new
+    /// owner reads them again, which at-least-once allows. That is counted, not fatal.
     fn store(&self, messages: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {
         for message in messages {
-            self.inner.store_offset_from_message(message)?;
+            match self.inner.store_offset_from_message(message) {
+                Ok(()) => {}
+                Err(e)
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::State | RDKafkaErrorCode::UnknownPartition)
+                    ) =>
+                {
+                    self.metrics
+                        .consume_errors
+                        .with_label_values(&["offset_store_revoked"])
+                        .inc();
+                    tracing::info!(topic = %self.topic, partition = message.partition(), offset = message.offset(),
+                        "the partition was revoked before this offset could be stored; its new owner reads it again");
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -215,22 +478,23 @@ impl AtLeastOnceConsumer {
         }
     }
 
-    /// Runs the handler until it succeeds. `false` when shutdown came first (the offsets are
-    /// then not stored and the messages are delivered again after a restart).
-    async fn handle_until_done<T, F>(
-        &self,
-        shutdown: &CancellationToken,
-        handle: &mut F,
-        work: &T,
-    ) -> bool
+    /// Runs the handler until it succeeds: at most [`MAX_TRIES`] times with a dead-letter topic,
+    /// else until shutdown (the offsets are then not stored and the messages are delivered again
+    /// after a restart).
+    async fn handle<T, F>(&self, shutdown: &CancellationToken, handle: &mut F, work: &T) -> Handled
     where
         T: ?Sized,
         F: AsyncFnMut(&T) -> anyhow::Result<()>,
     {
         let mut backoff = RETRY_FIRST;
+        let mut tries = 0;
         loop {
+            tries += 1;
             match handle(work).await {
-                Ok(()) => return true,
+                Ok(()) => return Handled::Done,
+                Err(e) if self.dead_letters.is_some() && tries >= MAX_TRIES => {
+                    return Handled::Failed(e);
+                }
                 Err(e) => {
                     self.metrics
                         .handler_retries
@@ -241,7 +505,7 @@ impl AtLeastOnceConsumer {
                 }
             }
             tokio::select! {
-                _ = shutdown.cancelled() => return false,
+                _ = shutdown.cancelled() => return Handled::Shutdown,
                 _ = tokio::time::sleep(backoff) => {}
             }
             backoff = (backoff * 2).min(RETRY_MAX);

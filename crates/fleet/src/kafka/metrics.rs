@@ -9,6 +9,8 @@ pub struct KafkaMetrics {
     pub consumed: IntCounterVec,
     /// Messages skipped because they could not be read, by topic and reason.
     pub skipped: IntCounterVec,
+    /// Messages copied to the dead-letter topic, by source topic and reason.
+    pub dead_letters: IntCounterVec,
     /// Handler failures that were retried, by topic.
     pub handler_retries: IntCounterVec,
     /// Errors the consumer reported (broker unreachable, rebalance failures), by kind.
@@ -37,6 +39,11 @@ impl KafkaMetrics {
             skipped: counter(
                 "kafka_messages_skipped_total",
                 "Messages skipped because they could not be read",
+                &["topic", "reason"],
+            )?,
+            dead_letters: counter(
+                "kafka_dead_letters_total",
+                "Messages that could not be processed, copied to the dead-letter topic; by source topic and reason",
                 &["topic", "reason"],
             )?,
             handler_retries: counter(

@@ -6,7 +6,8 @@
 //! - [`ensure_topics`]: creates missing topics with the configured partitions.
 //! - [`JsonProducer`]: idempotent producer of contract messages keyed by service.
 //! - [`AtLeastOnceConsumer`]: a consumer group member that stores an offset only after the
-//!   handler finished the message's work, and skips and counts what it cannot read.
+//!   handler finished the message's work, and sends what it cannot process to a dead-letter
+//!   topic with why.
 
 mod admin;
 mod args;
@@ -16,6 +17,6 @@ mod producer;
 
 pub use admin::ensure_topics;
 pub use args::{KafkaArgs, parse_property};
-pub use consumer::{AtLeastOnceConsumer, MAX_BATCH};
+pub use consumer::{AtLeastOnceConsumer, HANDLER_FAILED, MAX_BATCH, MAX_TRIES, dead_letter_topic};
 pub use metrics::KafkaMetrics;
 pub use producer::JsonProducer;

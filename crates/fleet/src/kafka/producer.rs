@@ -3,6 +3,7 @@
 use super::{KafkaArgs, KafkaMetrics};
 use contract::Message;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use std::time::Duration;
@@ -52,7 +53,39 @@ impl JsonProducer {
         key: &str,
         payload: &[u8],
     ) -> Result<Delivered, KafkaError> {
-        let record = FutureRecord::to(topic).key(key).payload(payload);
+        self.deliver(topic, FutureRecord::to(topic).key(key).payload(payload))
+            .await
+    }
+
+    /// Sends bytes with headers (dead letters carry why in theirs).
+    pub async fn send_with_headers(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Delivered, KafkaError> {
+        let headers = headers.iter().fold(
+            OwnedHeaders::new_with_capacity(headers.len()),
+            |h, (key, value)| {
+                h.insert(Header {
+                    key,
+                    value: Some(*value),
+                })
+            },
+        );
+        let record = FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        self.deliver(topic, record).await
+    }
+
+    async fn deliver(
+        &self,
+        topic: &str,
+        record: FutureRecord<'_, str, [u8]>,
+    ) -> Result<Delivered, KafkaError> {
         match self
             .inner
             .send(record, Timeout::After(Duration::from_secs(5)))

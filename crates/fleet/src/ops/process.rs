@@ -189,11 +189,15 @@ mod tests {
         registry
             .register(Box::new(ProcessCollector::new().unwrap()))
             .unwrap();
-        // Burn 100 ms of CPU so that the counter has something to show.
+        // Burn CPU until the process has used 100 ms of it (counted by the kernel, so a loaded
+        // machine only makes this take longer), at most 20 s.
         let started = std::time::Instant::now();
+        let used = || sample_process(std::process::id()).map_or(0.0, |s| s.cpu_seconds);
         let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(100) {
-            x = std::hint::black_box(x.wrapping_add(1));
+        while used() < 0.1 && started.elapsed() < std::time::Duration::from_secs(20) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
         }
         let mut text = Vec::new();
         prometheus::Encoder::encode(
