@@ -267,3 +267,135 @@ fn a_missing_or_mismatched_model_is_refused_at_start() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("MODEL"), "{stderr}");
 }
+
+/// Issue 12's poison pills: 100,000 malformed, out-of-bounds and oversized vectors. The voter
+/// copies each to the dead-letter topic, counts it, stays healthy, and votes on the next good one.
+#[tokio::test]
+async fn a_flood_of_bad_vectors_goes_to_the_dead_letter_topic_and_voting_goes_on() {
+    const FLOOD: usize = 100_000;
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (metrics_topic, votes_topic) = (testkit::unique("metrics"), testkit::unique("model-votes"));
+    let dead = fleet::kafka::dead_letter_topic(&metrics_topic);
+    let mut args = KafkaArgs::local(broker.bootstrap());
+    args.kafka_properties
+        .push("auto.offset.reset=earliest".into());
+    ensure_topics(&args, &[&metrics_topic, &votes_topic, &dead])
+        .await
+        .unwrap();
+    let model_dir = dir.path().join("xgboost");
+    synthetic::train(ModelKind::Xgboost, &model_dir, &synthetic::feature_names()).unwrap();
+    let config = InferenceConfig::try_parse_from([
+        "ml-inference",
+        "--model",
+        "xgboost",
+        "--model-path",
+        model_dir.to_str().unwrap(),
+        "--metrics-topic",
+        &metrics_topic,
+        "--votes-topic",
+        &votes_topic,
+        "--consumer-group",
+        &testkit::unique("xgboost"),
+        "--predictions-csv",
+        dir.path().join("predictions.csv").to_str().unwrap(),
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--kafka-bootstrap-servers",
+        broker.bootstrap(),
+        "--kafka-property",
+        "auto.offset.reset=earliest",
+    ])
+    .unwrap();
+    let app = Application::build(config).await.unwrap();
+    let ops = app.ops_addr();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(app.run(stop.clone()));
+
+    // Four kinds of bad input, round robin, over a few keys (so over partitions).
+    let good = serde_json::to_value(vector("orders", 1000, 30.0, 2)).unwrap();
+    let out_of_bounds = |i: usize| {
+        let mut v = good.clone();
+        match i % 3 {
+            0 => v["features"]["replicas"] = 1e9.into(),
+            1 => v["features"]["error_ratio"] = 5.into(),
+            _ => v["features"]["request_rate"] = (-1).into(),
+        }
+        v.to_string().into_bytes()
+    };
+    let payloads: Vec<Vec<u8>> = (0..FLOOD)
+        .map(|i| match i % 4 {
+            0 => b"{\"version\":\"2\",\"service\":".to_vec(),
+            1 | 2 => out_of_bounds(i),
+            // Oversized ones are rarer: each is 64 KiB.
+            _ if i % 1000 == 3 => vec![b' '; contract::MAX_MESSAGE_BYTES + 1],
+            _ => b"[1,2,3]".to_vec(),
+        })
+        .collect();
+    let producer = JsonProducer::new(&args, "test", metrics()).unwrap();
+    for chunk in payloads.chunks(5_000) {
+        let sends = chunk.iter().enumerate().map(|(i, p)| {
+            let key = ["orders", "carts", "front-end", "user"][i % 4];
+            producer.send_raw(&metrics_topic, key, p)
+        });
+        futures::future::try_join_all(sends).await.unwrap();
+    }
+    producer
+        .send(&metrics_topic, &vector("orders", 2000, 30.0, 2))
+        .await
+        .unwrap();
+
+    // The good vector after the flood is voted on.
+    let votes: Arc<Mutex<Vec<Vote>>> = Arc::default();
+    let done = CancellationToken::new();
+    let (sink, finished) = (votes.clone(), done.clone());
+    let consumer = AtLeastOnceConsumer::new(
+        &args,
+        "test",
+        &testkit::unique("reader"),
+        &votes_topic,
+        metrics(),
+    )
+    .unwrap();
+    let read = consumer.run(&done, |v: &Vote| {
+        sink.lock().unwrap().push(v.clone());
+        if v.window_id == 2000 {
+            finished.cancel();
+        }
+        std::future::ready(Ok(()))
+    });
+    tokio::time::timeout(Duration::from_secs(240), read)
+        .await
+        .expect("the vector after the flood is voted on within 240 s")
+        .unwrap();
+    let votes = votes.lock().unwrap().clone();
+    assert_eq!(
+        votes.len(),
+        1,
+        "only the good vector gets a vote: {votes:?}"
+    );
+
+    let text = reqwest::get(format!("http://{ops}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let counted = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name) && l.contains(&format!("topic=\"{metrics_topic}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(counted("kafka_dead_letters_total{"), FLOOD as f64, "{text}");
+    let health = reqwest::get(format!("http://{ops}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "the voter is healthy after the flood");
+    assert!(!task.is_finished(), "the voter still runs");
+
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
