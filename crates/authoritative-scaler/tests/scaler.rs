@@ -368,3 +368,63 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
     );
     assert!(project.down());
 }
+
+/// Issue 12's poison pills on `model-votes`: 100,000 malformed and out-of-bounds votes (a replica
+/// count of a billion, a window in the year 3000, an endless model name, oversized messages) go
+/// to the dead-letter topic, counted; the scaler stays up and decides the next good ballot.
+#[tokio::test]
+async fn a_flood_of_bad_votes_goes_to_the_dead_letter_topic_and_deciding_goes_on() {
+    const FLOOD: usize = 100_000;
+    let broker = Broker::start().await;
+    let (_, topics, producer) = setup(&broker).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("decisions.csv");
+    let mut scaler = Scaler::start(&broker, &topics, &csv, &["--scaler-backend", "log"]);
+
+    let good = serde_json::to_value(vote(MODELS[0], "orders", 100, Action::ScaleUp, 2, 4)).unwrap();
+    let bad = |i: usize| -> Vec<u8> {
+        let mut v = good.clone();
+        match i % 6 {
+            0 => return b"{\"version\":\"1\",\"service\":\"orders\",".to_vec(),
+            1 => v["safe_replicas"] = 1_000_000_000u64.into(),
+            2 => v["window_id"] = 32_503_680_000u64.into(),
+            3 => v["model"] = "m".repeat(10_000).into(),
+            4 if i % 1000 == 4 => return vec![b' '; contract::MAX_MESSAGE_BYTES + 1],
+            4 => v["confidence"] = 7.into(),
+            _ => v["current_replicas"] = 20_000.into(),
+        }
+        v.to_string().into_bytes()
+    };
+    let payloads: Vec<Vec<u8>> = (0..FLOOD).map(bad).collect();
+    for chunk in payloads.chunks(5_000) {
+        let sends = chunk.iter().enumerate().map(|(i, p)| {
+            let key = ["orders", "carts", "front-end", "user"][i % 4];
+            producer.send_raw(&topics.0, key, p)
+        });
+        futures::future::try_join_all(sends).await.unwrap();
+    }
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "orders", 100, Action::ScaleUp, 2, 4))
+            .await
+            .unwrap();
+    }
+    let blocks = scaler.blocks(1, Duration::from_secs(240));
+    assert!(
+        blocks[0].contains(&"Vote Count: 3 SCALE UP (3 total)".to_owned()),
+        "{:?}",
+        blocks[0]
+    );
+    let text = reqwest_get(&format!("{}/metrics", scaler.ops)).await;
+    let dead: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("kafka_dead_letters_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(dead, FLOOD as f64, "{text}");
+    assert!(
+        scaler.child.try_wait().unwrap().is_none(),
+        "the scaler still runs"
+    );
+    assert_eq!(scaler.stop(), 0);
+}
