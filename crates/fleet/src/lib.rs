@@ -2,11 +2,13 @@
 //! is particular to it: configuration parsing with one-line errors ([`config`]), append-only CSV files
 //! ([`csv_log`]), logging
 //! ([`telemetry`]), signal-driven shutdown ([`shutdown`]), the `/metrics` and `/healthz` server
-//! ([`ops`]) and the Kafka producer, consumer and topic administration ([`kafka`]).
+//! ([`ops`]), the Kafka producer, consumer and topic administration ([`kafka`]) and the labels
+//! that opt a service in to scaling ([`labels`]).
 
 pub mod config;
 pub mod csv_log;
 pub mod kafka;
+pub mod labels;
 pub mod ops;
 pub mod retry;
 pub mod shutdown;
