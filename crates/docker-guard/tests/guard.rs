@@ -338,3 +338,49 @@ fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The topology of docker-compose.yml (its provisioning test checks the file has it): the guard
+/// on the internal network `docker-api` alone, the scaler on it and on the default network,
+/// every other container on the default network. A stand-in answers HTTP where the guard would.
+#[tokio::test]
+async fn the_guards_network_is_reachable_from_the_scaler_only() {
+    bounded(async {
+        let image = busybox_image();
+        let yaml = format!(
+            "version: '2.4'\nservices:\n  \
+             docker-guard:\n    image: {image}\n    command: [\"httpd\", \"-f\", \"-p\", \"2375\", \"-h\", \"/etc\"]\n    networks: [docker-api]\n  \
+             authoritative-scaler:\n    image: {image}\n    networks: [default, docker-api]\n  \
+             front-end:\n    image: {image}\n\
+             networks:\n  default: {{}}\n  docker-api:\n    internal: true\n"
+        );
+        let project = ComposeProject::up(&testkit::unique("mlguardnet").replace('-', ""), &yaml);
+        let container = |service: &str| format!("{}_{service}_1", project.name);
+        let guard_ip = run(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &container("docker-guard"),
+        ]);
+        // busybox's own resolver and nc (its wget, linked statically, crashes on this host).
+        let exec = |from: &str, script: &str| {
+            let out = std::process::Command::new("docker")
+                .args(["exec", &container(from), "/bin/busybox", "sh", "-c", script])
+                .output()
+                .expect("docker exec runs");
+            (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let resolves = |from: &str| exec(from, "/bin/busybox nslookup docker-guard").0;
+        let fetch = |from: &str| {
+            let request = format!(
+                "printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | /bin/busybox nc -w 3 {} 2375",
+                guard_ip.trim()
+            );
+            exec(from, &request).1.contains("200 OK")
+        };
+        assert!(resolves("authoritative-scaler") && fetch("authoritative-scaler"), "the scaler reaches the guard");
+        assert!(!resolves("front-end"), "another container cannot resolve the guard's name");
+        assert!(!fetch("front-end"), "nor reach its address");
+        assert!(project.down());
+    })
+    .await;
+}
