@@ -16,6 +16,10 @@ fn compose_files_are_valid_for_compose() {
     for files in [
         vec!["docker-compose.yml"],
         vec!["docker-compose.yml", "docker-compose.local.yml"],
+        vec![
+            "docker-compose.yml",
+            "docker/kafka-security/docker-compose.sasl.yml",
+        ],
     ] {
         let mut cmd = Command::new("docker-compose");
         for f in &files {
