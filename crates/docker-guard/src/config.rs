@@ -29,7 +29,7 @@ pub struct GuardConfig {
     #[arg(long, env = "ENGINE_TIMEOUT_SEC", default_value = "120", value_parser = positive_secs)]
     pub engine_timeout_sec: u64,
     /// Connections served at once; more wait to be accepted.
-    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 64,
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_connections: u32,
     #[command(flatten)]

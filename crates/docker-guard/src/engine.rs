@@ -14,9 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::UnixStream;
 
-/// Most bytes of an engine answer the guard reads (a listing of some hundred containers is a
-/// few hundred KiB).
-pub const MAX_RESPONSE: usize = 16 * 1024 * 1024;
+/// Most bytes of an engine answer the guard reads (a listing of a hundred containers is a few
+/// hundred KiB).
+pub const MAX_RESPONSE: usize = 4 * 1024 * 1024;
 
 /// An engine answer, read whole.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 //! why, counted in `docker_guard_refusals_total` and logged.
 //!
 //! Bounds: request headers 64 KiB and 10 s to arrive, request bodies 1 MiB, engine answers
-//! 16 MiB and `ENGINE_TIMEOUT_SEC`, `MAX_CONNECTIONS` connections at once.
+//! 4 MiB and `ENGINE_TIMEOUT_SEC`, `MAX_CONNECTIONS` connections at once.
 
 pub mod config;
 pub mod engine;

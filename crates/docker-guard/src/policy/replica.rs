@@ -462,6 +462,11 @@ mod tests {
         assert!(r.reason.contains("Entrypoint"), "{r:?}");
         let r = refused(|b| b["Unknown"] = json!(1));
         assert_eq!(r.rule, Rule::Malformed);
+        // The engine still reads host settings at the top level (its deprecated wrapper).
+        for key in ["Privileged", "Binds", "CapAdd", "Cpuset"] {
+            let r = refused(|b| b[key] = json!(true));
+            assert_eq!(r.rule, Rule::Malformed, "{key}: {r:?}");
+        }
     }
 
     #[test]

@@ -99,6 +99,11 @@ pub struct Target {
     pub route: Route,
 }
 
+/// The oldest API version a request may name: the scaler uses 1.41 (or none, the engine's
+/// own). Older versions read some calls' bodies differently (a start before 1.24 takes a host
+/// configuration), which the rules here do not follow.
+const MIN_VERSION: (u32, u32) = (1, 40);
+
 /// Classifies `method` and `path` (without the query); refuses what the scaler never calls.
 pub fn classify(method: &Method, path: &str) -> Result<Target, Refusal> {
     let refuse = || {
@@ -108,6 +113,20 @@ pub fn classify(method: &Method, path: &str) -> Result<Target, Refusal> {
         )
     };
     let (version, rest) = split_version(path);
+    if let Some((major, minor)) = version
+        .strip_prefix("/v")
+        .and_then(|v| v.split_once('.'))
+        .map(|(a, b)| (a.parse::<u32>().unwrap_or(0), b.parse::<u32>().unwrap_or(0)))
+        && (major, minor) < MIN_VERSION
+    {
+        return Err(Refusal::new(
+            Rule::Endpoint,
+            format!(
+                "API version {major}.{minor} is older than {}.{}, the oldest the guard reads",
+                MIN_VERSION.0, MIN_VERSION.1
+            ),
+        ));
+    }
     let segments: Vec<&str> = rest
         .strip_prefix('/')
         .ok_or_else(refuse)?
@@ -274,6 +293,12 @@ mod tests {
             classify(&Method::GET, "/v1.41/version").unwrap().version,
             "/v1.41"
         );
+        assert_eq!(
+            route(Method::POST, "/v1.23/containers/abc/start"),
+            Err(Rule::Endpoint),
+            "a start before API 1.24 may carry a host configuration"
+        );
+        assert_eq!(route(Method::GET, "/v1.44/_ping"), Ok(Route::Ping));
     }
 
     #[test]
