@@ -32,18 +32,9 @@ struct GuardProcess {
 
 impl GuardProcess {
     async fn start() -> Self {
-        let config = GuardConfig {
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            docker_socket: "/var/run/docker.sock".into(),
-            engine_timeout_sec: 60,
-            max_connections: 16,
-            log: fleet::telemetry::LogArgs {
-                log_format: fleet::telemetry::LogFormat::Human,
-                log_level: "info".into(),
-            },
-        };
-        let guard = Guard::build(config).await.unwrap();
+        let guard = Guard::build(GuardConfig::local("/var/run/docker.sock"))
+            .await
+            .unwrap();
         let host = format!("tcp://{}", guard.addr());
         let stop = CancellationToken::new();
         tokio::spawn(guard.run(stop.clone()));

@@ -36,6 +36,23 @@ pub struct GuardConfig {
     pub log: LogArgs,
 }
 
+impl GuardConfig {
+    /// A guard of `socket` on free ports of 127.0.0.1, for tests and tools.
+    pub fn local(socket: impl Into<PathBuf>) -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            docker_socket: socket.into(),
+            engine_timeout_sec: 60,
+            max_connections: 16,
+            log: LogArgs {
+                log_format: fleet::telemetry::LogFormat::Human,
+                log_level: "info".into(),
+            },
+        }
+    }
+}
+
 impl Validate for GuardConfig {
     fn validate(&self) -> Result<(), String> {
         if self.docker_socket.as_os_str().is_empty() {

@@ -200,16 +200,9 @@ impl Guard {
         id: &str,
         query: &[(String, String)],
     ) -> Result<(Value, EngineResponse), Stop> {
-        let mut path = format!("{version}/containers/{id}/json");
-        if !query.is_empty() {
-            path = format!("{path}?{}", route::encode(query));
-        }
-        let answer = self.engine.send(Method::GET, &path, None).await?;
-        let container = parse(&answer)?;
-        if !opted_in(container.pointer("/Config/Labels")) {
-            return Err(Stop::Refused(not_opted_in(&format!("container {id}"))));
-        }
-        Ok((container, answer))
+        let path = format!("{version}/containers/{id}/json");
+        self.opted_in_object(path, query, "/Config/Labels", &format!("container {id}"))
+            .await
     }
 
     /// A Swarm service's inspect data and the engine's answer, when it is opted in.
@@ -219,16 +212,28 @@ impl Guard {
         id: &str,
         query: &[(String, String)],
     ) -> Result<(Value, EngineResponse), Stop> {
-        let mut path = format!("{version}/services/{id}");
+        let path = format!("{version}/services/{id}");
+        self.opted_in_object(path, query, "/Spec/Labels", &format!("service {id}"))
+            .await
+    }
+
+    /// Inspects an object at `path` and refuses it unless its labels (at `labels`) opt in.
+    async fn opted_in_object(
+        &self,
+        mut path: String,
+        query: &[(String, String)],
+        labels: &str,
+        what: &str,
+    ) -> Result<(Value, EngineResponse), Stop> {
         if !query.is_empty() {
             path = format!("{path}?{}", route::encode(query));
         }
         let answer = self.engine.send(Method::GET, &path, None).await?;
-        let service = parse(&answer)?;
-        if !opted_in(service.pointer("/Spec/Labels")) {
-            return Err(Stop::Refused(not_opted_in(&format!("service {id}"))));
+        let object = parse(&answer)?;
+        if !opted_in(object.pointer(labels)) {
+            return Err(Stop::Refused(not_opted_in(what)));
         }
-        Ok((service, answer))
+        Ok((object, answer))
     }
 
     /// The opted-in containers of a compose service, newest first.

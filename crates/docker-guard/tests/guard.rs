@@ -40,15 +40,8 @@ impl Fixture {
         );
         let project = ComposeProject::up(&testkit::unique("mlguard").replace('-', ""), &yaml);
         let config = GuardConfig {
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            docker_socket: "/var/run/docker.sock".into(),
             engine_timeout_sec: 30,
-            max_connections: 16,
-            log: fleet::telemetry::LogArgs {
-                log_format: fleet::telemetry::LogFormat::Human,
-                log_level: "info".into(),
-            },
+            ..GuardConfig::local("/var/run/docker.sock")
         };
         let app = Application::build(config).await.unwrap();
         let (guard, ops) = (format!("http://{}", app.addr()), app.ops_addr());
