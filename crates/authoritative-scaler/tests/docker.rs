@@ -148,7 +148,7 @@ async fn compose_replicas_are_created_and_removed_as_compose_does() {
 async fn swarm_services_are_scaled_with_their_version() {
     let _engine = ENGINE.lock().await;
     let image = busybox_image();
-    let _swarm = Swarm::join();
+    let swarm_joined = Swarm::join();
     let name = testkit::unique("mlscale-svc");
     run(&[
         "service",
@@ -217,6 +217,35 @@ async fn swarm_services_are_scaled_with_their_version() {
     assert_eq!(spec(&name).trim(), "2");
     assert_eq!(spec(&unlabelled).trim(), "1");
     run(&["service", "rm", &name, &unlabelled]);
+    // A task's container may still be in the making when its service goes, and then outlive
+    // the swarm: wait for the services' containers to go, leave, and remove any left over.
+    let leftovers = || -> Vec<String> {
+        [&name, &unlabelled]
+            .iter()
+            .flat_map(|service| {
+                let filter = format!("label=com.docker.swarm.service.name={service}");
+                run(&["ps", "-aq", "--filter", &filter])
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<String>>()
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !leftovers().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    drop(swarm_joined);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for id in leftovers() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &id])
+            .output();
+    }
+    assert!(
+        leftovers().is_empty(),
+        "no container of the test's services is left"
+    );
 }
 
 #[tokio::test]
