@@ -17,6 +17,9 @@ pub mod replica;
 pub mod route;
 pub mod service;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use fleet::labels::{OPT_IN_LABEL, OPT_IN_VALUE};
 use serde_json::Value;
 
