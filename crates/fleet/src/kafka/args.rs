@@ -143,17 +143,7 @@ fn read_file(path: &std::path::Path) -> Result<Vec<(usize, String)>, String> {
 
 impl fmt::Debug for KafkaArgs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let properties: Vec<String> = self
-            .properties()
-            .iter()
-            .map(|(k, v)| {
-                if is_secret(k) {
-                    format!("{k}=<redacted>")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect();
+        let properties = self.shown_properties();
         f.debug_struct("KafkaArgs")
             .field("kafka_bootstrap_servers", &self.kafka_bootstrap_servers)
             .field("kafka_properties", &properties)
@@ -195,6 +185,21 @@ impl KafkaArgs {
             .chain(file.into_iter().map(|(_, line)| line))
             .filter(|p| !p.trim().is_empty())
             .filter_map(|p| parse_property(&p).ok())
+            .collect()
+    }
+
+    /// The pass-through properties as they may be shown (logs, reports): `KEY=VALUE`, with
+    /// `KEY=<redacted>` for secrets.
+    pub fn shown_properties(&self) -> Vec<String> {
+        self.properties()
+            .iter()
+            .map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=<redacted>")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
             .collect()
     }
 
