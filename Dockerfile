@@ -1,5 +1,5 @@
-# The fleet: metrics-aggregator, ml-inference, authoritative-scaler (and demo-service, loadgen,
-# topic-tail) in one image; docker-compose.yml picks the binary per service.
+# The fleet: metrics-aggregator, ml-inference, authoritative-scaler, docker-guard (and
+# demo-service, loadgen, topic-tail) in one image; docker-compose.yml picks the binary per service.
 #
 # By default the builder stage compiles everything with the Rust image and fetches libxgboost
 # from its PyPI wheel. Where no image can be pulled, scripts/build-local-images.sh builds the
@@ -23,8 +23,8 @@ RUN set -eu; mkdir -p /out/bin /out/lib; \
       python3 -c "import glob, zipfile; z = zipfile.ZipFile(glob.glob('/tmp/wheel/*.whl')[0]); \
 [z.extract(n, '/out/lib') for n in z.namelist() if n.startswith(('xgboost/lib/', 'xgboost_cpu.libs/'))]"; \
       XGBOOST_LIB_DIR=/out/lib/xgboost/lib CARGO_TARGET_DIR=/tmp/target cargo build --release --locked \
-        -p metrics-aggregator -p ml-inference -p authoritative-scaler -p demo-service -p loadgen -p topic-tail; \
-      for b in metrics-aggregator ml-inference authoritative-scaler demo-service loadgen topic-tail; do \
+        -p metrics-aggregator -p ml-inference -p authoritative-scaler -p docker-guard -p demo-service -p loadgen -p topic-tail; \
+      for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service loadgen topic-tail; do \
         cp /tmp/target/release/$b /out/bin/ && strip --strip-debug /out/bin/$b; done; \
     fi
 
@@ -39,7 +39,8 @@ COPY --from=builder /out/lib/ /opt/xgboost/
 ENV LD_LIBRARY_PATH=/opt/xgboost/xgboost/lib
 WORKDIR /app
 COPY models/ /app/models/
-# Runs as an unprivileged user; the scaler reaches Docker through the socket proxy over TCP.
+# Runs as an unprivileged user; the scaler reaches Docker through docker-guard over TCP (the
+# guard alone runs as root, without capabilities, to open the socket).
 RUN mkdir -p /app/output && chown -R 65534:65534 /app/output
 USER 65534:65534
 CMD ["metrics-aggregator"]

@@ -6,7 +6,7 @@
 #                                   binaries built here (PREBUILT=1) on the Debian base
 #   ml-autoscaler/prometheus:local  Debian's Prometheus on the Debian base
 #   ml-autoscaler/tansu:local       the Kafka-compatible broker on the Debian base
-#   ml-autoscaler/haproxy:local     Debian's HAProxy, for the Docker socket proxy
+#   ml-autoscaler/haproxy:local     Debian's HAProxy, for the shop's edge-router
 #
 # The base image is cached (built once per machine); the others are rebuilt from the current
 # binaries. Users with a registry do not need any of this: docker compose builds the fleet with
@@ -32,10 +32,10 @@ fi
 
 say "building the fleet's release binaries"
 cargo build --release --locked -p metrics-aggregator -p ml-inference -p authoritative-scaler \
-  -p demo-service -p loadgen -p topic-tail
+  -p docker-guard -p demo-service -p loadgen -p topic-tail
 dist="$REPO_ROOT/.docker-dist"
 rm -rf "$dist" && mkdir -p "$dist/bin" "$dist/lib"
-for b in metrics-aggregator ml-inference authoritative-scaler demo-service loadgen topic-tail; do
+for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service loadgen topic-tail; do
   cp "$CARGO_TARGET_DIR/release/$b" "$dist/bin/"
   strip --strip-debug "$dist/bin/$b"
 done

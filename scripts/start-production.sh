@@ -23,7 +23,7 @@ else
   "$REPO_ROOT/scripts/build-local-images.sh"
   export COMPOSE_PROFILES="${COMPOSE_PROFILES:+$COMPOSE_PROFILES,}demo"
   services=(kafka prometheus demo metrics-aggregator)
-  [ "$MODE" = production ] && services+=(docker-proxy ml-xgboost ml-random-forest ml-logistic-regression authoritative-scaler)
+  [ "$MODE" = production ] && services+=(docker-guard ml-xgboost ml-random-forest ml-logistic-regression authoritative-scaler)
   compose -f docker-compose.yml -f docker-compose.local.yml up -d "${services[@]}" "$@"
   say "demo target: docker compose run --rm loadgen run --target http://demo:8080/catalogue --pattern spike"
   say "Prometheus http://localhost:${PROMETHEUS_PORT:-9090}"

@@ -150,7 +150,9 @@ pub struct ScalerConfig {
     /// scale-down for the next 90 s: see docs/EVALUATION.md).
     #[arg(long, env = "STABILIZATION_WINDOW_SEC", default_value_t = Guardrails::default().stabilization.num_seconds() as u64)]
     pub stabilization_window_sec: u64,
-    /// Services that may be scaled, comma-separated; empty: every service voted on.
+    /// Narrows scaling to these services, comma-separated. Only services opted in by their
+    /// label autoscaler.enable=true are ever changed, listed here or not; empty: every
+    /// opted-in service.
     #[arg(long, env = "SCALED_SERVICES", value_delimiter = ',')]
     pub scaled_services: Vec<String>,
     /// Decide and log, but change nothing.
@@ -281,7 +283,8 @@ impl ScalerConfig {
             .find(|l| l.service == service)
     }
 
-    /// Whether the scaler may change this service (`SCALED_SERVICES` empty: every service).
+    /// Whether `SCALED_SERVICES` lets the scaler change this service (empty: no further
+    /// restriction; the service must still be opted in by its label).
     pub fn may_scale(&self, service: &str) -> bool {
         let mut allowed = entries(&self.scaled_services).peekable();
         allowed.peek().is_none() || allowed.any(|s| s == service)
@@ -319,7 +322,7 @@ mod tests {
         assert!(config.validate().is_ok());
         assert!(
             config.may_scale("orders"),
-            "an empty SCALED_SERVICES allows every service"
+            "an empty SCALED_SERVICES narrows nothing (the opt-in label still decides)"
         );
         assert_eq!(config.limit_of("orders"), None);
         let config = ScalerConfig::try_parse_from([

@@ -1,10 +1,15 @@
 //! From a closed window's votes to a replica change and its record.
 //!
+//! 0. A service the operator did not hand over is refused, whatever the votes say: one that
+//!    `SCALED_SERVICES` leaves out (before the engine is asked anything), one whose labels do
+//!    not opt in (`autoscaler.enable=true`), one the engine does not know (or, through the Docker
+//!    guard, that is not opted in). Each refusal is a `held` decision, counted in
+//!    `scaler_refused_total` and logged in one line.
 //! 1. The backend says how many replicas run now, and the service's bounds.
 //! 2. [`decision::plan`]: the voting strategy turns the votes into an action, the proportional
 //!    target follows from the agreeing votes, and it goes through the guardrails.
-//! 3. The change is made (unless dry-run, or the service is not one the scaler may change), with
-//!    retries for failures that can pass; the count never goes past the guardrails' bounds.
+//! 3. The change is made (unless dry-run), with retries for failures that can pass; the count
+//!    never goes past the guardrails' bounds.
 //! 4. The record: the decision block on stdout, a structured log line, the `scaling-decisions`
 //!    topic, `output/decisions.csv`.
 
@@ -24,6 +29,40 @@ use std::time::Duration;
 
 /// Attempts of a backend call before the decision is recorded as failed.
 const ATTEMPTS: u32 = 3;
+
+/// Why a window's service is not touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    NotInScaledServices,
+    NotOptedIn,
+    UnknownService,
+}
+
+impl Refused {
+    /// Every value of [`Refused::as_str`], for the counter's labels.
+    pub const REASONS: [&'static str; 3] =
+        ["not_in_scaled_services", "not_opted_in", "unknown_service"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refused::NotInScaledServices => "not_in_scaled_services",
+            Refused::NotOptedIn => "not_opted_in",
+            Refused::UnknownService => "unknown_service",
+        }
+    }
+
+    fn explain(self) -> &'static str {
+        match self {
+            Refused::NotInScaledServices => "the service is not in SCALED_SERVICES",
+            Refused::NotOptedIn => {
+                "the service is not opted in to autoscaling (label autoscaler.enable=true)"
+            }
+            Refused::UnknownService => {
+                "no opted-in service by that name (label autoscaler.enable=true) in the engine"
+            }
+        }
+    }
+}
 
 /// Decides one window at a time, in arrival order.
 pub struct Decider {
@@ -142,9 +181,17 @@ impl Decider {
             decided_at: Utc::now(),
         };
         self.next_id += 1;
+        if !self.config.may_scale(&service) {
+            self.refuse(&mut record, Refused::NotInScaledServices, None);
+            return record;
+        }
         let backend = &self.backend;
         let state = with_retry(&self.metrics, || backend.inspect(&service, observed)).await;
         match state {
+            Err(BackendError::UnknownService(detail)) => {
+                self.refuse(&mut record, Refused::UnknownService, Some(&detail))
+            }
+            Ok(state) if !state.opted_in => self.refuse(&mut record, Refused::NotOptedIn, None),
             Err(e) => {
                 let tallied =
                     decision::voting::tally(&self.strategy, &record.votes, self.config.min_votes);
@@ -157,6 +204,22 @@ impl Decider {
         }
         record.decided_at = Utc::now();
         record
+    }
+
+    /// Records a window whose service is not touched: held, counted, one log line.
+    fn refuse(&self, record: &mut DecisionRecord, why: Refused, detail: Option<&str>) {
+        let tallied = decision::voting::tally(&self.strategy, &record.votes, self.config.min_votes);
+        record.action = tallied.action;
+        record.average_confidence = tallied.average_confidence;
+        record.outcome = DecisionOutcome::Held;
+        record.reason = format!("{}; refused: {}", tallied.reason, why.explain());
+        self.metrics
+            .refused
+            .with_label_values(&[why.as_str()])
+            .inc();
+        tracing::warn!(service = %record.service, window_id = record.window_id,
+            action = tallied.action.as_str(), reason = why.as_str(), detail = detail.unwrap_or(""),
+            "votes for a service the scaler may not change: refused, nothing touched");
     }
 
     async fn act(&mut self, record: &mut DecisionRecord, state: ServiceState) {
@@ -184,11 +247,6 @@ impl Decider {
             } else {
                 DecisionOutcome::Unchanged
             };
-            return;
-        }
-        if !self.config.may_scale(&service) {
-            record.outcome = DecisionOutcome::Held;
-            record.reason.push_str("; not in SCALED_SERVICES");
             return;
         }
         if self.config.dry_run {

@@ -12,6 +12,8 @@ pub struct ScalerMetrics {
     pub decisions: IntCounterVec,
     /// Backend failures by kind.
     pub backend_errors: IntCounterVec,
+    /// Windows whose service the scaler refused to touch, by reason (`Refused::REASONS`).
+    pub refused: IntCounterVec,
     /// Replicas each service was set to (or kept at) by its last decision.
     pub target_replicas: IntGaugeVec,
     /// From the feature vector's production to the decision.
@@ -41,6 +43,13 @@ impl ScalerMetrics {
             ),
             &["kind"],
         )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "scaler_refused_total",
+                "Decided windows whose service may not be scaled, by reason",
+            ),
+            &["reason"],
+        )?;
         let target_replicas = IntGaugeVec::new(
             Opts::new(
                 "scaler_target_replicas",
@@ -60,6 +69,7 @@ impl ScalerMetrics {
         registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(backend_errors.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(target_replicas.clone()))?;
         registry.register(Box::new(decision_latency.clone()))?;
         for outcome in decision::Added::OUTCOMES {
@@ -73,10 +83,14 @@ impl ScalerMetrics {
         for kind in crate::backend::BackendError::KINDS {
             backend_errors.with_label_values(&[kind]);
         }
+        for reason in crate::decider::Refused::REASONS {
+            refused.with_label_values(&[reason]);
+        }
         Ok(Self {
             votes,
             decisions,
             backend_errors,
+            refused,
             target_replicas,
             decision_latency,
         })

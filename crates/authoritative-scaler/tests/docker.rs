@@ -1,7 +1,10 @@
-//! The backends on this machine's real Docker engine, with an image built locally.
+//! The backends on this machine's real Docker engine, with an image built locally: straight on
+//! the socket, and through the Docker guard as docker-compose.yml runs them.
 
 use authoritative_scaler::backend::{BackendError, ComposeBackend, Engine, SwarmBackend};
+use docker_guard::{Application as Guard, GuardConfig};
 use testkit::docker::{ComposeProject, Swarm, busybox_image, run};
+use tokio_util::sync::CancellationToken;
 
 const SOCKET: &str = "unix:///var/run/docker.sock";
 
@@ -9,12 +12,40 @@ const SOCKET: &str = "unix:///var/run/docker.sock";
 /// another's Compose project.
 static ENGINE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// `web`, opted in, on two networks; `db`, not opted in.
 fn project_yaml(image: &str) -> String {
     format!(
         "version: '2.4'\nservices:\n  web:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    \
-         labels:\n      autoscaler.max_replicas: \"4\"\n    networks: [default, backend]\n\
+         cap_drop: [ALL]\n    read_only: true\n    \
+         labels:\n      autoscaler.enable: \"true\"\n      autoscaler.max_replicas: \"4\"\n    \
+         networks: [default, backend]\n  \
+         db:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n\
          networks:\n  backend: {{}}\n"
     )
+}
+
+/// A Docker guard on a free port in this process, stopped when the token is dropped.
+struct GuardProcess {
+    host: String,
+    stop: CancellationToken,
+}
+
+impl GuardProcess {
+    async fn start() -> Self {
+        let guard = Guard::build(GuardConfig::local("/var/run/docker.sock"))
+            .await
+            .unwrap();
+        let host = format!("tcp://{}", guard.addr());
+        let stop = CancellationToken::new();
+        tokio::spawn(guard.run(stop.clone()));
+        Self { host, stop }
+    }
+}
+
+impl Drop for GuardProcess {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 #[tokio::test]
@@ -29,10 +60,16 @@ async fn compose_replicas_are_created_and_removed_as_compose_does() {
 
     let state = compose.inspect("web").await.unwrap();
     assert_eq!(
-        (state.replicas, state.max),
-        (1, Some(4)),
-        "bounds come from the service's labels"
+        (state.replicas, state.max, state.opted_in),
+        (1, Some(4), true),
+        "bounds and the opt-in come from the service's labels"
     );
+    assert!(!compose.inspect("db").await.unwrap().opted_in);
+    assert!(matches!(
+        compose.scale("db", 1, 2).await,
+        Err(BackendError::NotOptedIn(_))
+    ));
+    assert_eq!(project.containers("db").len(), 1, "db is untouched");
 
     assert_eq!(compose.scale("web", 1, 3).await.unwrap(), 3);
     assert_eq!(
@@ -68,7 +105,8 @@ async fn compose_replicas_are_created_and_removed_as_compose_does() {
         let net = format!("{}_{network}", project.name);
         let format = "{{range $k, $v := .Containers}}{{$v.Name}} {{end}}";
         let attached = run(&["network", "inspect", &net, "--format", format]);
-        assert_eq!(attached.split_whitespace().count(), 3, "{net}: {attached}");
+        let web = attached.split_whitespace().filter(|n| n.contains("_web_"));
+        assert_eq!(web.count(), 3, "{net}: {attached}");
     }
     for (name, _, _) in &names {
         let aliases = run(&[
@@ -110,7 +148,7 @@ async fn compose_replicas_are_created_and_removed_as_compose_does() {
 async fn swarm_services_are_scaled_with_their_version() {
     let _engine = ENGINE.lock().await;
     let image = busybox_image();
-    let _swarm = Swarm::join();
+    let swarm_joined = Swarm::join();
     let name = testkit::unique("mlscale-svc");
     run(&[
         "service",
@@ -122,6 +160,8 @@ async fn swarm_services_are_scaled_with_their_version() {
         "1",
         "--label",
         "autoscaler.min_replicas=1",
+        "--label",
+        "autoscaler.enable=true",
         image,
         "sleep",
         "3600",
@@ -143,7 +183,110 @@ async fn swarm_services_are_scaled_with_their_version() {
         swarm.inspect("nosuch-service").await,
         Err(BackendError::UnknownService(_))
     ));
-    run(&["service", "rm", &name]);
+
+    // Through the guard: the count changes, an unlabelled service is not even read.
+    let guard = GuardProcess::start().await;
+    let guarded = SwarmBackend::new(Engine::new(&guard.host));
+    assert_eq!(guarded.inspect(&name).await.unwrap().replicas, 3);
+    assert_eq!(guarded.scale(&name, 2).await.unwrap(), 2);
+    let unlabelled = testkit::unique("mlscale-db");
+    run(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        &unlabelled,
+        "--replicas",
+        "1",
+        image,
+        "sleep",
+        "3600",
+    ]);
+    let refused = guarded.inspect(&unlabelled).await.unwrap_err();
+    assert_eq!(refused.kind(), "permission_denied", "{refused}");
+    assert!(refused.to_string().contains("not opted in"), "{refused}");
+    let spec = |n: &str| {
+        run(&[
+            "service",
+            "inspect",
+            n,
+            "--format",
+            "{{.Spec.Mode.Replicated.Replicas}}",
+        ])
+    };
+    assert_eq!(spec(&name).trim(), "2");
+    assert_eq!(spec(&unlabelled).trim(), "1");
+    run(&["service", "rm", &name, &unlabelled]);
+    // A task's container may still be in the making when its service goes, and then outlive
+    // the swarm: wait for the services' containers to go, leave, and remove any left over.
+    let leftovers = || -> Vec<String> {
+        [&name, &unlabelled]
+            .iter()
+            .flat_map(|service| {
+                let filter = format!("label=com.docker.swarm.service.name={service}");
+                run(&["ps", "-aq", "--filter", &filter])
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect::<Vec<String>>()
+            })
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !leftovers().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    drop(swarm_joined);
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    for id in leftovers() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f", &id])
+            .output();
+    }
+    assert!(
+        leftovers().is_empty(),
+        "no container of the test's services is left"
+    );
+}
+
+#[tokio::test]
+async fn compose_replicas_are_made_through_the_docker_guard() {
+    let _engine = ENGINE.lock().await;
+    let image = busybox_image();
+    let project = ComposeProject::up(
+        &testkit::unique("mlguarded").replace('-', ""),
+        &project_yaml(image),
+    );
+    let guard = GuardProcess::start().await;
+    let compose = ComposeBackend::new(
+        Engine::new(&guard.host),
+        Some(project.name.clone()),
+        Some(1),
+    );
+
+    // Create, network connect and start of two replicas; stop and remove of them again.
+    assert_eq!(compose.scale("web", 1, 3).await.unwrap(), 3);
+    let names: Vec<String> = project.containers("web").into_iter().map(|c| c.0).collect();
+    assert_eq!(names.len(), 3);
+    let networks = run(&[
+        "inspect",
+        "--format",
+        "{{len .NetworkSettings.Networks}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}}",
+        &names[2],
+    ]);
+    assert_eq!(
+        networks.trim(),
+        "2 true [ALL]",
+        "a replica as its service is"
+    );
+    assert_eq!(compose.scale("web", 3, 1).await.unwrap(), 1);
+    assert_eq!(project.containers("web").len(), 1);
+
+    // The unlabelled service does not exist as far as the scaler can see through the guard.
+    let unseen = compose.inspect("db").await.unwrap_err();
+    assert_eq!(unseen.kind(), "unknown_service", "{unseen}");
+    assert!(compose.scale("db", 1, 2).await.is_err());
+    assert_eq!(project.containers("db").len(), 1, "db is untouched");
+    assert!(project.down());
 }
 
 #[tokio::test]

@@ -295,7 +295,9 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
     let project = ComposeProject::up(
         &testkit::unique("mlscaler").replace('-', ""),
         &format!(
-            "version: '2.4'\nservices:\n  web:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n"
+            "version: '2.4'\nservices:\n  web:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    \
+             labels:\n      autoscaler.enable: \"true\"\n  \
+             db:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n"
         ),
     );
     let broker = Broker::start().await;
@@ -344,6 +346,28 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
     );
     assert_eq!(project.ps("web").len(), 3, "docker-compose ps lists them");
 
+    // Forged votes for a service that is not opted in, and for one that does not exist: held,
+    // counted, nothing touched.
+    for service in ["db", "kafka"] {
+        for m in MODELS {
+            producer
+                .send(&topics.0, &vote(m, service, 205, Action::ScaleUp, 1, 5))
+                .await
+                .unwrap();
+        }
+    }
+    for block in scaler.blocks(2, Duration::from_secs(60)) {
+        assert!(
+            block.contains(&"DECISION: SCALE UP".to_owned()),
+            "{block:?}"
+        );
+    }
+    assert_eq!(project.containers("db").len(), 1, "db is untouched");
+    for reason in ["not_opted_in", "unknown_service"] {
+        let series = format!("scaler_refused_total{{reason=\"{reason}\"}}");
+        assert_eq!(scaler.metric(&series).await, 1.0, "{series}");
+    }
+
     for m in MODELS {
         producer
             .send(&topics.0, &vote(m, "web", 210, Action::ScaleDown, 3, 1))
@@ -366,6 +390,11 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
         rows.contains(",1,3,applied,") && rows.contains(",3,2,applied,"),
         "{rows}"
     );
+    let refused: Vec<&str> = rows
+        .lines()
+        .filter(|r| r.contains(",held,") && r.contains("refused: "))
+        .collect();
+    assert_eq!(refused.len(), 2, "{rows}");
     assert!(project.down());
 }
 

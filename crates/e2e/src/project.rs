@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 pub const SERVICES: [&str; 9] = [
     "kafka",
     "prometheus",
-    "docker-proxy",
+    "docker-guard",
     "demo",
     "metrics-aggregator",
     "ml-xgboost",

@@ -86,6 +86,7 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     let started = Instant::now();
     let prometheus = project.prometheus();
     project.wait_until_scraped().await;
+    a_privileged_create_is_refused_from_any_container(&project);
 
     // The burst: 170 req/s against one replica of 80 req/s capacity, then 20 req/s.
     project.must(&[
@@ -214,4 +215,48 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         println!("{line}");
     }
     println!("end-to-end run took {:?}", started.elapsed());
+}
+
+/// The Docker guard as deployed: a container on the shared network (the demo target, as a
+/// compromised shop service would be) cannot reach it at all; the scaler's own container
+/// reaches it and a privileged create is refused with its reason; nothing is created.
+fn a_privileged_create_is_refused_from_any_container(project: &Project) {
+    let containers = || project.must(&["ps", "-aq"]).lines().count();
+    let before = containers();
+    // Claims to be a demo replica, so that it gets as far as the comparison with one.
+    let body = format!(
+        r#"{{"Image":"ml-autoscaler/fleet:local","Labels":{{"autoscaler.enable":"true","com.docker.compose.project":"{}","com.docker.compose.service":"demo"}},"HostConfig":{{"Privileged":true,"Binds":["/:/host"]}}}}"#,
+        project.name
+    );
+    let create = |from: &str| {
+        project.compose(&[
+            "exec",
+            "-T",
+            from,
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            &body,
+            "http://docker-guard:2375/containers/create",
+        ])
+    };
+    let outside = create("demo");
+    assert!(
+        !outside.status.success(),
+        "a container on the default network reached the guard: {}",
+        String::from_utf8_lossy(&outside.stdout)
+    );
+    let inside = create("authoritative-scaler");
+    let answer = String::from_utf8_lossy(&inside.stdout);
+    assert!(
+        answer.contains("docker-guard refused POST /containers/create"),
+        "{answer}"
+    );
+    assert_eq!(containers(), before, "nothing was created");
 }

@@ -16,6 +16,10 @@ fn compose_files_are_valid_for_compose() {
     for files in [
         vec!["docker-compose.yml"],
         vec!["docker-compose.yml", "docker-compose.local.yml"],
+        vec![
+            "docker-compose.yml",
+            "docker/kafka-security/docker-compose.sasl.yml",
+        ],
     ] {
         let mut cmd = Command::new("docker-compose");
         for f in &files {
@@ -33,7 +37,8 @@ fn compose_files_are_valid_for_compose() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // Scalable services: no fixed container names; the fleet never mounts the Docker socket.
+    // Scalable services: no fixed container names. The Docker socket: only the guard and
+    // cAdvisor mount it (nothing else of /var/run); every published port is on PUBLISH_ADDRESS.
     let compose = yaml(&repo().join("docker-compose.yml"));
     let services = compose["services"].as_mapping().unwrap();
     for (name, service) in services {
@@ -42,12 +47,19 @@ fn compose_files_are_valid_for_compose() {
             "{name:?} has a container_name"
         );
         let mounts = serde_yaml::to_string(&service["volumes"]).unwrap();
-        let allowed =
-            ["docker-proxy", "queue-master", "cadvisor"].contains(&name.as_str().unwrap());
+        let allowed = ["docker-guard", "cadvisor"].contains(&name.as_str().unwrap());
         assert!(
             allowed || !mounts.contains("docker.sock"),
             "{name:?} mounts the Docker socket"
         );
+        assert!(!mounts.contains("/var/run:"), "{name:?} mounts /var/run");
+        for port in service["ports"].as_sequence().into_iter().flatten() {
+            let port = port.as_str().unwrap();
+            assert!(
+                port.starts_with("${PUBLISH_ADDRESS:-127.0.0.1}:"),
+                "{name:?} publishes {port} on every interface"
+            );
+        }
     }
     for fleet in [
         "metrics-aggregator",
@@ -157,18 +169,23 @@ fn sock_shop_is_deployed_to_be_scaled() {
     for flag in ["-Dsun.net.inetaddr.ttl=0", "-Dhttp.keepAlive=false"] {
         assert!(java.contains(flag), "{java}");
     }
-    // Only stateless services may be scaled, by default.
+    // Only stateless services are opted in to scaling, and SCALED_SERVICES names no other.
+    let scaled: Vec<&str> = services
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, s)| s["labels"]["autoscaler.enable"].as_str() == Some("true"))
+        .map(|(name, _)| name.as_str().unwrap())
+        .collect();
     let env = std::fs::read_to_string(repo().join(".env")).unwrap();
-    let scaled: Vec<&str> = env
+    let narrowed = env
         .lines()
         .find_map(|l| l.strip_prefix("SCALED_SERVICES="))
-        .expect("SCALED_SERVICES in .env")
-        .split(',')
-        .collect();
-    for service in &scaled {
+        .expect("SCALED_SERVICES in .env");
+    for service in narrowed.split(',').filter(|s| !s.is_empty()) {
         assert!(
-            services.get(*service).is_some(),
-            "SCALED_SERVICES names {service}, which is no compose service"
+            scaled.contains(&service),
+            "SCALED_SERVICES names {service}, which is not opted in"
         );
     }
     let stateful = [
@@ -186,6 +203,38 @@ fn sock_shop_is_deployed_to_be_scaled() {
     assert!(
         scaled.contains(&"front-end") && scaled.contains(&"demo"),
         "{scaled:?}"
+    );
+}
+
+#[test]
+fn only_the_scaler_reaches_the_docker_guard() {
+    let compose = yaml(&repo().join("docker-compose.yml"));
+    assert_eq!(
+        compose["networks"]["docker-api"]["internal"].as_bool(),
+        Some(true),
+        "the guard's network has no way out"
+    );
+    let services = compose["services"].as_mapping().unwrap();
+    let on_it: Vec<&str> = services
+        .iter()
+        .filter(|(_, s)| {
+            s["networks"]
+                .as_sequence()
+                .is_some_and(|n| n.iter().any(|n| n.as_str() == Some("docker-api")))
+        })
+        .map(|(name, _)| name.as_str().unwrap())
+        .collect();
+    assert_eq!(on_it, ["docker-guard", "authoritative-scaler"]);
+    let guard = &services["docker-guard"];
+    assert_eq!(
+        serde_yaml::to_string(&guard["networks"]).unwrap().trim(),
+        "- docker-api",
+        "the guard is on no other network"
+    );
+    assert!(guard.get("ports").is_none(), "the guard publishes no port");
+    assert_eq!(
+        services["authoritative-scaler"]["environment"]["DOCKER_HOST"].as_str(),
+        Some("tcp://docker-guard:2375")
     );
 }
 

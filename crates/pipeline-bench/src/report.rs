@@ -54,7 +54,7 @@ impl Report {
         let extra = if c.kafka_properties.is_empty() {
             String::new()
         } else {
-            format!(" plus `{}`", c.kafka_properties.join(","))
+            format!(" plus `{}`", c.kafka_args("").shown_properties().join(","))
         };
         writeln!(
             out,

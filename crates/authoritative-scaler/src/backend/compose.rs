@@ -9,7 +9,7 @@
 //! timeout) and removes them, as Compose does. A later `docker compose up` resets the count to
 //! the compose file's.
 
-use super::{BackendError, Engine, MAX_LABEL, MIN_LABEL, ServiceState, bound};
+use super::{BackendError, Engine, MAX_LABEL, MIN_LABEL, ServiceState, bound, opted_in};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum,
     EndpointSettings, NetworkConnectRequest, NetworkingConfig,
@@ -108,6 +108,7 @@ impl ComposeBackend {
         let labels = containers.last().and_then(|c| c.labels.as_ref());
         Ok(ServiceState {
             replicas: containers.iter().filter(|c| running(c)).count() as u32,
+            opted_in: opted_in(labels),
             min: bound(labels, MIN_LABEL),
             max: bound(labels, MAX_LABEL),
         })
@@ -115,6 +116,11 @@ impl ComposeBackend {
 
     pub async fn scale(&self, service: &str, _from: u32, to: u32) -> Result<u32, BackendError> {
         let containers = self.containers(service).await?;
+        if !opted_in(containers.last().and_then(|c| c.labels.as_ref())) {
+            return Err(BackendError::NotOptedIn(format!(
+                "compose service {service}"
+            )));
+        }
         let up: Vec<&ContainerSummary> = containers.iter().filter(|c| running(c)).collect();
         let have = up.len() as u32;
         if to > have {

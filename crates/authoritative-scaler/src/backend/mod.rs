@@ -1,7 +1,9 @@
 //! Where replica changes go: Docker Compose containers, a Docker Swarm service, or nowhere
-//! (log only). Every backend answers two questions, how many replicas a service has (and its
-//! bounds, from labels) and "make it N", and classifies its failures so that the scaler can
-//! count them and decide whether a retry can help.
+//! (log only). Every backend answers two questions, how many replicas a service has (whether
+//! it is opted in, and its bounds, from labels) and "make it N", and classifies its failures so
+//! that the scaler can count them and decide whether a retry can help. A service whose labels
+//! do not opt in (`autoscaler.enable=true`) is never changed: the decider refuses it, and the
+//! Compose and Swarm backends refuse it again on their own.
 
 mod compose;
 mod swarm;
@@ -13,15 +15,18 @@ use bollard::errors::Error as DockerError;
 use bollard::{ClientVersion, Docker};
 use std::collections::HashMap;
 
-/// Labels that set a service's bounds (on its containers, or on the Swarm service).
-pub const MIN_LABEL: &str = "autoscaler.min_replicas";
-pub const MAX_LABEL: &str = "autoscaler.max_replicas";
+/// Labels that opt a service in and set its bounds (on its containers, or on the Swarm
+/// service); the Docker guard reads the same ones.
+pub use fleet::labels::{MAX_LABEL, MIN_LABEL, OPT_IN_LABEL};
 
 /// What a backend knows about a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceState {
     /// Replicas running now.
     pub replicas: u32,
+    /// Whether the operator opted the service in to autoscaling (its label
+    /// `autoscaler.enable=true`); a service that is not is never changed.
+    pub opted_in: bool,
     /// Bounds set by labels, if any.
     pub min: Option<u32>,
     pub max: Option<u32>,
@@ -38,18 +43,25 @@ pub enum BackendError {
         "the Docker engine refused: {0}; the scaler needs access to the containers API (see docs/ARCHITECTURE.md, least privilege)"
     )]
     PermissionDenied(String),
-    #[error("no such service: {0}")]
+    #[error(
+        "no such service: {0} (through the Docker guard, a service that is not opted in looks the same)"
+    )]
     UnknownService(String),
+    #[error(
+        "{0} is not opted in to autoscaling: label its containers (or Swarm service) autoscaler.enable=true to let the scaler change it"
+    )]
+    NotOptedIn(String),
     #[error("{0}")]
     Failed(String),
 }
 
 impl BackendError {
     /// Every value [`BackendError::kind`] can take.
-    pub const KINDS: [&'static str; 4] = [
+    pub const KINDS: [&'static str; 5] = [
         "unreachable",
         "permission_denied",
         "unknown_service",
+        "not_opted_in",
         "failed",
     ];
 
@@ -59,6 +71,7 @@ impl BackendError {
             BackendError::Unreachable { .. } => "unreachable",
             BackendError::PermissionDenied(_) => "permission_denied",
             BackendError::UnknownService(_) => "unknown_service",
+            BackendError::NotOptedIn(_) => "not_opted_in",
             BackendError::Failed(_) => "failed",
         }
     }
@@ -148,7 +161,8 @@ impl Engine {
 }
 
 /// No Docker (`SCALER_BACKEND=log`): the replica count is the one the models observed, and a
-/// change is logged, never made, so the next window sees the real count again.
+/// change is logged, never made, so the next window sees the real count again. There are no
+/// labels to read: every service counts as opted in (SCALED_SERVICES can still narrow them).
 #[derive(Debug, Default)]
 pub struct LogBackend;
 
@@ -180,6 +194,7 @@ impl Backend {
             Backend::Swarm(s) => s.inspect(service).await,
             Backend::Log(_) => Ok(ServiceState {
                 replicas: observed.max(1),
+                opted_in: true,
                 min: None,
                 max: None,
             }),
@@ -202,4 +217,9 @@ impl Backend {
 /// Reads a bound label.
 fn bound(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u32> {
     labels?.get(key)?.trim().parse().ok().filter(|v| *v > 0)
+}
+
+/// Whether a label set opts its service in.
+fn opted_in(labels: Option<&HashMap<String, String>>) -> bool {
+    fleet::labels::opted_in(|key| labels?.get(key).map(String::as_str))
 }

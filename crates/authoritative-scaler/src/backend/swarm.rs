@@ -2,7 +2,7 @@
 //! spec, with the spec's version so that a concurrent update is refused rather than overwritten;
 //! Swarm then places the replicas on the cluster's nodes.
 
-use super::{BackendError, Engine, MAX_LABEL, MIN_LABEL, ServiceState, bound};
+use super::{BackendError, Engine, MAX_LABEL, MIN_LABEL, ServiceState, bound, opted_in};
 use bollard::models::{Service, ServiceSpecMode, ServiceSpecModeReplicated};
 use bollard::query_parameters::UpdateServiceOptions;
 
@@ -44,6 +44,7 @@ impl SwarmBackend {
             .ok_or_else(|| BackendError::Failed(format!("{name} is not a replicated service")))?;
         Ok(ServiceState {
             replicas: replicas.max(0) as u32,
+            opted_in: opted_in(spec.labels.as_ref()),
             min: bound(spec.labels.as_ref(), MIN_LABEL),
             max: bound(spec.labels.as_ref(), MAX_LABEL),
         })
@@ -53,6 +54,9 @@ impl SwarmBackend {
         let service = self.service(name).await?;
         let version = service.version.and_then(|v| v.index).unwrap_or(0);
         let mut spec = service.spec.unwrap_or_default();
+        if !opted_in(spec.labels.as_ref()) {
+            return Err(BackendError::NotOptedIn(format!("swarm service {name}")));
+        }
         spec.mode = Some(ServiceSpecMode {
             replicated: Some(ServiceSpecModeReplicated {
                 replicas: Some(i64::from(to)),
