@@ -3,7 +3,7 @@
 //! real Docker engine.
 
 use chrono::Utc;
-use contract::{Action, DecisionOutcome, DecisionRecord, Vote};
+use contract::{Action, DecisionOutcome, DecisionRecord, Message, Vote};
 use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -410,7 +410,9 @@ async fn a_flood_of_bad_votes_goes_to_the_dead_letter_topic_and_deciding_goes_on
     let csv = dir.path().join("decisions.csv");
     let mut scaler = Scaler::start(&broker, &topics, &csv, &["--scaler-backend", "log"]);
 
-    let good = serde_json::to_value(vote(MODELS[0], "orders", 100, Action::ScaleUp, 2, 4)).unwrap();
+    let good: serde_json::Value =
+        serde_json::from_slice(&vote(MODELS[0], "orders", 100, Action::ScaleUp, 2, 4).encode())
+            .unwrap();
     let bad = |i: usize| -> Vec<u8> {
         let mut v = good.clone();
         match i % 6 {
@@ -445,12 +447,17 @@ async fn a_flood_of_bad_votes_goes_to_the_dead_letter_topic_and_deciding_goes_on
         blocks[0]
     );
     let text = reqwest_get(&format!("{}/metrics", scaler.ops)).await;
-    let dead: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("kafka_dead_letters_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert_eq!(dead, FLOOD as f64, "{text}");
+    let dead = |reason: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("kafka_dead_letters_total{") && l.contains(reason))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(dead(""), FLOOD as f64, "{text}");
+    // A sixth is malformed, 34 are oversized (i = 4 modulo 3,000), the rest out of bounds.
+    assert_eq!(dead("reason=\"malformed_json\""), 16_667.0, "{text}");
+    assert_eq!(dead("reason=\"too_large\""), 34.0, "{text}");
+    assert_eq!(dead("reason=\"invalid\""), 83_299.0, "{text}");
     assert!(
         scaler.child.try_wait().unwrap().is_none(),
         "the scaler still runs"

@@ -296,7 +296,8 @@ async fn what_cannot_be_processed_goes_to_the_dead_letter_topic_and_the_consumer
         .await
         .unwrap();
     // The poison pill of the issue: a replica count no consumer may size anything by.
-    let mut huge = serde_json::to_value(vector("orders", 2)).unwrap();
+    let mut huge: serde_json::Value =
+        serde_json::from_slice(&vector("orders", 2).encode()).unwrap();
     huge["features"]["replicas"] = 1e9.into();
     let huge = huge.to_string();
     producer

@@ -313,7 +313,8 @@ async fn a_flood_of_bad_vectors_goes_to_the_dead_letter_topic_and_voting_goes_on
     let task = tokio::spawn(app.run(stop.clone()));
 
     // Four kinds of bad input, round robin, over a few keys (so over partitions).
-    let good = serde_json::to_value(vector("orders", 1000, 30.0, 2)).unwrap();
+    let good: serde_json::Value =
+        serde_json::from_slice(&vector("orders", 1000, 30.0, 2).encode()).unwrap();
     let out_of_bounds = |i: usize| {
         let mut v = good.clone();
         match i % 3 {
@@ -381,13 +382,29 @@ async fn a_flood_of_bad_vectors_goes_to_the_dead_letter_topic_and_voting_goes_on
         .text()
         .await
         .unwrap();
-    let counted = |name: &str| -> f64 {
+    let counted = |name: &str, reason: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(name) && l.contains(&format!("topic=\"{metrics_topic}\"")))
+            .filter(|l| l.contains(reason))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     };
-    assert_eq!(counted("kafka_dead_letters_total{"), FLOOD as f64, "{text}");
+    assert_eq!(
+        counted("kafka_dead_letters_total{", ""),
+        FLOOD as f64,
+        "{text}"
+    );
+    // Half the flood is out of bounds, read as JSON and refused by the contract's bounds.
+    assert_eq!(
+        counted("kafka_dead_letters_total{", "reason=\"invalid\""),
+        (FLOOD / 2) as f64,
+        "{text}"
+    );
+    assert_eq!(
+        counted("kafka_dead_letters_total{", "reason=\"too_large\""),
+        (FLOOD / 1000) as f64,
+        "{text}"
+    );
     let health = reqwest::get(format!("http://{ops}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200, "the voter is healthy after the flood");
     assert!(!task.is_finished(), "the voter still runs");
