@@ -27,7 +27,6 @@ use fleet::kafka::{
 };
 use fleet::ops::Health;
 use fleet::supervise::Tasks;
-use futures::FutureExt;
 use metrics::ScalerMetrics;
 use prometheus::Registry;
 use std::net::SocketAddr;
@@ -145,18 +144,8 @@ impl Application {
     /// ([`fleet::supervise`]): one that stops early fails `/healthz` and makes this return an
     /// error, so that the process exits non-zero and its restart policy acts.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut tasks = Tasks::new(&shutdown, &self.health);
+        let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
         let stop = tasks.stop_token();
-        tasks.spawn(
-            "ops",
-            fleet::ops::serve(
-                self.ops_listener,
-                self.registry,
-                self.health.clone(),
-                stop.clone(),
-            )
-            .map(|served| served.context("the /metrics and /healthz server failed")),
-        );
         let config = self.config;
         let dead_letters = dead_letter_topic(&config.votes_topic);
         let topics = [

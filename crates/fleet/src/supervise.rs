@@ -39,6 +39,21 @@ impl Tasks {
         }
     }
 
+    /// Tasks of a service whose first is its `/metrics` and `/healthz` server on `listener`.
+    pub fn with_ops(
+        shutdown: &CancellationToken,
+        listener: tokio::net::TcpListener,
+        registry: prometheus::Registry,
+        health: &Health,
+    ) -> Self {
+        let mut tasks = Self::new(shutdown, health);
+        let served = crate::ops::serve(listener, registry, health.clone(), tasks.stop_token());
+        tasks.spawn("ops", async move {
+            anyhow::Context::context(served.await, "the /metrics and /healthz server failed")
+        });
+        tasks
+    }
+
     /// The token the tasks must stop on: cancelled at shutdown and when any task ended early.
     pub fn stop_token(&self) -> CancellationToken {
         self.stop.clone()

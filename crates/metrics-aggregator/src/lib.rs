@@ -18,7 +18,6 @@ use fleet::csv_log::CsvLog;
 use fleet::kafka::{JsonProducer, KafkaMetrics, ensure_topics};
 use fleet::ops::Health;
 use fleet::supervise::Tasks;
-use futures::FutureExt;
 use metrics::AggregatorMetrics;
 use poller::Poller;
 use prometheus::PrometheusClient;
@@ -125,18 +124,8 @@ impl Application {
     /// poll loop and the ops server run supervised ([`fleet::supervise`]): one that stops early
     /// makes this return an error.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut tasks = Tasks::new(&shutdown, &self.health);
+        let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
         let stop = tasks.stop_token();
-        tasks.spawn(
-            "ops",
-            fleet::ops::serve(
-                self.ops_listener,
-                self.registry,
-                self.health.clone(),
-                stop.clone(),
-            )
-            .map(|served| served.context("the /metrics and /healthz server failed")),
-        );
         match self.config.mode {
             Mode::Production => {
                 let topic = self.config.metrics_topic.as_str();

@@ -24,7 +24,6 @@ use fleet::kafka::{
 };
 use fleet::ops::Health;
 use fleet::supervise::Tasks;
-use futures::FutureExt;
 use models::{LoadedModel, VoteDecision};
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::net::SocketAddr;
@@ -199,18 +198,8 @@ impl Application {
     /// Consumes and votes until `shutdown` is cancelled; the consumer and the ops server run
     /// supervised ([`fleet::supervise`]): one that stops early makes this return an error.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let mut tasks = Tasks::new(&shutdown, &self.health);
+        let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
         let stop = tasks.stop_token();
-        tasks.spawn(
-            "ops",
-            fleet::ops::serve(
-                self.ops_listener,
-                self.registry,
-                self.health.clone(),
-                stop.clone(),
-            )
-            .map(|served| served.context("the /metrics and /healthz server failed")),
-        );
         let config = &self.config;
         let dead_letters = dead_letter_topic(&config.metrics_topic);
         let topics = [
