@@ -6,6 +6,9 @@
 # profiles at two scales), through the trace replay (crates/replay). About an hour on 2 cores
 # (the 100-replica scenarios of the whole NASA month are most of it). Arguments go to
 # `replay evaluate` (`scripts/evaluate.sh --help`), e.g. --trace alibaba --scenario demo.
+# Build nothing else in the same target directory while it runs (a clean-clone CI run shares it):
+# one run died with a segmentation fault after 148 minutes, minutes after such a release build
+# rewrote what the running binary had loaded from there.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
