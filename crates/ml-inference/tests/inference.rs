@@ -30,6 +30,47 @@ fn metrics() -> KafkaMetrics {
     KafkaMetrics::register(&prometheus::Registry::new()).unwrap()
 }
 
+/// Trains a synthetic `kind` model under `dir` and starts a voter on it, reading `topics.0` and
+/// voting on `topics.1`. Returns its ops address and its task.
+async fn start_voter(
+    kind: ModelKind,
+    dir: &std::path::Path,
+    broker: &Broker,
+    topics: (&str, &str),
+    stop: &CancellationToken,
+) -> (
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let model_dir = dir.join(kind.as_str());
+    synthetic::train(kind, &model_dir, &synthetic::feature_names()).unwrap();
+    let predictions = dir.join(format!("predictions_{kind}.csv"));
+    let config = InferenceConfig::try_parse_from([
+        "ml-inference",
+        "--model",
+        kind.as_str(),
+        "--model-path",
+        model_dir.to_str().unwrap(),
+        "--metrics-topic",
+        topics.0,
+        "--votes-topic",
+        topics.1,
+        "--consumer-group",
+        &testkit::unique(kind.as_str()),
+        "--predictions-csv",
+        predictions.to_str().unwrap(),
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--kafka-bootstrap-servers",
+        broker.bootstrap(),
+        "--kafka-property",
+        "auto.offset.reset=earliest",
+    ])
+    .unwrap();
+    let app = Application::build(config).await.unwrap();
+    (app.ops_addr(), tokio::spawn(app.run(stop.clone())))
+}
+
 #[tokio::test]
 async fn every_vector_gets_one_vote_per_model_and_is_logged() {
     let broker = Broker::start().await;
@@ -45,36 +86,10 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
     let stop = CancellationToken::new();
     let (mut services, mut tasks) = (Vec::new(), Vec::new());
     for kind in ModelKind::ALL {
-        let model_dir = dir.path().join(kind.as_str());
-        synthetic::train(kind, &model_dir, &synthetic::feature_names()).unwrap();
-        let config = InferenceConfig::try_parse_from([
-            "ml-inference",
-            "--model",
-            kind.as_str(),
-            "--model-path",
-            model_dir.to_str().unwrap(),
-            "--metrics-topic",
-            &metrics_topic,
-            "--votes-topic",
-            &votes_topic,
-            "--consumer-group",
-            &testkit::unique(kind.as_str()),
-            "--predictions-csv",
-            dir.path()
-                .join(format!("predictions_{kind}.csv"))
-                .to_str()
-                .unwrap(),
-            "--listen-addr",
-            "127.0.0.1:0",
-            "--kafka-bootstrap-servers",
-            broker.bootstrap(),
-            "--kafka-property",
-            "auto.offset.reset=earliest",
-        ])
-        .unwrap();
-        let app = Application::build(config).await.unwrap();
-        services.push(app.ops_addr());
-        tasks.push(tokio::spawn(app.run(stop.clone())));
+        let topics = (metrics_topic.as_str(), votes_topic.as_str());
+        let (ops, task) = start_voter(kind, dir.path(), &broker, topics, &stop).await;
+        services.push(ops);
+        tasks.push(task);
     }
 
     let producer = JsonProducer::new(&args, "test", metrics()).unwrap();
@@ -283,34 +298,9 @@ async fn a_flood_of_bad_vectors_goes_to_the_dead_letter_topic_and_voting_goes_on
     ensure_topics(&args, &[&metrics_topic, &votes_topic, &dead])
         .await
         .unwrap();
-    let model_dir = dir.path().join("xgboost");
-    synthetic::train(ModelKind::Xgboost, &model_dir, &synthetic::feature_names()).unwrap();
-    let config = InferenceConfig::try_parse_from([
-        "ml-inference",
-        "--model",
-        "xgboost",
-        "--model-path",
-        model_dir.to_str().unwrap(),
-        "--metrics-topic",
-        &metrics_topic,
-        "--votes-topic",
-        &votes_topic,
-        "--consumer-group",
-        &testkit::unique("xgboost"),
-        "--predictions-csv",
-        dir.path().join("predictions.csv").to_str().unwrap(),
-        "--listen-addr",
-        "127.0.0.1:0",
-        "--kafka-bootstrap-servers",
-        broker.bootstrap(),
-        "--kafka-property",
-        "auto.offset.reset=earliest",
-    ])
-    .unwrap();
-    let app = Application::build(config).await.unwrap();
-    let ops = app.ops_addr();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(app.run(stop.clone()));
+    let topics = (metrics_topic.as_str(), votes_topic.as_str());
+    let (ops, task) = start_voter(ModelKind::Xgboost, dir.path(), &broker, topics, &stop).await;
 
     // Four kinds of bad input, round robin, over a few keys (so over partitions).
     let good: serde_json::Value =

@@ -70,6 +70,13 @@ struct Rejected {
     detail: String,
 }
 
+/// What became of one message.
+enum Step {
+    Done,
+    DeadLettered,
+    Stop,
+}
+
 /// How handling a batch ended.
 enum Handled {
     Done,
@@ -143,34 +150,30 @@ impl AtLeastOnceConsumer {
     {
         let mut throttle = LogThrottle::default();
         'consume: while let Some(messages) = self.next_batch(shutdown, 1, &mut throttle).await {
-            let (decoded, rejected) = self.decode::<M>(&messages, &mut throttle);
-            if !self
-                .reject(shutdown, &messages, rejected, &mut throttle)
-                .await
-            {
+            let Some((indices, values)) =
+                self.readable::<M>(shutdown, &messages, &mut throttle).await
+            else {
                 break;
-            }
-            for (index, value) in decoded {
-                let message = &messages[index];
-                match self.handle(shutdown, &mut handle, &value).await {
-                    Handled::Done => {}
-                    Handled::Shutdown => break 'consume,
-                    Handled::Failed(e) => {
-                        let detail = format!("{e:#}");
-                        if !self
-                            .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
-                            .await
-                        {
-                            break 'consume;
-                        }
-                        self.log_dead_letter(message, HANDLER_FAILED, &detail, &mut throttle);
-                        continue;
-                    }
+            };
+            for (index, value) in indices.into_iter().zip(&values) {
+                match self
+                    .handle_or_give_up(
+                        shutdown,
+                        &mut handle,
+                        value,
+                        &messages[index],
+                        &mut throttle,
+                    )
+                    .await
+                {
+                    Step::Done => self
+                        .metrics
+                        .consumed
+                        .with_label_values(&[&self.topic])
+                        .inc(),
+                    Step::DeadLettered => {}
+                    Step::Stop => break 'consume,
                 }
-                self.metrics
-                    .consumed
-                    .with_label_values(&[&self.topic])
-                    .inc();
             }
             self.store(&messages)?;
         }
@@ -179,6 +182,8 @@ impl AtLeastOnceConsumer {
 
     /// Hands the readable messages to `handle` in batches: the next message, and those already
     /// waiting behind it, up to `max_batch`. Their offsets are stored once the batch is done.
+    /// A batch that still fails is retried message by message, so that only the culprit goes to
+    /// the dead-letter topic.
     pub async fn run_batches<M, F>(
         &self,
         shutdown: &CancellationToken,
@@ -187,73 +192,113 @@ impl AtLeastOnceConsumer {
     ) -> Result<(), KafkaError>
     where
         M: ContractMessage,
-        M: Clone,
         F: AsyncFnMut(&[M]) -> anyhow::Result<()>,
     {
         let mut throttle = LogThrottle::default();
         'consume: while let Some(messages) =
             self.next_batch(shutdown, max_batch, &mut throttle).await
         {
-            let (decoded, rejected) = self.decode::<M>(&messages, &mut throttle);
-            if !self
-                .reject(shutdown, &messages, rejected, &mut throttle)
-                .await
-            {
+            let Some((indices, values)) =
+                self.readable::<M>(shutdown, &messages, &mut throttle).await
+            else {
                 break;
+            };
+            if values.is_empty() {
+                self.store(&messages)?;
+                continue;
             }
-            let values: Vec<M> = decoded.iter().map(|(_, m)| m.clone()).collect();
-            if !values.is_empty() {
-                match self.handle(shutdown, &mut handle, values.as_slice()).await {
-                    Handled::Done => {}
-                    Handled::Shutdown => break,
-                    // One of them may be the culprit: each alone, and what still fails goes to
-                    // the dead-letter topic.
-                    Handled::Failed(e) if values.len() == 1 => {
-                        let (message, detail) = (&messages[decoded[0].0], format!("{e:#}"));
-                        if !self
-                            .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
+            match self.handle(shutdown, &mut handle, values.as_slice()).await {
+                Handled::Done => {}
+                Handled::Shutdown => break,
+                Handled::Failed(e) if values.len() == 1 => {
+                    if !self
+                        .give_up(shutdown, &messages[indices[0]], &e, &mut throttle)
+                        .await
+                    {
+                        break;
+                    }
+                }
+                Handled::Failed(_) => {
+                    for (index, value) in indices.iter().zip(&values) {
+                        let one = std::slice::from_ref(value);
+                        let message = &messages[*index];
+                        if let Step::Stop = self
+                            .handle_or_give_up(shutdown, &mut handle, one, message, &mut throttle)
                             .await
                         {
-                            break;
-                        }
-                        self.log_dead_letter(message, HANDLER_FAILED, &detail, &mut throttle);
-                    }
-                    Handled::Failed(_) => {
-                        for (index, value) in &decoded {
-                            let message = &messages[*index];
-                            match self
-                                .handle(shutdown, &mut handle, std::slice::from_ref(value))
-                                .await
-                            {
-                                Handled::Done => {}
-                                Handled::Shutdown => break 'consume,
-                                Handled::Failed(e) => {
-                                    let detail = format!("{e:#}");
-                                    if !self
-                                        .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
-                                        .await
-                                    {
-                                        break 'consume;
-                                    }
-                                    self.log_dead_letter(
-                                        message,
-                                        HANDLER_FAILED,
-                                        &detail,
-                                        &mut throttle,
-                                    );
-                                }
-                            }
+                            break 'consume;
                         }
                     }
                 }
-                self.metrics
-                    .consumed
-                    .with_label_values(&[&self.topic])
-                    .inc_by(values.len() as u64);
             }
+            self.metrics
+                .consumed
+                .with_label_values(&[&self.topic])
+                .inc_by(values.len() as u64);
             self.store(&messages)?;
         }
         self.commit()
+    }
+
+    /// The decoded messages of a batch (their positions and values), once those that cannot be
+    /// read went to the dead-letter topic; `None` when shutdown came first.
+    async fn readable<M: ContractMessage>(
+        &self,
+        shutdown: &CancellationToken,
+        messages: &[BorrowedMessage<'_>],
+        throttle: &mut LogThrottle,
+    ) -> Option<(Vec<usize>, Vec<M>)> {
+        let (decoded, rejected) = self.decode::<M>(messages, throttle);
+        self.reject(shutdown, messages, rejected, throttle)
+            .await
+            .then_some(decoded)
+    }
+
+    /// Runs the handler on `work` ([`Self::handle`]); what still fails goes to the dead-letter
+    /// topic as `message`.
+    async fn handle_or_give_up<T, F>(
+        &self,
+        shutdown: &CancellationToken,
+        handle: &mut F,
+        work: &T,
+        message: &BorrowedMessage<'_>,
+        throttle: &mut LogThrottle,
+    ) -> Step
+    where
+        T: ?Sized,
+        F: AsyncFnMut(&T) -> anyhow::Result<()>,
+    {
+        match self.handle(shutdown, handle, work).await {
+            Handled::Done => Step::Done,
+            Handled::Shutdown => Step::Stop,
+            Handled::Failed(e) => {
+                if self.give_up(shutdown, message, &e, throttle).await {
+                    Step::DeadLettered
+                } else {
+                    Step::Stop
+                }
+            }
+        }
+    }
+
+    /// Sends a message whose handler kept failing to the dead-letter topic, and logs it. `false`
+    /// when shutdown came first.
+    async fn give_up(
+        &self,
+        shutdown: &CancellationToken,
+        message: &BorrowedMessage<'_>,
+        error: &anyhow::Error,
+        throttle: &mut LogThrottle,
+    ) -> bool {
+        let detail = format!("{error:#}");
+        if !self
+            .dead_letter(shutdown, message, HANDLER_FAILED, &detail)
+            .await
+        {
+            return false;
+        }
+        self.log_dead_letter(message, HANDLER_FAILED, &detail, throttle);
+        true
     }
 
     /// The next message and those already waiting behind it, up to `max_batch`; `None` once
@@ -297,12 +342,15 @@ impl AtLeastOnceConsumer {
         &self,
         messages: &[BorrowedMessage<'_>],
         throttle: &mut LogThrottle,
-    ) -> (Vec<(usize, M)>, Vec<Rejected>) {
-        let mut decoded = Vec::with_capacity(messages.len());
+    ) -> ((Vec<usize>, Vec<M>), Vec<Rejected>) {
+        let (mut indices, mut decoded) = (Vec::new(), Vec::with_capacity(messages.len()));
         let mut rejected = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             match M::decode(message.payload().unwrap_or_default()) {
-                Ok(m) => decoded.push((index, m)),
+                Ok(m) => {
+                    indices.push(index);
+                    decoded.push(m);
+                }
                 Err(e) => {
                     let reason = e.reason();
                     self.metrics
@@ -326,7 +374,7 @@ impl AtLeastOnceConsumer {
                 }
             }
         }
-        (decoded, rejected)
+        ((indices, decoded), rejected)
     }
 
     /// Sends the messages that cannot be read to the dead-letter topic, if there is one, all at
