@@ -155,6 +155,18 @@ pub struct ScalerConfig {
     /// opted-in service.
     #[arg(long, env = "SCALED_SERVICES", value_delimiter = ',')]
     pub scaled_services: Vec<String>,
+    /// Seconds between the controller's rounds: on its own schedule, whatever the votes, it
+    /// brings every opted-in service back within its bounds and applies NO_VOTES_AFTER_SEC.
+    #[arg(long, env = "RECONCILE_INTERVAL_SEC", default_value = "15", value_parser = positive_secs)]
+    pub reconcile_interval_sec: u64,
+    /// A service with no ballot for this many seconds is without votes (the models or the
+    /// metrics are gone): held where it is and flagged, or set to FALLBACK_REPLICAS.
+    #[arg(long, env = "NO_VOTES_AFTER_SEC", default_value = "300", value_parser = positive_secs)]
+    pub no_votes_after_sec: u64,
+    /// Replicas a service without votes goes to, within its bounds (KEDA's fallback); unset:
+    /// it is held where it is.
+    #[arg(long, env = "FALLBACK_REPLICAS")]
+    pub fallback_replicas: Option<u32>,
     /// Decide and log, but change nothing.
     #[arg(long, env = "DRY_RUN", default_value_t = false, action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]
@@ -225,6 +237,12 @@ impl Validate for ScalerConfig {
             return Err(format!(
                 "MIN_VOTES (--min-votes) must be between 1 and the {models} expected models"
             ));
+        }
+        if self.fallback_replicas == Some(0) {
+            return Err(
+                "FALLBACK_REPLICAS (--fallback-replicas) must be at least 1, or unset to hold"
+                    .into(),
+            );
         }
         if self.max_step_up == 0 || self.max_step_down == 0 {
             return Err("MAX_STEP_UP and MAX_STEP_DOWN must be at least 1".into());

@@ -9,22 +9,36 @@
 //! 2. [`decision::plan`]: the voting strategy turns the votes into an action, the proportional
 //!    target follows from the agreeing votes, and it goes through the guardrails.
 //! 3. The change is made (unless dry-run), with retries for failures that can pass; the count
-//!    never goes past the guardrails' bounds.
-//! 4. The record: the decision block on stdout, a structured log line, the `scaling-decisions`
+//!    never goes past the guardrails' bounds. Before the engine is called, the change is written
+//!    to disk as an [`Intent`] (synced); it is removed once the decision's row is synced to the
+//!    journal. A scaler killed in between reconciles the intent at start ([`Decider::reconcile`]):
+//!    the engine's count is recorded as what was reached, and the window is never decided again.
+//!    A failed change records the count the engine reached.
+//! 4. The record: the decision block on stdout and, right after it, one line saying what was
+//!    done (applied, held and why, failed); a structured log line, the `scaling-decisions`
 //!    topic, `output/decisions.csv`.
+//!
+//! 5. The controller ([`Decider::control`]), every `RECONCILE_INTERVAL_SEC` whatever the votes:
+//!    each opted-in service is brought back within its bounds, and one without votes for
+//!    `NO_VOTES_AFTER_SEC` is flagged (`scaler_without_votes`) and held, or set to
+//!    `FALLBACK_REPLICAS`.
+//!
+//! A ballot whose votes grew stale while it waited (older than `MAX_VOTE_AGE_SEC` when its turn
+//! comes, behind a slow engine) is held, not acted on.
 
 use crate::backend::{Backend, BackendError, ServiceState};
 use crate::config::ScalerConfig;
-use crate::journal;
+use crate::journal::{self, Intent};
 use crate::metrics::ScalerMetrics;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use contract::{DecisionOutcome, DecisionRecord, VoteSummary};
 use decision::{Ballot, Guardrails, History, Strategy};
 use fleet::csv_log::CsvLog;
 use fleet::kafka::JsonProducer;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Attempts of a backend call before the decision is recorded as failed.
@@ -75,6 +89,14 @@ pub struct Decider {
     pub(crate) next_id: u64,
     pub(crate) producer: Option<JsonProducer>,
     pub(crate) journal: CsvLog,
+    /// Where the change in flight is kept ([`Intent::path_beside`] the journal).
+    pub(crate) intent_path: PathBuf,
+    /// When each opted-in service last had a ballot acted on (its start, if none yet).
+    pub(crate) last_ballot: HashMap<String, DateTime<Utc>>,
+    /// When this scaler started deciding: a service not heard of since counts from here.
+    pub(crate) started: DateTime<Utc>,
+    /// Services flagged as without votes (`NO_VOTES_AFTER_SEC`).
+    pub(crate) without_votes: BTreeSet<String>,
     pub(crate) metrics: ScalerMetrics,
 }
 
@@ -114,11 +136,11 @@ impl Decider {
         }
     }
 
-    /// Decides `ballots` in order and acts on each. A decision that touched the replicas is in
-    /// the journal before the next one is made, so that a scaler stopped mid-batch, whose votes
-    /// come again, refuses those windows instead of acting twice; the others (nothing changed,
-    /// so deciding them again changes nothing twice) are written with the batch, and the blocks
-    /// on stdout and the publications go out together.
+    /// Decides `ballots` in order and acts on each. A decision that touched the replicas is on
+    /// disk in the journal (and its intent removed) before the next one is made, so that a
+    /// scaler stopped mid-batch, whose votes come again, refuses those windows instead of acting
+    /// twice; the others (nothing changed, so deciding them again changes nothing twice) are
+    /// written with the batch, and the blocks on stdout and the publications go out together.
     pub async fn decide_all(&mut self, ballots: Vec<Ballot>) -> Vec<DecisionRecord> {
         let mut records = Vec::with_capacity(ballots.len());
         let mut deferred = Vec::new();
@@ -129,26 +151,222 @@ impl Decider {
                 DecisionOutcome::Applied | DecisionOutcome::Failed
             );
             if acted {
-                self.write_journal(vec![journal::row(&record)]).await;
+                self.write_acted(&record).await;
             } else {
                 deferred.push(journal::row(&record));
             }
             records.push(record);
         }
         if !deferred.is_empty() {
-            self.write_journal(deferred).await;
+            self.write_journal(deferred, false).await;
         }
         self.emit(&records).await;
         records
     }
 
-    /// Appends rows to the journal (`DECISIONS_CSV`); a failure is logged, the decision stands.
-    async fn write_journal(&self, rows: Vec<Vec<String>>) {
+    /// Writes a decision that touched the replicas to disk, then removes its intent. If the row
+    /// cannot be written, the intent stays, and a restart reconciles it.
+    async fn write_acted(&self, record: &DecisionRecord) {
+        if self.write_journal(vec![journal::row(record)], true).await
+            && let Err(e) = Intent::clear(&self.intent_path)
+        {
+            tracing::error!(error = %e, path = %self.intent_path.display(),
+                "the change in flight could not be cleared; a restart will reconcile it again");
+        }
+    }
+
+    /// Appends rows to the journal (`DECISIONS_CSV`), synced to disk if `durable`; a failure is
+    /// logged and the decision stands. Whether the rows were written.
+    async fn write_journal(&self, rows: Vec<Vec<String>>, durable: bool) -> bool {
         let count = rows.len();
-        if let Err(e) = self.journal.append(rows).await {
+        let written = if durable {
+            self.journal.append_durable(rows).await
+        } else {
+            self.journal.append(rows).await
+        };
+        if let Err(e) = &written {
             tracing::error!(error = %format!("{e:#}"), decisions = count,
                 "decisions could not be appended to DECISIONS_CSV");
         }
+        written.is_ok()
+    }
+
+    /// Settles a change that a stopped scaler left in flight: the engine's count now is what it
+    /// reached. Recorded as its decision, with its votes (applied if the count moved toward the
+    /// target, failed otherwise) and the cooldown it started; the window was marked decided at
+    /// start, so its replayed votes are refused. Nothing is changed: its votes are old by now.
+    pub async fn reconcile(&mut self, intent: Intent) -> DecisionRecord {
+        let mut record = intent.decision;
+        let (from, to) = (record.current_replicas, record.target_replicas);
+        // The log backend changes nothing: what it last logged is what it has.
+        let backend = &self.backend;
+        let state = with_retry(&self.metrics, || backend.inspect(&record.service, to)).await;
+        let moved = |reached: u32| (to > from && reached > from) || (to < from && reached < from);
+        let (reached, outcome, found) = match &state {
+            Ok(state) if moved(state.replicas) => (
+                state.replicas,
+                DecisionOutcome::Applied,
+                format!("the engine has {}", state.replicas),
+            ),
+            Ok(state) => (
+                state.replicas,
+                DecisionOutcome::Failed,
+                format!("the engine has {}: the change was not made", state.replicas),
+            ),
+            Err(e) => (
+                from,
+                DecisionOutcome::Failed,
+                format!("the engine cannot say what it has: {e}"),
+            ),
+        };
+        record.target_replicas = reached;
+        record.outcome = outcome;
+        record.reason = format!(
+            "{}; reconciled at start: the change from {from} to {to} was in flight when the scaler stopped; {found}",
+            record.reason
+        );
+        tracing::warn!(service = %record.service, window_id = record.window_id, from, to, reached,
+            outcome = outcome.as_str(),
+            "a replica change was in flight when the scaler stopped; reconciled against the engine");
+        self.metrics
+            .reconciled
+            .with_label_values(&[outcome.as_str()])
+            .inc();
+        if outcome == DecisionOutcome::Applied {
+            self.histories
+                .entry(record.service.clone())
+                .or_default()
+                .record_change(from, reached, record.decided_at);
+        }
+        self.next_id = self.next_id.max(record.decision_id + 1);
+        self.write_acted(&record).await;
+        self.emit(std::slice::from_ref(&record)).await;
+        record
+    }
+
+    /// A ballot for `service` was acted on: it has votes again.
+    fn votes_came(&mut self, service: &str, replicas: u32) {
+        self.last_ballot.insert(service.to_owned(), Utc::now());
+        if self.without_votes.remove(service) {
+            self.metrics
+                .without_votes
+                .with_label_values(&[service])
+                .set(0);
+            tracing::info!(%service, replicas, "votes again: the service is decided by its votes");
+        }
+    }
+
+    /// One round of the controller, on its own schedule: every opted-in service the engine
+    /// lists, and every one decided before, is brought back within its bounds; one without
+    /// votes for `NO_VOTES_AFTER_SEC` is flagged and held, or set to `FALLBACK_REPLICAS`. Each
+    /// change is a decision of its own (strategy `controller`, window 0, no votes), journaled,
+    /// printed as its one line, and published. The log backend has no engine to read: nothing.
+    pub async fn control(&mut self) -> Vec<DecisionRecord> {
+        if matches!(self.backend, Backend::Log(_)) {
+            return Vec::new();
+        }
+        let mut services: BTreeSet<String> = self.histories.keys().cloned().collect();
+        match self.backend.opted_in_services().await {
+            Ok(listed) => services.extend(listed),
+            Err(e) => tracing::warn!(error = %e,
+                "the controller cannot list the opted-in services; checking those it knows"),
+        }
+        services.retain(|s| self.config.may_scale(s));
+        let mut records = Vec::new();
+        for service in services {
+            if let Some(record) = self.control_one(&service).await {
+                if matches!(
+                    record.outcome,
+                    DecisionOutcome::Applied | DecisionOutcome::Failed
+                ) {
+                    self.write_acted(&record).await;
+                } else {
+                    self.write_journal(vec![journal::row(&record)], false).await;
+                }
+                records.push(record);
+            }
+        }
+        self.emit(&records).await;
+        records
+    }
+
+    /// The controller's look at one service; a record if it changes (or would change) it.
+    async fn control_one(&mut self, service: &str) -> Option<DecisionRecord> {
+        let state = match self.backend.inspect(service, 1).await {
+            Ok(state) if state.opted_in => state,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!(%service, error = %e, "the controller cannot read the service; next round");
+                return None;
+            }
+        };
+        let guardrails = self.guardrails_for(service, &state);
+        let (min, max, now) = (guardrails.min_replicas, guardrails.max_replicas, Utc::now());
+        let silent = now
+            - self
+                .last_ballot
+                .get(service)
+                .copied()
+                .unwrap_or(self.started);
+        let limit = self.config.no_votes_after_sec;
+        if silent > chrono::Duration::seconds(limit as i64)
+            && self.without_votes.insert(service.to_owned())
+        {
+            self.metrics
+                .without_votes
+                .with_label_values(&[service])
+                .set(1);
+            let then = match self.config.fallback_replicas {
+                Some(n) => format!("going to FALLBACK_REPLICAS ({n}, within [{min}, {max}])"),
+                None => "holding where it is (no FALLBACK_REPLICAS)".to_owned(),
+            };
+            tracing::warn!(%service, replicas = state.replicas, seconds = silent.num_seconds(),
+                "no votes for the service for more than NO_VOTES_AFTER_SEC ({limit} s): {then}");
+        }
+        let current = state.replicas;
+        let (target, reason) = if current < min || current > max {
+            (
+                current.clamp(min, max),
+                format!("controller: {current} replicas is outside the bounds [{min}, {max}]"),
+            )
+        } else {
+            match self.config.fallback_replicas {
+                Some(n) if self.without_votes.contains(service) && n.clamp(min, max) != current => {
+                    (
+                        n.clamp(min, max),
+                        format!(
+                            "controller: no votes for {} s (NO_VOTES_AFTER_SEC {limit}): FALLBACK_REPLICAS {n}",
+                            silent.num_seconds()
+                        ),
+                    )
+                }
+                _ => return None,
+            }
+        };
+        let mut record = DecisionRecord {
+            decision_id: self.next_id,
+            service: service.to_owned(),
+            window_id: 0,
+            strategy: "controller".to_owned(),
+            votes: Vec::new(),
+            action: if target > current {
+                contract::Action::ScaleUp
+            } else {
+                contract::Action::ScaleDown
+            },
+            average_confidence: 0.0,
+            current_replicas: current,
+            target_replicas: target,
+            outcome: DecisionOutcome::DryRun,
+            reason,
+            features_produced_at: now,
+            decided_at: now,
+        };
+        self.next_id += 1;
+        if !self.config.dry_run {
+            self.change(&mut record, target).await;
+        }
+        Some(record)
     }
 
     /// Decides `ballot` and acts; the record is not emitted yet.
@@ -183,6 +401,22 @@ impl Decider {
         self.next_id += 1;
         if !self.config.may_scale(&service) {
             self.refuse(&mut record, Refused::NotInScaledServices, None);
+            return record;
+        }
+        let age = Utc::now() - record.features_produced_at;
+        if age > chrono::Duration::seconds(self.config.max_vote_age_sec as i64) {
+            let tallied =
+                decision::voting::tally(&self.strategy, &record.votes, self.config.min_votes);
+            record.action = tallied.action;
+            record.average_confidence = tallied.average_confidence;
+            record.outcome = DecisionOutcome::Held;
+            record.reason = format!(
+                "{}; not acted on: the votes are {} s old when their turn came, more than MAX_VOTE_AGE_SEC ({} s)",
+                tallied.reason,
+                age.num_seconds(),
+                self.config.max_vote_age_sec
+            );
+            record.decided_at = Utc::now();
             return record;
         }
         let backend = &self.backend;
@@ -225,6 +459,7 @@ impl Decider {
     async fn act(&mut self, record: &mut DecisionRecord, state: ServiceState) {
         let service = record.service.clone();
         let current = state.replicas;
+        self.votes_came(&service, current);
         let guardrails = self.guardrails_for(&service, &state);
         let history = self.histories.entry(service.clone()).or_default();
         let plan = decision::plan(
@@ -253,20 +488,57 @@ impl Decider {
             record.outcome = DecisionOutcome::DryRun;
             return;
         }
+        self.change(record, plan.verdict.target).await;
+    }
+
+    /// Makes `record`'s change from its `current_replicas` to `target`: the intent on disk
+    /// first, then the engine, with retries; the record says what was reached.
+    async fn change(&mut self, record: &mut DecisionRecord, target: u32) {
+        let (service, current) = (record.service.clone(), record.current_replicas);
+        record.decided_at = Utc::now();
+        let intent = Intent {
+            decision: record.clone(),
+        };
+        let path = self.intent_path.clone();
+        let stored = tokio::task::spawn_blocking(move || intent.store(&path)).await;
+        if let Err(e) = stored.map_err(std::io::Error::other).and_then(|r| r) {
+            record.outcome = DecisionOutcome::Failed;
+            record.target_replicas = current;
+            record.reason = format!(
+                "{}; nothing changed: the change could not be written to {} first ({e}); check the disk of DECISIONS_CSV",
+                record.reason,
+                self.intent_path.display()
+            );
+            tracing::error!(%service, error = %e, "the intent of a replica change could not be made durable; not changing");
+            return;
+        }
         let backend = &self.backend;
-        let target = plan.verdict.target;
         match with_retry(&self.metrics, || backend.scale(&service, current, target)).await {
             Ok(reached) => {
                 record.target_replicas = reached;
                 record.outcome = DecisionOutcome::Applied;
-                if let Some(history) = self.histories.get_mut(&service) {
-                    history.record_change(current, reached, Utc::now());
-                }
+                self.histories
+                    .entry(service.clone())
+                    .or_default()
+                    .record_change(current, reached, Utc::now());
             }
             Err(e) => {
+                // What the engine reached, if it can say; otherwise the count before.
+                let reached = backend
+                    .inspect(&service, current)
+                    .await
+                    .map_or(current, |state| state.replicas);
                 record.outcome = DecisionOutcome::Failed;
-                record.reason = format!("{}; {e}", record.reason);
-                tracing::error!(%service, from = current, to = target, error = %e,
+                record.target_replicas = reached;
+                record.reason =
+                    format!("{}; wanted {target}, reached {reached}: {e}", record.reason);
+                if reached != current {
+                    self.histories
+                        .entry(service.clone())
+                        .or_default()
+                        .record_change(current, reached, Utc::now());
+                }
+                tracing::error!(%service, from = current, to = target, reached, error = %e,
                     "the replica change failed; an operator may need to act");
             }
         }
@@ -274,7 +546,18 @@ impl Decider {
 
     /// Prints, logs and publishes the records (the journal has them already).
     async fn emit(&self, records: &[DecisionRecord]) {
-        let blocks: String = records.iter().map(decision::block::render).collect();
+        // The controller's changes have no votes: their line alone, without the seed's block.
+        let blocks: String = records
+            .iter()
+            .flat_map(|r| {
+                let block = if r.votes.is_empty() {
+                    String::new()
+                } else {
+                    decision::block::render(r)
+                };
+                [block, decision::block::outcome_line(r)]
+            })
+            .collect();
         {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(blocks.as_bytes());
@@ -296,10 +579,13 @@ impl Decider {
                 .decisions
                 .with_label_values(&[record.action.as_str(), record.outcome.as_str()])
                 .inc();
-            self.metrics
-                .target_replicas
-                .with_label_values(&[&record.service])
-                .set(i64::from(record.target_replicas));
+            // Only services the scaler may act on get a series: made-up names would grow it.
+            if self.histories.contains_key(&record.service) {
+                self.metrics
+                    .target_replicas
+                    .with_label_values(&[&record.service])
+                    .set(i64::from(record.target_replicas));
+            }
             let latency = (record.decided_at - record.features_produced_at)
                 .num_microseconds()
                 .unwrap_or(0);
@@ -319,5 +605,196 @@ impl Decider {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use contract::{Action, Vote};
+
+    /// A decider on the log backend, its journal and intent in `dir`.
+    fn decider(dir: &std::path::Path, args: &[&str]) -> Decider {
+        let config = ScalerConfig::try_parse_from(
+            ["authoritative-scaler", "--scaler-backend", "log"]
+                .iter()
+                .chain(args),
+        )
+        .unwrap();
+        let csv = dir.join("decisions.csv");
+        Decider {
+            strategy: config.strategy(),
+            guardrails: config.guardrails(),
+            backend: crate::backend(&config),
+            config,
+            histories: HashMap::new(),
+            next_id: 1,
+            producer: None,
+            journal: CsvLog::open(&csv, &journal::COLUMNS, "DECISIONS_CSV").unwrap(),
+            intent_path: Intent::path_beside(&csv),
+            last_ballot: HashMap::new(),
+            started: Utc::now(),
+            without_votes: BTreeSet::new(),
+            metrics: ScalerMetrics::register(&prometheus::Registry::new()).unwrap(),
+        }
+    }
+
+    fn ballot(service: &str, window_id: u64, age_sec: i64) -> Ballot {
+        let produced = Utc::now() - chrono::Duration::seconds(age_sec);
+        let votes = ["xgboost", "random_forest", "logistic_regression"]
+            .into_iter()
+            .map(|model| Vote {
+                service: service.into(),
+                window_id,
+                model: model.into(),
+                model_version: "test".into(),
+                action: Action::ScaleUp,
+                confidence: 0.9,
+                violation_probability: 0.9,
+                current_replicas: 2,
+                safe_replicas: 4,
+                inference_us: 1.0,
+                features_produced_at: produced,
+                voted_at: produced,
+            })
+            .collect();
+        Ballot {
+            service: service.into(),
+            window_id,
+            votes,
+            complete: true,
+        }
+    }
+
+    fn journal_rows(dir: &std::path::Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("decisions.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_applied_change_is_on_disk_and_leaves_no_intent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(dir.path(), &[]);
+        let records = decider.decide_all(vec![ballot("orders", 100, 1)]).await;
+        assert_eq!(records[0].outcome, DecisionOutcome::Applied);
+        assert_eq!(
+            (records[0].current_replicas, records[0].target_replicas),
+            (2, 4)
+        );
+        assert!(
+            decision::block::outcome_line(&records[0])
+                .starts_with("APPLIED: orders from 2 to 4 replicas")
+        );
+        assert_eq!(journal_rows(dir.path()).len(), 1);
+        assert!(!decider.intent_path.exists(), "the intent is cleared");
+    }
+
+    #[tokio::test]
+    async fn stale_votes_are_held_and_services_not_handed_over_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(
+            dir.path(),
+            &["--max-vote-age-sec", "30", "--scaled-services", "orders"],
+        );
+        let records = decider
+            .decide_all(vec![ballot("orders", 100, 60), ballot("kafka", 100, 1)])
+            .await;
+        assert_eq!(records[0].outcome, DecisionOutcome::Held);
+        assert!(
+            records[0].reason.contains("MAX_VOTE_AGE_SEC (30 s)"),
+            "{}",
+            records[0].reason
+        );
+        assert_eq!(records[0].target_replicas, 2, "nothing changed");
+        assert_eq!(records[1].outcome, DecisionOutcome::Held);
+        assert!(
+            records[1].reason.contains("SCALED_SERVICES"),
+            "{}",
+            records[1].reason
+        );
+        assert_eq!(
+            decider
+                .metrics
+                .refused
+                .with_label_values(&["not_in_scaled_services"])
+                .get(),
+            1
+        );
+        assert_eq!(journal_rows(dir.path()).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn dry_run_decides_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(dir.path(), &["--dry-run"]);
+        let records = decider.decide_all(vec![ballot("orders", 100, 1)]).await;
+        assert_eq!(records[0].outcome, DecisionOutcome::DryRun);
+        assert!(!decider.intent_path.exists());
+        assert!(
+            decision::block::outcome_line(&records[0])
+                .starts_with("DRY RUN: orders would go from 2 to 4")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_whose_intent_cannot_be_written_is_not_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(dir.path(), &[]);
+        decider.intent_path = dir.path().join("missing/decisions.intent.json");
+        let records = decider.decide_all(vec![ballot("orders", 100, 1)]).await;
+        assert_eq!(records[0].outcome, DecisionOutcome::Failed);
+        assert_eq!(records[0].target_replicas, 2, "nothing changed");
+        assert!(
+            records[0].reason.contains("could not be written"),
+            "{}",
+            records[0].reason
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_left_in_flight_is_recorded_once_with_its_cooldown() {
+        // The decision a scaler made before it was killed, in another directory.
+        let before = tempfile::tempdir().unwrap();
+        let mut decision = decider(before.path(), &[])
+            .decide_all(vec![ballot("orders", 100, 1)])
+            .await
+            .remove(0);
+        decision.decision_id = 41;
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(dir.path(), &[]);
+        let intent = Intent { decision };
+        intent.store(&decider.intent_path).unwrap();
+        let record = decider.reconcile(intent).await;
+        assert_eq!(record.outcome, DecisionOutcome::Applied);
+        assert_eq!((record.decision_id, record.target_replicas), (41, 4));
+        assert!(
+            record
+                .reason
+                .contains("; reconciled at start: the change from 2 to 4"),
+            "{}",
+            record.reason
+        );
+        assert_eq!(record.votes.len(), 3, "the votes behind it are kept");
+        assert_eq!(decider.next_id, 42);
+        assert!(!decider.intent_path.exists());
+        assert!(
+            decider.histories["orders"].last_scale_up.is_some(),
+            "the cooldown holds"
+        );
+        let restored = journal::restore(&dir.path().join("decisions.csv")).unwrap();
+        assert_eq!(restored.decided, vec![("orders".to_owned(), 100)]);
+        assert_eq!(
+            decider
+                .metrics
+                .reconciled
+                .with_label_values(&["applied"])
+                .get(),
+            1
+        );
     }
 }

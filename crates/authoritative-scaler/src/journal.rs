@@ -1,11 +1,18 @@
 //! `output/decisions.csv`: every decision, appended; and what a restarted scaler reads back
 //! from it: the next decision number, the windows already decided (their replayed votes are
 //! refused), and when each service last scaled (cooldowns hold across restarts).
+//!
+//! Beside it, `decisions.intent.json` holds the one replica change in flight: written and
+//! synced to disk before the engine is called, removed once the decision's row is on disk. A
+//! scaler killed between the two finds it at start and reconciles it against what the engine
+//! has ([`Intent`]), so a change is never made twice nor forgotten.
 
 use chrono::{DateTime, Utc};
 use contract::{Action, DecisionOutcome, DecisionRecord};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 /// The columns of the decisions CSV.
 pub const COLUMNS: [&str; 13] = [
@@ -116,6 +123,63 @@ pub fn restore(path: &Path) -> anyhow::Result<Restored> {
     Ok(restored)
 }
 
+/// A replica change about to be made, durable before the engine is called: the decision as
+/// made, its `current_replicas` the count before and its `target_replicas` the count asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    pub decision: DecisionRecord,
+}
+
+impl Intent {
+    /// Where the intent of the journal at `decisions_csv` is kept.
+    pub fn path_beside(decisions_csv: &Path) -> PathBuf {
+        decisions_csv.with_extension("intent.json")
+    }
+
+    /// Writes the intent to `path` and waits for the disk: a temporary file, synced, renamed
+    /// over the old one, and the directory synced, so a crash leaves the old or the new intent.
+    pub fn store(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        sync_dir(path)
+    }
+
+    /// The intent left at `path` by a scaler that stopped mid-change, if any. A file that is not
+    /// an intent is an error: the scaler must not guess what it was doing.
+    pub fn load(path: &Path) -> anyhow::Result<Option<Intent>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} is not a replica change in flight ({e}); compare it with the engine, then move it aside",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Removes the intent at `path` once the decision's row is on disk.
+    pub fn clear(path: &Path) -> std::io::Result<()> {
+        match std::fs::remove_file(path) {
+            Ok(()) => sync_dir(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Syncs the directory holding `path`, so a rename or removal in it survives a crash.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => std::fs::File::open(".")?.sync_all(),
+    }
+}
+
 /// Parses an action name as the CSV writes it.
 pub fn parse_action(s: &str) -> Option<Action> {
     Action::ALL.into_iter().find(|a| a.as_str() == s)
@@ -180,5 +244,24 @@ mod tests {
             DateTime::from_timestamp(122, 0).unwrap()
         );
         assert_eq!(parse_action("SCALE_DOWN"), Some(Action::ScaleDown));
+    }
+
+    #[test]
+    fn an_intent_survives_until_cleared_and_a_foreign_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Intent::path_beside(&dir.path().join("decisions.csv"));
+        assert_eq!(path, dir.path().join("decisions.intent.json"));
+        assert_eq!(Intent::load(&path).unwrap(), None);
+        let intent = Intent {
+            decision: record(7, 100, 2, 4, DecisionOutcome::Applied),
+        };
+        intent.store(&path).unwrap();
+        assert_eq!(Intent::load(&path).unwrap(), Some(intent.clone()));
+        Intent::clear(&path).unwrap();
+        Intent::clear(&path).unwrap();
+        assert_eq!(Intent::load(&path).unwrap(), None);
+        std::fs::write(&path, "{\"decision_id\":").unwrap();
+        let err = Intent::load(&path).unwrap_err().to_string();
+        assert!(err.contains("move it aside"), "{err}");
     }
 }

@@ -5,12 +5,18 @@
 //! ballot goes to the decider, which runs one decision at a time so that decisions on a service
 //! never interleave. A vote is done once tallied: a crash loses the windows still open (a few
 //! seconds of votes), and never decides one twice, since decided windows are read back from
-//! `output/decisions.csv` at start.
+//! `output/decisions.csv` at start. A replica change is written to disk before the engine is
+//! called ([`journal::Intent`]); one that a crash left in flight is reconciled against the engine
+//! before the first vote is read.
+//!
+//! Only one scaler acts on a journal: it holds the lock beside it ([`lock`]); another started on
+//! the same journal stands by until the lock is free, then restores and goes on.
 
 pub mod backend;
 pub mod config;
 mod decider;
 pub mod journal;
+mod lock;
 mod metrics;
 
 pub use config::{BackendName, ScalerConfig};
@@ -27,6 +33,7 @@ use fleet::kafka::{
 };
 use fleet::ops::Health;
 use fleet::supervise::Tasks;
+use lock::ActiveLock;
 use metrics::ScalerMetrics;
 use prometheus::Registry;
 use std::net::SocketAddr;
@@ -49,8 +56,10 @@ pub struct Application {
     health: Health,
     metrics: ScalerMetrics,
     kafka_metrics: KafkaMetrics,
-    tally: Tally,
-    decider: Decider,
+    /// Held for the process's life once this scaler is the active one.
+    lock: ActiveLock,
+    /// `None` while another scaler holds the lock.
+    restored: Option<Restored>,
 }
 
 fn backend(config: &ScalerConfig) -> Backend {
@@ -66,8 +75,83 @@ fn backend(config: &ScalerConfig) -> Backend {
     }
 }
 
+/// What a scaler decides with: restored from the journal once it is the active one.
+struct Restored {
+    tally: Tally,
+    decider: Decider,
+    /// A replica change left in flight by the last run, settled before deciding anything.
+    in_flight: Option<journal::Intent>,
+}
+
+/// Reads the journal and the change in flight, and prepares the tally and the decider.
+fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Restored> {
+    let restored = journal::restore(&config.decisions_csv)?;
+    let journal = CsvLog::open(&config.decisions_csv, &journal::COLUMNS, "DECISIONS_CSV")?;
+    let intent_path = journal::Intent::path_beside(&config.decisions_csv);
+    let in_flight = journal::Intent::load(&intent_path)?;
+    let mut tally = Tally::new(TallyConfig {
+        expected_models: config
+            .expected_models
+            .iter()
+            .map(|m| m.trim().to_owned())
+            .filter(|m| !m.is_empty())
+            .collect(),
+        window: chrono::Duration::seconds(config.decision_window_sec as i64),
+        max_vote_age: chrono::Duration::seconds(config.max_vote_age_sec as i64),
+        remember: REMEMBER_WINDOWS,
+    });
+    for (service, window) in &restored.decided {
+        tally.mark_closed(service, *window);
+    }
+    if let Some(intent) = &in_flight {
+        tally.mark_closed(&intent.decision.service, intent.decision.window_id);
+    }
+    let mut histories: std::collections::HashMap<String, History> = Default::default();
+    for (service, at) in &restored.last_scale_up {
+        histories.entry(service.clone()).or_default().last_scale_up = Some(*at);
+    }
+    for (service, at) in &restored.last_scale_down {
+        histories
+            .entry(service.clone())
+            .or_default()
+            .last_scale_down = Some(*at);
+    }
+    let backend = backend(config);
+    tracing::info!(
+        backend = backend.name(),
+        strategy = %config.strategy(),
+        dry_run = config.dry_run,
+        next_decision = restored.next_decision_id,
+        windows_restored = restored.decided.len(),
+        change_in_flight = in_flight.is_some(),
+        "scaler ready"
+    );
+    let decider = Decider {
+        strategy: config.strategy(),
+        guardrails: config.guardrails(),
+        config: config.clone(),
+        backend,
+        histories,
+        next_id: restored.next_decision_id,
+        producer: None,
+        journal,
+        intent_path,
+        last_ballot: Default::default(),
+        started: Utc::now(),
+        without_votes: Default::default(),
+        metrics: metrics.clone(),
+    };
+    Ok(Restored {
+        tally,
+        decider,
+        in_flight,
+    })
+}
+
 impl Application {
-    /// Restores from the decisions CSV and prepares everything; fails on unusable settings.
+    /// Takes the journal's lock if it is free and restores from the decisions CSV; prepares
+    /// everything; fails on unusable settings. If another scaler holds the lock, this one will
+    /// stand by in [`Application::run`].
     pub async fn build(config: ScalerConfig) -> anyhow::Result<Self> {
         let ops_listener = TcpListener::bind(config.listen_addr)
             .await
@@ -75,62 +159,22 @@ impl Application {
         let registry = fleet::ops::registry();
         let metrics = ScalerMetrics::register(&registry)?;
         let kafka_metrics = KafkaMetrics::register(&registry)?;
-        let restored = journal::restore(&config.decisions_csv)?;
-        let journal = CsvLog::open(&config.decisions_csv, &journal::COLUMNS, "DECISIONS_CSV")?;
-        let mut tally = Tally::new(TallyConfig {
-            expected_models: config
-                .expected_models
-                .iter()
-                .map(|m| m.trim().to_owned())
-                .filter(|m| !m.is_empty())
-                .collect(),
-            window: chrono::Duration::seconds(config.decision_window_sec as i64),
-            max_vote_age: chrono::Duration::seconds(config.max_vote_age_sec as i64),
-            remember: REMEMBER_WINDOWS,
-        });
-        for (service, window) in &restored.decided {
-            tally.mark_closed(service, *window);
-        }
-        let mut histories: std::collections::HashMap<String, History> = Default::default();
-        for (service, at) in &restored.last_scale_up {
-            histories.entry(service.clone()).or_default().last_scale_up = Some(*at);
-        }
-        for (service, at) in &restored.last_scale_down {
-            histories
-                .entry(service.clone())
-                .or_default()
-                .last_scale_down = Some(*at);
-        }
-        let backend = backend(&config);
-        tracing::info!(
-            backend = backend.name(),
-            strategy = %config.strategy(),
-            dry_run = config.dry_run,
-            next_decision = restored.next_decision_id,
-            windows_restored = restored.decided.len(),
-            "scaler ready"
-        );
-        let decider = Decider {
-            strategy: config.strategy(),
-            guardrails: config.guardrails(),
-            config: config.clone(),
-            backend,
-            histories,
-            next_id: restored.next_decision_id,
-            producer: None,
-            journal,
-            metrics: metrics.clone(),
+        let lock = ActiveLock::open(&config.decisions_csv)?;
+        let restored = if lock.try_take()? {
+            metrics.active.set(1);
+            Some(restore(&config, &metrics)?)
+        } else {
+            None
         };
-        let health = Health::default();
         Ok(Self {
             config,
             ops_listener,
             registry,
-            health,
+            health: Health::default(),
             metrics,
             kafka_metrics,
-            tally,
-            decider,
+            lock,
+            restored,
         })
     }
 
@@ -147,6 +191,23 @@ impl Application {
         let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
         let stop = tasks.stop_token();
         let config = self.config;
+        let lock = self.lock;
+        let restored = match self.restored {
+            Some(restored) => restored,
+            None => {
+                self.health
+                    .set("active", true, format!("standing by: {}", lock.holder()));
+                tracing::warn!(lock = %lock.path.display(), holder = %lock.holder(),
+                    "another scaler is active on this journal; standing by until it stops");
+                if !lock.wait(&stop).await? {
+                    return tasks.join().await;
+                }
+                self.metrics.active.set(1);
+                tracing::info!(lock = %lock.path.display(), "the active scaler stopped; this one takes over");
+                restore(&config, &self.metrics)?
+            }
+        };
+        self.health.set("active", true, "the active scaler");
         let dead_letters = dead_letter_topic(&config.votes_topic);
         let topics = [
             config.votes_topic.as_str(),
@@ -172,14 +233,33 @@ impl Application {
             self.kafka_metrics.clone(),
         )?
         .dead_letters(producer.clone());
-        let mut decider = self.decider;
+        let Restored {
+            tally,
+            mut decider,
+            in_flight,
+        } = restored;
         decider.producer = Some(producer.clone());
 
         let (ballots, mut inbox) = mpsc::channel::<Ballot>(1024);
-        let tally = Arc::new(Mutex::new(self.tally));
+        let tally = Arc::new(Mutex::new(tally));
+        let control_every = Duration::from_secs(config.reconcile_interval_sec);
         // Ends once the consumer and the window timer, which hold the senders, have ended.
         tasks.spawn("decider", async move {
-            while let Some(ballot) = inbox.recv().await {
+            if let Some(intent) = in_flight {
+                decider.reconcile(intent).await;
+            }
+            // The controller's rounds, between batches of ballots; the first one at once.
+            let mut rounds = tokio::time::interval(control_every);
+            rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let ballot = tokio::select! {
+                    ballot = inbox.recv() => ballot,
+                    _ = rounds.tick() => {
+                        decider.control().await;
+                        continue;
+                    }
+                };
+                let Some(ballot) = ballot else { break };
                 let mut batch = vec![ballot];
                 while batch.len() < fleet::kafka::MAX_BATCH {
                     match inbox.try_recv() {
@@ -253,6 +333,7 @@ impl Application {
             tracing::error!(error = %e, "decision records still queued at shutdown were not published");
         }
         result?;
+        drop(lock);
         tracing::info!("authoritative-scaler stopped");
         Ok(())
     }

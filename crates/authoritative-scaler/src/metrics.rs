@@ -1,7 +1,7 @@
 //! The scaler's own metrics. Labels are bounded: actions, outcomes, error kinds, and the
 //! services of the deployment.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 #[derive(Clone)]
 pub struct ScalerMetrics {
@@ -14,6 +14,12 @@ pub struct ScalerMetrics {
     pub backend_errors: IntCounterVec,
     /// Windows whose service the scaler refused to touch, by reason (`Refused::REASONS`).
     pub refused: IntCounterVec,
+    /// 1 for a service without votes for `NO_VOTES_AFTER_SEC`, 0 once they come again.
+    pub without_votes: IntGaugeVec,
+    /// 1 while this scaler holds the journal's lock and decides; 0 while it stands by.
+    pub active: IntGauge,
+    /// Changes left in flight by a stopped scaler, settled at start, by outcome.
+    pub reconciled: IntCounterVec,
     /// Replicas each service was set to (or kept at) by its last decision.
     pub target_replicas: IntGaugeVec,
     /// From the feature vector's production to the decision.
@@ -50,6 +56,24 @@ impl ScalerMetrics {
             ),
             &["reason"],
         )?;
+        let without_votes = IntGaugeVec::new(
+            Opts::new(
+                "scaler_without_votes",
+                "1 while an opted-in service has had no votes for NO_VOTES_AFTER_SEC (held, or at FALLBACK_REPLICAS)",
+            ),
+            &["service"],
+        )?;
+        let active = IntGauge::new(
+            "scaler_active",
+            "1 while this scaler is the active one on its journal, 0 while it stands by",
+        )?;
+        let reconciled = IntCounterVec::new(
+            Opts::new(
+                "scaler_reconciled_total",
+                "Replica changes in flight when the scaler stopped, settled against the engine at start",
+            ),
+            &["outcome"],
+        )?;
         let target_replicas = IntGaugeVec::new(
             Opts::new(
                 "scaler_target_replicas",
@@ -70,6 +94,9 @@ impl ScalerMetrics {
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(backend_errors.clone()))?;
         registry.register(Box::new(refused.clone()))?;
+        registry.register(Box::new(active.clone()))?;
+        registry.register(Box::new(without_votes.clone()))?;
+        registry.register(Box::new(reconciled.clone()))?;
         registry.register(Box::new(target_replicas.clone()))?;
         registry.register(Box::new(decision_latency.clone()))?;
         for outcome in decision::Added::OUTCOMES {
@@ -86,11 +113,20 @@ impl ScalerMetrics {
         for reason in crate::decider::Refused::REASONS {
             refused.with_label_values(&[reason]);
         }
+        for outcome in [
+            contract::DecisionOutcome::Applied,
+            contract::DecisionOutcome::Failed,
+        ] {
+            reconciled.with_label_values(&[outcome.as_str()]);
+        }
         Ok(Self {
             votes,
             decisions,
             backend_errors,
             refused,
+            active,
+            without_votes,
+            reconciled,
             target_replicas,
             decision_latency,
         })

@@ -81,7 +81,7 @@ impl Scaler {
         }
     }
 
-    /// The next `n` decision blocks, each as its lines.
+    /// The next `n` decision blocks, each as its lines and, last, the line saying what was done.
     fn blocks(&self, n: usize, timeout: Duration) -> Vec<Vec<String>> {
         let deadline = std::time::Instant::now() + timeout;
         let mut blocks = Vec::new();
@@ -93,12 +93,28 @@ impl Scaler {
                 .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("{} of {n} blocks in time", blocks.len()));
             current.push(line);
-            // A block is 10 lines plus one per vote: it ends with its third heavy rule.
-            if current.iter().filter(|l| l.starts_with("=====")).count() == 3 {
+            // A block is 10 lines plus one per vote, ending with its third heavy rule; the
+            // outcome line follows it.
+            if current.iter().filter(|l| l.starts_with("=====")).count() == 3
+                && !current[current.len() - 1].starts_with("=====")
+            {
                 blocks.push(std::mem::take(&mut current));
             }
         }
         blocks
+    }
+
+    /// The next stdout line that starts with `prefix`, skipping the others.
+    fn line_starting(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line starting with {prefix:?} within {timeout:?}"),
+            }
+        }
     }
 
     /// No stdout line for `quiet`.
@@ -132,6 +148,41 @@ impl Drop for Scaler {
 
 async fn reqwest_get(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// A compose project of busybox containers that sleep: `web`, opted in, with `labels` besides
+/// `autoscaler.enable`, and `others` (not opted in).
+fn web_project(prefix: &str, labels: &[(&str, &str)], others: &[&str]) -> ComposeProject {
+    let image = busybox_image();
+    let service = |name: &str, labels: &str| {
+        format!("  {name}:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n{labels}")
+    };
+    let mut web_labels = "    labels:\n      autoscaler.enable: \"true\"\n".to_owned();
+    for (key, value) in labels {
+        web_labels.push_str(&format!("      {key}: \"{value}\"\n"));
+    }
+    let mut yaml = format!("version: '2.4'\nservices:\n{}", service("web", &web_labels));
+    for name in others {
+        yaml.push_str(&service(name, ""));
+    }
+    ComposeProject::up(&testkit::unique(prefix).replace('-', ""), &yaml)
+}
+
+/// Running containers of `web`.
+fn running(project: &ComposeProject) -> usize {
+    project.containers("web").iter().filter(|c| c.2).count()
+}
+
+/// The scaler's arguments for the compose backend on `project`, then `extra`.
+fn on_compose<'a>(project: &'a ComposeProject, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--scaler-backend",
+        "compose",
+        "--compose-project",
+        project.name.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    args
 }
 
 async fn setup(broker: &Broker) -> (KafkaArgs, (String, String), JsonProducer) {
@@ -189,7 +240,7 @@ async fn votes_become_decision_blocks_records_and_csv_rows_once() {
         .iter()
         .find(|b| b.contains(&"Service: orders".to_owned()))
         .unwrap();
-    assert_eq!(orders_block.len(), 13);
+    assert_eq!(orders_block.len(), 14);
     assert_eq!(orders_block[0], "=".repeat(80));
     assert!(
         orders_block[1].starts_with("SCALING DECISION #") && orders_block[1].ends_with(" UTC"),
@@ -203,6 +254,11 @@ async fn votes_become_decision_blocks_records_and_csv_rows_once() {
         "Vote Count: 2 SCALE UP, 1 NO ACTION (3 total)"
     );
     assert_eq!(orders_block[11], "Average Confidence: 80.00%");
+    assert_eq!(orders_block[12], "=".repeat(80));
+    assert!(
+        orders_block[13].starts_with("APPLIED: orders from 2 to 4 replicas: "),
+        "the line after the block says what was done: {orders_block:?}"
+    );
     let carts_block = blocks
         .iter()
         .find(|b| b.contains(&"Service: carts".to_owned()))
@@ -291,15 +347,7 @@ async fn votes_become_decision_blocks_records_and_csv_rows_once() {
 
 #[tokio::test]
 async fn votes_scale_a_compose_service_through_the_docker_engine() {
-    let image = busybox_image();
-    let project = ComposeProject::up(
-        &testkit::unique("mlscaler").replace('-', ""),
-        &format!(
-            "version: '2.4'\nservices:\n  web:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    \
-             labels:\n      autoscaler.enable: \"true\"\n  \
-             db:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n"
-        ),
-    );
+    let project = web_project("mlscaler", &[], &["db"]);
     let broker = Broker::start().await;
     let (_, topics, producer) = setup(&broker).await;
     let dir = tempfile::tempdir().unwrap();
@@ -308,22 +356,21 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
         &broker,
         &topics,
         &csv,
-        &[
-            "--scaler-backend",
-            "compose",
-            "--compose-project",
-            &project.name,
-            "--max-replicas",
-            "3",
-            "--stop-timeout-sec",
-            "1",
-            "--scale-down-cooldown-sec",
-            "0",
-            "--stabilization-window-sec",
-            "0",
-            "--max-step-down",
-            "1",
-        ],
+        &on_compose(
+            &project,
+            &[
+                "--max-replicas",
+                "3",
+                "--stop-timeout-sec",
+                "1",
+                "--scale-down-cooldown-sec",
+                "0",
+                "--stabilization-window-sec",
+                "0",
+                "--max-step-down",
+                "1",
+            ],
+        ),
     );
 
     // All three want 5 replicas: the bound says 3.
@@ -338,7 +385,10 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
         block.contains(&"DECISION: SCALE UP".to_owned()),
         "{block:?}"
     );
-    let running = |p: &ComposeProject| p.containers("web").iter().filter(|c| c.2).count();
+    assert!(
+        block[block.len() - 1].starts_with("APPLIED: web from 1 to 3 replicas"),
+        "{block:?}"
+    );
     assert_eq!(
         running(&project),
         3,
@@ -361,6 +411,11 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
             block.contains(&"DECISION: SCALE UP".to_owned()),
             "{block:?}"
         );
+        let done = &block[block.len() - 1];
+        assert!(
+            done.starts_with("HELD: ") && done.contains("refused: "),
+            "{block:?}"
+        );
     }
     assert_eq!(project.containers("db").len(), 1, "db is untouched");
     for reason in ["not_opted_in", "unknown_service"] {
@@ -377,6 +432,10 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
     let block = &scaler.blocks(1, Duration::from_secs(60))[0];
     assert!(
         block.contains(&"DECISION: SCALE DOWN".to_owned()),
+        "{block:?}"
+    );
+    assert!(
+        block[block.len() - 1].starts_with("APPLIED: web from 3 to 2 replicas"),
         "{block:?}"
     );
     assert_eq!(
@@ -396,6 +455,276 @@ async fn votes_scale_a_compose_service_through_the_docker_engine() {
         .collect();
     assert_eq!(refused.len(), 2, "{rows}");
     assert!(project.down());
+}
+
+/// Issue 12's controller loop: with no vote at all, the scaler brings a service back within its
+/// label's bounds on its own schedule, and once the service has had no votes for
+/// NO_VOTES_AFTER_SEC it goes to FALLBACK_REPLICAS and says so (a line, a metric); votes coming
+/// again clear the flag.
+#[tokio::test]
+async fn the_controller_enforces_bounds_and_falls_back_when_votes_stop() {
+    let project = web_project(
+        "mlctl",
+        &[
+            ("autoscaler.min_replicas", "2"),
+            ("autoscaler.max_replicas", "4"),
+        ],
+        &[],
+    );
+    let broker = Broker::start().await;
+    let (_, topics, producer) = setup(&broker).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("decisions.csv");
+    let scaler = Scaler::start(
+        &broker,
+        &topics,
+        &csv,
+        &on_compose(
+            &project,
+            &[
+                "--reconcile-interval-sec",
+                "1",
+                "--no-votes-after-sec",
+                "4",
+                "--fallback-replicas",
+                "3",
+            ],
+        ),
+    );
+
+    let bounds = scaler.line_starting("APPLIED: web", Duration::from_secs(60));
+    assert!(
+        bounds.starts_with(
+            "APPLIED: web from 1 to 2 replicas: controller: 1 replicas is outside the bounds [2, 4]"
+        ),
+        "{bounds}"
+    );
+    assert_eq!(running(&project), 2, "the label's minimum, with no vote");
+
+    let fallback = scaler.line_starting("APPLIED: web", Duration::from_secs(60));
+    assert!(
+        fallback.starts_with("APPLIED: web from 2 to 3 replicas: controller: no votes for ")
+            && fallback.contains("FALLBACK_REPLICAS 3"),
+        "{fallback}"
+    );
+    assert_eq!(running(&project), 3);
+    let flagged = r#"scaler_without_votes{service="web"}"#;
+    assert_eq!(scaler.metric(flagged).await, 1.0);
+
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "web", 600, Action::NoAction, 3, 3))
+            .await
+            .unwrap();
+    }
+    let block = &scaler.blocks(1, Duration::from_secs(60))[0];
+    assert!(
+        block[block.len() - 1].starts_with("UNCHANGED: web stays at 3 replicas"),
+        "{block:?}"
+    );
+    assert_eq!(scaler.metric(flagged).await, 0.0, "votes came again");
+    assert_eq!(scaler.stop(), 0);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        rows.lines().filter(|r| r.contains(",controller,")).count(),
+        2,
+        "the controller's two changes are journaled:\n{rows}"
+    );
+    assert!(project.down());
+}
+
+/// Issue 12's crash between the engine call and the journal: the scaler is killed (SIGKILL)
+/// while it adds replicas. Restarted with every vote replayed, it settles the change in flight
+/// against the engine (one record for that window), refuses the replayed votes, and the next
+/// window's absolute target is reached and never passed: no replica is added twice.
+#[tokio::test]
+async fn a_scaler_killed_during_a_scale_up_settles_it_once_after_a_restart() {
+    let project = web_project("mlkill", &[], &[]);
+    let broker = Broker::start().await;
+    let (_, topics, producer) = setup(&broker).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("decisions.csv");
+    let intent = dir.path().join("decisions.intent.json");
+    let args = on_compose(
+        &project,
+        &["--max-replicas", "5", "--scale-up-cooldown-sec", "0"],
+    );
+
+    let mut scaler = Scaler::start(&broker, &topics, &csv, &args);
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "web", 300, Action::ScaleUp, 1, 4))
+            .await
+            .unwrap();
+    }
+    // The intent is on disk from before the engine call until the row is: kill in between,
+    // once the first new replica runs and before the last one does.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !intent.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scale-up starts within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    while running(&project) < 2 {
+        assert!(
+            intent.exists(),
+            "the scale-up ended before the kill could land"
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a replica starts within 60 s"
+        );
+    }
+    scaler.child.kill().unwrap();
+    scaler.child.wait().unwrap();
+    assert!(intent.exists(), "killed with the change in flight");
+    let at_kill = running(&project);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert!(!rows.contains(",web,300,"), "no row yet:\n{rows}");
+
+    // Restarted (a new group: every vote comes again), it settles window 300 once.
+    let scaler = Scaler::start(&broker, &topics, &csv, &args);
+    let block = &scaler.blocks(1, Duration::from_secs(60))[0];
+    let done = &block[block.len() - 1];
+    assert!(
+        done.contains("reconciled at start: the change from 1 to 4"),
+        "{block:?}"
+    );
+    assert!(!intent.exists(), "settled");
+    assert!(
+        scaler.silent_for(Duration::from_secs(4)),
+        "the replayed votes of window 300 decide nothing"
+    );
+    assert_eq!(
+        scaler.metric(r#"scaler_votes_total{outcome="late"}"#).await,
+        3.0
+    );
+    let settled = running(&project);
+    assert!(
+        (at_kill..=4).contains(&settled),
+        "{settled} replicas after the restart, {at_kill} at the kill"
+    );
+
+    // The next window asks for 4 again: reached, not passed.
+    for m in MODELS {
+        producer
+            .send(
+                &topics.0,
+                &vote(m, "web", 310, Action::ScaleUp, settled as u32, 4),
+            )
+            .await
+            .unwrap();
+    }
+    scaler.blocks(1, Duration::from_secs(60));
+    assert_eq!(running(&project), 4, "the target, once");
+    assert_eq!(scaler.stop(), 0);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        rows.lines().filter(|r| r.contains(",web,300,")).count(),
+        1,
+        "{rows}"
+    );
+    eprintln!(
+        "killed with {at_kill} replicas running; {settled} after the restart; 4 after window 310"
+    );
+    assert!(project.down());
+}
+
+/// Issue 12's one active scaler: two scalers on one journal. The second stands by, reading no
+/// vote, until the first is killed (SIGKILL); then it takes over, reads what the first decided
+/// (all the votes come again: its group is new) and decides the next window. Every window is
+/// decided once.
+#[tokio::test]
+async fn of_two_scalers_on_one_journal_one_decides_and_the_other_takes_over_when_it_dies() {
+    let broker = Broker::start().await;
+    let (_, topics, producer) = setup(&broker).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("decisions.csv");
+    let active = |text: &str| testkit::metric_sum(text, "scaler_active", &[]);
+    let mut first = Scaler::start(&broker, &topics, &csv, &["--scaler-backend", "log"]);
+    let text = testkit::metrics_when(
+        &format!("{}/metrics", first.ops),
+        "scaler_active",
+        &[],
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(active(&text), 1.0, "{text}");
+    let second = Scaler::start(&broker, &topics, &csv, &["--scaler-backend", "log"]);
+    let text = testkit::metrics_when(
+        &format!("{}/metrics", second.ops),
+        "scaler_active",
+        &[],
+        0.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(active(&text), 0.0, "the second stands by: {text}");
+    let health = reqwest::get(format!("{}/healthz", second.ops))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "a standby is healthy");
+
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "orders", 500, Action::ScaleUp, 2, 4))
+            .await
+            .unwrap();
+    }
+    first.blocks(1, Duration::from_secs(60));
+    assert!(
+        second.silent_for(Duration::from_secs(3)),
+        "the standby decides nothing"
+    );
+
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    let text = testkit::metrics_when(
+        &format!("{}/metrics", second.ops),
+        "scaler_active",
+        &[],
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(active(&text), 1.0, "the second takes over: {text}");
+    let takeover = killed.elapsed();
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "orders", 510, Action::NoAction, 4, 4))
+            .await
+            .unwrap();
+    }
+    let block = &second.blocks(1, Duration::from_secs(60))[0];
+    assert!(
+        block[1].starts_with("SCALING DECISION #2 @"),
+        "numbering goes on from the first's journal: {block:?}"
+    );
+    assert!(
+        block.contains(&"Vote Count: 3 NO ACTION (3 total)".to_owned()),
+        "window 510, not the replayed 500: {block:?}"
+    );
+    assert_eq!(
+        second.metric(r#"scaler_votes_total{outcome="late"}"#).await,
+        3.0,
+        "window 500's votes, replayed, are refused"
+    );
+    assert_eq!(second.stop(), 0);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    for window in [500, 510] {
+        assert_eq!(
+            rows.lines()
+                .filter(|r| r.contains(&format!(",orders,{window},")))
+                .count(),
+            1,
+            "window {window} decided once:\n{rows}"
+        );
+    }
+    eprintln!("the standby was active {takeover:?} after the first was killed");
 }
 
 /// Issue 12's poison pills on `model-votes`: 100,000 malformed and out-of-bounds votes (a replica
@@ -446,13 +775,16 @@ async fn a_flood_of_bad_votes_goes_to_the_dead_letter_topic_and_deciding_goes_on
         "{:?}",
         blocks[0]
     );
-    let text = reqwest_get(&format!("{}/metrics", scaler.ops)).await;
-    let dead = |reason: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with("kafka_dead_letters_total{") && l.contains(reason))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
+    // The bad votes sit on four partitions: the last of them may be handled after the ballot.
+    let text = testkit::metrics_when(
+        &format!("{}/metrics", scaler.ops),
+        "kafka_dead_letters_total{",
+        &[],
+        FLOOD as f64,
+        Duration::from_secs(120),
+    )
+    .await;
+    let dead = |reason: &str| testkit::metric_sum(&text, "kafka_dead_letters_total{", &[reason]);
     assert_eq!(dead(""), FLOOD as f64, "{text}");
     // A sixth is malformed, 34 are oversized (i = 4 modulo 3,000), the rest out of bounds.
     assert_eq!(dead("reason=\"malformed_json\""), 16_667.0, "{text}");

@@ -16,8 +16,12 @@
 //! Average Confidence: 74.67%
 //! ================================================================================
 //! ```
+//!
+//! The block says what the votes decided; [`outcome_line`], printed right after it, says what
+//! was done, so that the log alone tells the story (a `DECISION: SCALE DOWN` that a cooldown
+//! held is followed by `HELD: orders stays at 4 replicas: ...`).
 
-use contract::{Action, DecisionRecord};
+use contract::{Action, DecisionOutcome, DecisionRecord};
 use std::fmt::Write as _;
 
 const HEAVY: &str =
@@ -70,10 +74,41 @@ pub fn render(record: &DecisionRecord) -> String {
     s
 }
 
+/// One line, printed right after the block: what was done with the decision and why.
+pub fn outcome_line(record: &DecisionRecord) -> String {
+    let (service, from, to) = (
+        &record.service,
+        record.current_replicas,
+        record.target_replicas,
+    );
+    let why = if record.reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", record.reason)
+    };
+    match record.outcome {
+        DecisionOutcome::Applied => {
+            format!("APPLIED: {service} from {from} to {to} replicas{why}\n")
+        }
+        DecisionOutcome::DryRun => {
+            format!(
+                "DRY RUN: {service} would go from {from} to {to} replicas; nothing changed (DRY_RUN)\n"
+            )
+        }
+        DecisionOutcome::Unchanged => {
+            format!("UNCHANGED: {service} stays at {from} replicas{why}\n")
+        }
+        DecisionOutcome::Held => format!("HELD: {service} stays at {from} replicas{why}\n"),
+        DecisionOutcome::Failed => {
+            format!("FAILED: {service} at {to} replicas, was {from}{why}\n")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::{DecisionOutcome, VoteSummary};
+    use contract::VoteSummary;
 
     #[test]
     fn renders_the_seeds_example_exactly() {
@@ -118,5 +153,50 @@ Average Confidence: 74.67%
 ================================================================================
 ";
         assert_eq!(render(&record), expected);
+    }
+
+    #[test]
+    fn the_line_after_the_block_says_what_was_done() {
+        let record = |outcome, from, to, reason: &str| DecisionRecord {
+            decision_id: 2,
+            service: "orders".into(),
+            window_id: 1,
+            strategy: "majority".into(),
+            votes: vec![],
+            action: Action::ScaleDown,
+            average_confidence: 0.8,
+            current_replicas: from,
+            target_replicas: to,
+            outcome,
+            reason: reason.into(),
+            features_produced_at: "2026-04-04T12:30:00Z".parse().unwrap(),
+            decided_at: "2026-04-04T12:30:02Z".parse().unwrap(),
+        };
+        assert_eq!(
+            outcome_line(&record(
+                DecisionOutcome::Applied,
+                4,
+                3,
+                "majority SCALE DOWN"
+            )),
+            "APPLIED: orders from 4 to 3 replicas: majority SCALE DOWN\n"
+        );
+        assert_eq!(
+            outcome_line(&record(
+                DecisionOutcome::Held,
+                4,
+                4,
+                "scale-down cooldown: 30 s left"
+            )),
+            "HELD: orders stays at 4 replicas: scale-down cooldown: 30 s left\n"
+        );
+        assert_eq!(
+            outcome_line(&record(DecisionOutcome::Failed, 4, 2, "engine unreachable")),
+            "FAILED: orders at 2 replicas, was 4: engine unreachable\n"
+        );
+        assert_eq!(
+            outcome_line(&record(DecisionOutcome::DryRun, 4, 3, "")),
+            "DRY RUN: orders would go from 4 to 3 replicas; nothing changed (DRY_RUN)\n"
+        );
     }
 }

@@ -39,10 +39,7 @@ async fn served(ip: Ipv4Addr, port: u16) -> f64 {
         .text()
         .await
         .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("request_duration_seconds_count{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    testkit::metric_sum(&text, "request_duration_seconds_count{", &[])
 }
 
 /// Requests per second each replica answered over `MEASURE`.

@@ -165,6 +165,7 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         "DECISION: SCALE DOWN",
         "Vote Count:",
         "outcome=\"applied\"",
+        "APPLIED: demo from ",
     ] {
         assert!(
             logs.contains(needle),

@@ -4,7 +4,7 @@
 //! The header is written once, when the file is new or empty; later runs append below it. A file
 //! whose header differs (written by another version) is refused at start rather than mixed with
 //! rows of another layout. Writes go to the blocking pool and are flushed per batch, so a crash
-//! loses at most the batch being written.
+//! loses at most the batch being written; `append_durable` also waits for the disk.
 
 use anyhow::Context;
 use std::fs::{File, OpenOptions};
@@ -66,6 +66,16 @@ impl CsvLog {
 
     /// Appends the rows and flushes, on the blocking pool.
     pub async fn append(&self, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+        self.write(rows, false).await
+    }
+
+    /// Appends the rows, flushes and waits until they are on disk (`fdatasync`): for records a
+    /// crash must not lose, such as a decision that changed replicas.
+    pub async fn append_durable(&self, rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+        self.write(rows, true).await
+    }
+
+    async fn write(&self, rows: Vec<Vec<String>>, durable: bool) -> anyhow::Result<()> {
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             let mut writer = writer
@@ -75,6 +85,9 @@ impl CsvLog {
                 writer.write_record(row)?;
             }
             writer.flush()?;
+            if durable {
+                writer.get_ref().sync_data()?;
+            }
             Ok(())
         })
         .await?
@@ -94,7 +107,7 @@ mod tests {
             .await
             .unwrap();
         let log = CsvLog::open(&path, &["a", "b"], "TEST_PATH").unwrap();
-        log.append(vec![vec!["3".into(), "4".into()]])
+        log.append_durable(vec![vec!["3".into(), "4".into()]])
             .await
             .unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a,b\n1,2\n3,4\n");

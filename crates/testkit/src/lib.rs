@@ -84,6 +84,41 @@ where
     }
 }
 
+/// The sum of the samples in a Prometheus text exposition whose line starts with `series` (a
+/// metric name, or a name and the opening brace) and contains every one of `labels`.
+pub fn metric_sum(text: &str, series: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(series) && labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Reads `url` (a `/metrics` endpoint) until it answers and the sum of `series` with `labels`
+/// reaches `want`, and returns the last exposition read; after `timeout`, the last answer
+/// whatever it says (or why there was none), for the caller's assertions to show. Counters fed
+/// from several partitions reach their total at a moment of their own, not when one message
+/// after them has been handled.
+pub async fn metrics_when(
+    url: &str,
+    series: &str,
+    labels: &[&str],
+    want: f64,
+    timeout: Duration,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = match reqwest::get(url).await {
+            Ok(response) => response.text().await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{url} does not answer: {e}")),
+        };
+        match text {
+            Ok(text) if metric_sum(&text, series, labels) >= want => return text,
+            Ok(text) | Err(text) if Instant::now() >= deadline => return text,
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// A name unique in this machine's run, for topics and consumer groups.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,7 +9,9 @@
 //! timeout) and removes them, as Compose does. A later `docker compose up` resets the count to
 //! the compose file's.
 
-use super::{BackendError, Engine, MAX_LABEL, MIN_LABEL, ServiceState, bound, opted_in};
+use super::{
+    BackendError, Engine, MAX_LABEL, MIN_LABEL, OPT_IN_LABEL, ServiceState, bound, opted_in,
+};
 use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum,
     EndpointSettings, NetworkConnectRequest, NetworkingConfig,
@@ -63,9 +65,10 @@ impl ComposeBackend {
         self.engine.error(e)
     }
 
-    /// The service's containers (running or not), sorted by container number.
-    async fn containers(&self, service: &str) -> Result<Vec<ContainerSummary>, BackendError> {
-        let mut labels = vec![format!("{SERVICE}={service}"), format!("{ONEOFF}=False")];
+    /// The containers (running or not, no one-off) with `label` (`KEY=VALUE`), in the project
+    /// if one is set.
+    async fn list(&self, label: String) -> Result<Vec<ContainerSummary>, BackendError> {
+        let mut labels = vec![label, format!("{ONEOFF}=False")];
         if let Some(project) = &self.project {
             labels.push(format!("{PROJECT}={project}"));
         }
@@ -74,13 +77,17 @@ impl ComposeBackend {
             .all(true)
             .filters(&filters)
             .build();
-        let mut containers = self
-            .engine
+        self.engine
             .client()
             .await?
             .list_containers(Some(options))
             .await
-            .map_err(|e| self.error(e))?;
+            .map_err(|e| self.error(e))
+    }
+
+    /// The service's containers (running or not), sorted by container number.
+    async fn containers(&self, service: &str) -> Result<Vec<ContainerSummary>, BackendError> {
+        let mut containers = self.list(format!("{SERVICE}={service}")).await?;
         if containers.is_empty() {
             return Err(BackendError::UnknownService(format!(
                 "{service}: no container of a compose service by that name{}",
@@ -101,6 +108,16 @@ impl ComposeBackend {
         }
         containers.sort_by_key(number);
         Ok(containers)
+    }
+
+    /// The compose services with an opted-in container (in the project, if one is set), for
+    /// the controller's rounds.
+    pub async fn opted_in_services(&self) -> Result<BTreeSet<String>, BackendError> {
+        let containers = self.list(format!("{OPT_IN_LABEL}=true")).await?;
+        Ok(containers
+            .iter()
+            .filter_map(|c| c.labels.as_ref()?.get(SERVICE).cloned())
+            .collect())
     }
 
     pub async fn inspect(&self, service: &str) -> Result<ServiceState, BackendError> {

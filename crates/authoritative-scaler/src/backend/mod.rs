@@ -13,7 +13,7 @@ pub use swarm::SwarmBackend;
 
 use bollard::errors::Error as DockerError;
 use bollard::{ClientVersion, Docker};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Labels that opt a service in and set its bounds (on its containers, or on the Swarm
 /// service); the Docker guard reads the same ones.
@@ -179,6 +179,15 @@ impl Backend {
             Backend::Compose(_) => "compose",
             Backend::Swarm(_) => "swarm",
             Backend::Log(_) => "log",
+        }
+    }
+
+    /// The services the engine has opted in, for the controller's rounds: Compose lists them;
+    /// a Swarm service and the log backend's are known from their votes only.
+    pub async fn opted_in_services(&self) -> Result<BTreeSet<String>, BackendError> {
+        match self {
+            Backend::Compose(c) => c.opted_in_services().await,
+            Backend::Swarm(_) | Backend::Log(_) => Ok(BTreeSet::new()),
         }
     }
 
