@@ -97,6 +97,14 @@ pub struct Decider {
     pub(crate) started: DateTime<Utc>,
     /// Services flagged as without votes (`NO_VOTES_AFTER_SEC`).
     pub(crate) without_votes: BTreeSet<String>,
+    /// The journal is compacted once past this size: [`journal::MAX_BYTES`], or twice what the
+    /// last compaction kept, so that a journal of rows all still needed is not rewritten on
+    /// every decision.
+    pub(crate) compact_above: u64,
+    /// Whether a change is written to disk (intent, synced journal row) before and after the
+    /// engine call: not with the log backend, which changes nothing (a sync costs about a
+    /// millisecond; an engine's change, a second).
+    pub(crate) durable: bool,
     pub(crate) metrics: ScalerMetrics,
 }
 
@@ -166,8 +174,11 @@ impl Decider {
 
     /// Writes a decision that touched the replicas to disk, then removes its intent. If the row
     /// cannot be written, the intent stays, and a restart reconciles it.
-    async fn write_acted(&self, record: &DecisionRecord) {
-        if self.write_journal(vec![journal::row(record)], true).await
+    async fn write_acted(&mut self, record: &DecisionRecord) {
+        let durable = self.durable;
+        if self
+            .write_journal(vec![journal::row(record)], durable)
+            .await
             && let Err(e) = Intent::clear(&self.intent_path)
         {
             tracing::error!(error = %e, path = %self.intent_path.display(),
@@ -177,7 +188,7 @@ impl Decider {
 
     /// Appends rows to the journal (`DECISIONS_CSV`), synced to disk if `durable`; a failure is
     /// logged and the decision stands. Whether the rows were written.
-    async fn write_journal(&self, rows: Vec<Vec<String>>, durable: bool) -> bool {
+    async fn write_journal(&mut self, rows: Vec<Vec<String>>, durable: bool) -> bool {
         let count = rows.len();
         let written = if durable {
             self.journal.append_durable(rows).await
@@ -188,7 +199,41 @@ impl Decider {
             tracing::error!(error = %format!("{e:#}"), decisions = count,
                 "decisions could not be appended to DECISIONS_CSV");
         }
+        self.compact_if_large().await;
         written.is_ok()
+    }
+
+    /// Compacts the journal once it is past [`journal::MAX_BYTES`] and reopens it; a failure
+    /// is logged and the journal goes on growing.
+    async fn compact_if_large(&mut self) {
+        let path = self.journal.path().to_owned();
+        if std::fs::metadata(&path).map_or(true, |m| m.len() <= self.compact_above) {
+            return;
+        }
+        let keep_since = Utc::now()
+            - chrono::Duration::seconds(self.config.max_vote_age_sec as i64)
+            - chrono::Duration::seconds(self.config.decision_window_sec as i64);
+        let compacting = path.clone();
+        let compacted =
+            tokio::task::spawn_blocking(move || journal::compact(&compacting, keep_since)).await;
+        let reopened = match compacted {
+            Ok(Ok(kept)) => {
+                CsvLog::open(&path, &journal::COLUMNS, "DECISIONS_CSV").map(|log| (log, kept))
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.into()),
+        };
+        match reopened {
+            Ok((log, kept)) => {
+                self.journal = log;
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                self.compact_above = journal::MAX_BYTES.max(size.saturating_mul(2));
+                tracing::info!(path = %path.display(), kept,
+                    "the decision journal was compacted; the full one is kept as .1");
+            }
+            Err(e) => tracing::error!(error = %format!("{e:#}"), path = %path.display(),
+                "the decision journal could not be compacted; it goes on growing"),
+        }
     }
 
     /// Settles a change that a stopped scaler left in flight: the engine's count now is what it
@@ -500,7 +545,11 @@ impl Decider {
             decision: record.clone(),
         };
         let path = self.intent_path.clone();
-        let stored = tokio::task::spawn_blocking(move || intent.store(&path)).await;
+        let stored = if self.durable {
+            tokio::task::spawn_blocking(move || intent.store(&path)).await
+        } else {
+            Ok(Ok(()))
+        };
         if let Err(e) = stored.map_err(std::io::Error::other).and_then(|r| r) {
             record.outcome = DecisionOutcome::Failed;
             record.target_replicas = current;
@@ -636,6 +685,9 @@ mod tests {
             last_ballot: HashMap::new(),
             started: Utc::now(),
             without_votes: BTreeSet::new(),
+            compact_above: journal::MAX_BYTES,
+            // As with an engine: these tests are about what is on disk.
+            durable: true,
             metrics: ScalerMetrics::register(&prometheus::Registry::new()).unwrap(),
         }
     }
@@ -787,7 +839,11 @@ mod tests {
             "the cooldown holds"
         );
         let restored = journal::restore(&dir.path().join("decisions.csv")).unwrap();
-        assert_eq!(restored.decided, vec![("orders".to_owned(), 100)]);
+        assert_eq!(restored.decided.len(), 1);
+        assert_eq!(
+            (restored.decided[0].0.as_str(), restored.decided[0].1),
+            ("orders", 100)
+        );
         assert_eq!(
             decider
                 .metrics

@@ -2,6 +2,11 @@
 //! from it: the next decision number, the windows already decided (their replayed votes are
 //! refused), and when each service last scaled (cooldowns hold across restarts).
 //!
+//! The journal stays small: past [`MAX_BYTES`] it is compacted ([`compact`]) to the rows a
+//! restart needs (each service's last scale-up and scale-down, for its cooldowns; the windows
+//! decided within the vote age, whose votes could still come again; the newest row, for the
+//! numbering), and the full file is kept as `decisions.csv.1`, one generation.
+//!
 //! Beside it, `decisions.intent.json` holds the one replica change in flight: written and
 //! synced to disk before the engine is called, removed once the decision's row is on disk. A
 //! scaler killed between the two finds it at start and reconciles it against what the engine
@@ -71,8 +76,8 @@ pub fn row(r: &DecisionRecord) -> Vec<String> {
 #[derive(Debug, Default, PartialEq)]
 pub struct Restored {
     pub next_decision_id: u64,
-    /// (service, window id) of every decided window, oldest first.
-    pub decided: Vec<(String, u64)>,
+    /// (service, window id, when) of every decided window, oldest first.
+    pub decided: Vec<(String, u64, DateTime<Utc>)>,
     pub last_scale_up: HashMap<String, DateTime<Utc>>,
     pub last_scale_down: HashMap<String, DateTime<Utc>>,
 }
@@ -118,7 +123,7 @@ pub fn restore(path: &Path) -> anyhow::Result<Restored> {
                 restored.last_scale_down.insert(service.clone(), at);
             }
         }
-        restored.decided.push((service, window));
+        restored.decided.push((service, window, at));
     }
     Ok(restored)
 }
@@ -178,6 +183,63 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
         Some(dir) => std::fs::File::open(dir)?.sync_all(),
         None => std::fs::File::open(".")?.sync_all(),
     }
+}
+
+/// Size past which the journal is compacted.
+pub const MAX_BYTES: u64 = 8 << 20;
+
+/// Rewrites the journal at `path` to the rows a restart needs: each service's last applied
+/// scale-up and scale-down, every row decided at `keep_since` or later, and the newest row. The
+/// full file stays as `<path>.1` (replacing an older one); the compacted one replaces it in one
+/// rename, so a crash leaves one or the other. The rows kept.
+pub fn compact(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<usize> {
+    let mut reader = csv::Reader::from_path(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {} to compact it: {e}", path.display()))?;
+    let rows: Vec<csv::StringRecord> = reader.records().filter_map(Result::ok).collect();
+    let mut last_change: HashMap<(String, bool), usize> = HashMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let get = |c: usize| row.get(c).unwrap_or("");
+        if get(10) == DecisionOutcome::Applied.as_str() {
+            let (from, to) = (
+                get(8).parse::<u32>().unwrap_or(0),
+                get(9).parse::<u32>().unwrap_or(0),
+            );
+            if from != to {
+                last_change.insert((get(2).to_owned(), to > from), i);
+            }
+        }
+    }
+    let keep: Vec<&csv::StringRecord> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, row)| {
+            let recent = row
+                .get(1)
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                .is_some_and(|at| at >= keep_since);
+            recent || *i + 1 == rows.len() || last_change.values().any(|kept| kept == i)
+        })
+        .map(|(_, row)| row)
+        .collect();
+    let tmp = path.with_extension("csv.compact");
+    {
+        let mut writer = csv::Writer::from_path(&tmp)?;
+        writer.write_record(COLUMNS)?;
+        for row in &keep {
+            writer.write_record(*row)?;
+        }
+        writer.flush()?;
+        writer.get_ref().sync_all()?;
+    }
+    let previous = path.with_extension("csv.1");
+    match std::fs::remove_file(&previous) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    std::fs::hard_link(path, &previous)?;
+    std::fs::rename(&tmp, path)?;
+    sync_dir(path)?;
+    Ok(keep.len())
 }
 
 /// Parses an action name as the CSV writes it.
@@ -263,5 +325,39 @@ mod tests {
         std::fs::write(&path, "{\"decision_id\":").unwrap();
         let err = Intent::load(&path).unwrap_err().to_string();
         assert!(err.contains("move it aside"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn compaction_keeps_what_a_restart_needs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.csv");
+        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        let mut rows = vec![
+            row(&record(1, 100, 2, 4, DecisionOutcome::Applied)),
+            row(&record(2, 110, 4, 3, DecisionOutcome::Applied)),
+        ];
+        rows.extend(
+            (3..500).map(|id| row(&record(id, 100 + id * 10, 3, 3, DecisionOutcome::Held))),
+        );
+        log.append(rows).await.unwrap();
+        let before = restore(&path).unwrap();
+        // Rows decided from window 5,000 on (decided_at = window + 2 s) are recent: ids 490-499.
+        let kept = compact(&path, DateTime::from_timestamp(5_002, 0).unwrap()).unwrap();
+        let after = restore(&path).unwrap();
+        assert_eq!(kept, 2 + 10, "two last changes and ten recent rows");
+        assert_eq!(after.next_decision_id, before.next_decision_id);
+        assert_eq!(after.last_scale_up, before.last_scale_up);
+        assert_eq!(after.last_scale_down, before.last_scale_down);
+        assert_eq!(after.decided.last(), before.decided.last());
+        assert_eq!(
+            restore(&dir.path().join("decisions.csv.1")).unwrap(),
+            before
+        );
+        // The journal goes on below its compacted rows.
+        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        log.append(vec![row(&record(500, 9_000, 3, 3, DecisionOutcome::Held))])
+            .await
+            .unwrap();
+        assert_eq!(restore(&path).unwrap().next_decision_id, 501);
     }
 }

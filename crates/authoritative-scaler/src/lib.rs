@@ -45,8 +45,12 @@ use tokio_util::sync::CancellationToken;
 
 /// How often open windows are checked for their deadline.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
-/// Closed windows remembered per service to refuse their replayed votes.
-const REMEMBER_WINDOWS: usize = 10_000;
+/// Closed windows remembered in all to refuse their replayed votes (each only while a vote for
+/// it could still be fresh, `MAX_VOTE_AGE_SEC`): a bound for floods of made-up windows.
+const REMEMBER_WINDOWS: usize = 20_000;
+/// Windows open at once; a vote that would open another is refused (`overflow`). Each holds up
+/// to three votes (about a kilobyte); the pipeline benchmark's burst of 50,000 windows fits.
+const MAX_OPEN_WINDOWS: usize = 50_000;
 
 /// A built, not yet running scaler.
 pub struct Application {
@@ -99,12 +103,14 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
         window: chrono::Duration::seconds(config.decision_window_sec as i64),
         max_vote_age: chrono::Duration::seconds(config.max_vote_age_sec as i64),
         remember: REMEMBER_WINDOWS,
+        max_open: MAX_OPEN_WINDOWS,
     });
-    for (service, window) in &restored.decided {
-        tally.mark_closed(service, *window);
+    for (service, window, at) in &restored.decided {
+        tally.mark_closed(service, *window, *at);
     }
     if let Some(intent) = &in_flight {
-        tally.mark_closed(&intent.decision.service, intent.decision.window_id);
+        let decision = &intent.decision;
+        tally.mark_closed(&decision.service, decision.window_id, decision.decided_at);
     }
     let mut histories: std::collections::HashMap<String, History> = Default::default();
     for (service, at) in &restored.last_scale_up {
@@ -126,6 +132,7 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
         change_in_flight = in_flight.is_some(),
         "scaler ready"
     );
+    let durable = !matches!(backend, Backend::Log(_));
     let decider = Decider {
         strategy: config.strategy(),
         guardrails: config.guardrails(),
@@ -139,6 +146,8 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
         last_ballot: Default::default(),
         started: Utc::now(),
         without_votes: Default::default(),
+        compact_above: journal::MAX_BYTES,
+        durable,
         metrics: metrics.clone(),
     };
     Ok(Restored {

@@ -6,6 +6,12 @@
 //! scales twice. A vote whose feature vector is older than `max_vote_age` is ignored too: it
 //! describes a past the scaler must not act on. The clock is a parameter, so the same code runs
 //! on wall time in the service and on simulated time in the trace replay.
+//!
+//! Memory is bounded whatever arrives: a closed window is remembered only while a vote for it
+//! could still be fresh (`max_vote_age` after it closed; any later vote for it is stale anyway),
+//! and at most `remember` of them across all services; at most `max_open` windows are open at
+//! once, and a vote that would open another is refused (`overflow`). A flood of made-up service
+//! names or window ids costs bounded memory and delays nothing real past `window`.
 
 use chrono::{DateTime, Duration, Utc};
 use contract::Vote;
@@ -21,8 +27,10 @@ pub struct TallyConfig {
     pub window: Duration,
     /// Votes on feature vectors older than this are ignored.
     pub max_vote_age: Duration,
-    /// Closed windows remembered per service, to refuse their votes.
+    /// Most closed windows remembered in all (across services), to refuse their votes.
     pub remember: usize,
+    /// Most windows open at once.
+    pub max_open: usize,
 }
 
 /// The votes of one closed window, ready for a decision.
@@ -74,17 +82,20 @@ pub enum Added {
     Stale,
     /// A model that is not expected: ignored.
     Unexpected,
+    /// It would open a window beyond `max_open`: ignored.
+    Overflow,
 }
 
 impl Added {
     /// Every value [`Added::as_str`] can take.
-    pub const OUTCOMES: [&'static str; 6] = [
+    pub const OUTCOMES: [&'static str; 7] = [
         "pending",
         "complete",
         "duplicate",
         "late",
         "stale",
         "unexpected_model",
+        "overflow",
     ];
 
     /// A bounded label for counters.
@@ -96,6 +107,7 @@ impl Added {
             Added::Late => "late",
             Added::Stale => "stale",
             Added::Unexpected => "unexpected_model",
+            Added::Overflow => "overflow",
         }
     }
 }
@@ -111,8 +123,10 @@ struct Open {
 pub struct Tally {
     config: TallyConfig,
     open: HashMap<(String, u64), Open>,
-    /// Closed windows per service: a set to look up, a queue to forget the oldest.
-    closed: HashMap<String, (BTreeSet<u64>, VecDeque<u64>)>,
+    /// Closed windows per service, to look up.
+    closed: HashMap<String, BTreeSet<u64>>,
+    /// The same windows with when they closed, oldest first, to forget them.
+    closed_order: VecDeque<(DateTime<Utc>, String, u64)>,
 }
 
 impl Tally {
@@ -121,27 +135,57 @@ impl Tally {
             config,
             open: HashMap::new(),
             closed: HashMap::new(),
+            closed_order: VecDeque::new(),
         }
     }
 
-    /// Marks a window as closed (decided before a restart).
-    pub fn mark_closed(&mut self, service: &str, window_id: u64) {
-        let remember = self.config.remember.max(1);
-        let (set, order) = self.closed.entry(service.to_owned()).or_default();
-        if set.insert(window_id) {
-            order.push_back(window_id);
-            while order.len() > remember {
-                if let Some(old) = order.pop_front() {
-                    set.remove(&old);
-                }
+    /// Marks a window as closed at `at` (also one decided before a restart, at its decision).
+    pub fn mark_closed(&mut self, service: &str, window_id: u64, at: DateTime<Utc>) {
+        if self
+            .closed
+            .entry(service.to_owned())
+            .or_default()
+            .insert(window_id)
+        {
+            self.closed_order
+                .push_back((at, service.to_owned(), window_id));
+        }
+        while self.closed_order.len() > self.config.remember.max(1) {
+            self.forget_oldest();
+        }
+    }
+
+    /// Forgets the closed windows no fresh vote can be for any more.
+    fn forget_past(&mut self, now: DateTime<Utc>) {
+        while self
+            .closed_order
+            .front()
+            .is_some_and(|(at, _, _)| now - *at > self.config.max_vote_age)
+        {
+            self.forget_oldest();
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        if let Some((_, service, window_id)) = self.closed_order.pop_front()
+            && let Some(set) = self.closed.get_mut(&service)
+        {
+            set.remove(&window_id);
+            if set.is_empty() {
+                self.closed.remove(&service);
             }
         }
+    }
+
+    /// Closed windows remembered now.
+    pub fn closed_windows(&self) -> usize {
+        self.closed_order.len()
     }
 
     fn is_closed(&self, service: &str, window_id: u64) -> bool {
         self.closed
             .get(service)
-            .is_some_and(|(set, _)| set.contains(&window_id))
+            .is_some_and(|set| set.contains(&window_id))
     }
 
     /// Counts one vote at time `now`.
@@ -149,6 +193,7 @@ impl Tally {
         if !self.config.expected_models.contains(&vote.model) {
             return Added::Unexpected;
         }
+        self.forget_past(now);
         if self.is_closed(&vote.service, vote.window_id) {
             return Added::Late;
         }
@@ -156,6 +201,9 @@ impl Tally {
             return Added::Stale;
         }
         let key = (vote.service.clone(), vote.window_id);
+        if self.open.len() >= self.config.max_open && !self.open.contains_key(&key) {
+            return Added::Overflow;
+        }
         let open = self.open.entry(key.clone()).or_insert_with(|| Open {
             opened_at: now,
             votes: BTreeMap::new(),
@@ -165,15 +213,15 @@ impl Tally {
         }
         open.votes.insert(vote.model.clone(), vote);
         if open.votes.len() >= self.config.expected_models.len() {
-            Added::Complete(self.close(key, true))
+            Added::Complete(self.close(key, true, now))
         } else {
             Added::Pending
         }
     }
 
-    fn close(&mut self, key: (String, u64), complete: bool) -> Ballot {
+    fn close(&mut self, key: (String, u64), complete: bool, now: DateTime<Utc>) -> Ballot {
         let mut open = self.open.remove(&key).map(|o| o.votes).unwrap_or_default();
-        self.mark_closed(&key.0, key.1);
+        self.mark_closed(&key.0, key.1, now);
         let votes = self
             .config
             .expected_models
@@ -190,6 +238,7 @@ impl Tally {
 
     /// Closes the windows that waited their full time by `now`, oldest first.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<Ballot> {
+        self.forget_past(now);
         let mut due: Vec<((String, u64), DateTime<Utc>)> = self
             .open
             .iter()
@@ -198,7 +247,7 @@ impl Tally {
             .collect();
         due.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         due.into_iter()
-            .map(|(key, _)| self.close(key, false))
+            .map(|(key, _)| self.close(key, false, now))
             .collect()
     }
 
@@ -234,6 +283,7 @@ mod tests {
             window: Duration::seconds(5),
             max_vote_age: Duration::seconds(60),
             remember: 100,
+            max_open: 10,
         }
     }
 
@@ -314,10 +364,48 @@ mod tests {
             tally.add(vote(MODELS[0], "orders", 10), t(61_000)),
             Added::Stale
         );
-        tally.mark_closed("orders", 20);
+        tally.mark_closed("orders", 20, t(50));
         assert_eq!(
             tally.add(vote(MODELS[0], "orders", 20), t(100)),
             Added::Late
+        );
+    }
+
+    #[test]
+    fn a_flood_of_made_up_windows_costs_bounded_memory() {
+        let mut tally = Tally::new(config());
+        // Open windows: ten at most; the eleventh is refused, a vote in an open one is not.
+        for service in 0..10 {
+            let v = vote(MODELS[0], &format!("made-up-{service}"), 1);
+            assert_eq!(tally.add(v, t(100)), Added::Pending);
+        }
+        assert_eq!(
+            tally.add(vote(MODELS[0], "orders", 1), t(100)),
+            Added::Overflow
+        );
+        assert_eq!(
+            tally.add(vote(MODELS[1], "made-up-0", 1), t(100)),
+            Added::Pending
+        );
+        assert_eq!(tally.expire(t(5_100)).len(), 10);
+        // Closed windows: a hundred at most, however many names.
+        for i in 0..1_000u64 {
+            tally.mark_closed(&format!("made-up-{i}"), i, t(6_000));
+        }
+        assert_eq!(tally.closed_windows(), 100);
+        assert_eq!(
+            tally.closed.len(),
+            100,
+            "services with nothing left are forgotten"
+        );
+        // And none once no vote for them could be fresh: a minute after they closed.
+        tally.expire(t(66_001));
+        assert_eq!(tally.closed_windows(), 0);
+        assert!(tally.closed.is_empty());
+        assert_eq!(
+            tally.add(vote(MODELS[0], "orders", 1), t(66_001)),
+            Added::Stale,
+            "a vote for a forgotten window is stale anyway"
         );
     }
 

@@ -398,3 +398,104 @@ async fn what_cannot_be_processed_goes_to_the_dead_letter_topic_and_the_consumer
     producer.send(&topic, &vector("orders", 6)).await.unwrap();
     assert_eq!(consume(&args, &topic, &group, &m, 1, &[]).await, vec![6]);
 }
+
+/// Issue 12's broker restart: the broker (SQLite storage, so it keeps what it had) is killed and
+/// started again on the same address in the middle of a burst. Every vector sent, before, during
+/// and after, is acknowledged and consumed: none is lost (some may come twice: at least once).
+#[tokio::test]
+async fn a_broker_restart_during_a_burst_loses_no_message() {
+    const BURST: u64 = 3_000;
+    const CHUNK: u64 = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start_persistent(&dir.path().join("tansu.db")).await;
+    let args = args(&broker);
+    let topic = testkit::unique("restart");
+    ensure_topics(&args, &[&topic]).await.unwrap();
+    let metrics = metrics();
+    let consumer = AtLeastOnceConsumer::new(
+        &args,
+        "test",
+        &testkit::unique("group"),
+        &topic,
+        metrics.clone(),
+    )
+    .unwrap();
+    let seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let stop = CancellationToken::new();
+    let reading = {
+        let (sink, stop) = (seen.clone(), stop.clone());
+        tokio::spawn(async move {
+            consumer
+                .run(&stop, move |v: &FeatureVector| {
+                    sink.lock().unwrap().push(v.window_id);
+                    std::future::ready(Ok(()))
+                })
+                .await
+        })
+    };
+    // The burst: chunks of 100 vectors every 100 ms, each chunk acknowledged before the next.
+    let producer = JsonProducer::new(&args, "test", metrics.clone()).unwrap();
+    let sending = {
+        let topic = topic.clone();
+        tokio::spawn(async move {
+            for chunk in 0..BURST / CHUNK {
+                let vectors: Vec<FeatureVector> = (chunk * CHUNK..(chunk + 1) * CHUNK)
+                    .map(|i| vector("orders", i))
+                    .collect();
+                let sends = vectors.iter().map(|v| producer.send(&topic, v));
+                futures::future::try_join_all(sends).await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let unique = |seen: &Arc<Mutex<Vec<u64>>>| {
+        let mut ids = seen.lock().unwrap().clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len() as u64
+    };
+    testkit::wait_for(
+        Duration::from_secs(60),
+        "a third of the burst consumed",
+        || {
+            let done = unique(&seen) >= BURST / 3;
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+    let before = unique(&seen);
+    broker.restart().await;
+    let restarted = std::time::Instant::now();
+    testkit::wait_for(
+        Duration::from_secs(120),
+        "a vector consumed after the restart",
+        || {
+            let done = unique(&seen) > before;
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
+    let recovery = restarted.elapsed();
+    tokio::time::timeout(Duration::from_secs(120), sending)
+        .await
+        .expect("the burst is acknowledged within 120 s")
+        .unwrap()
+        .expect("every send is acknowledged");
+    testkit::wait_for(Duration::from_secs(120), "every vector consumed", || {
+        let done = unique(&seen) == BURST;
+        async move { done.then_some(()) }
+    })
+    .await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let total = seen.lock().unwrap().len();
+    eprintln!(
+        "{BURST} sent, {BURST} consumed ({} twice); {before} before the restart; the first after it {recovery:?} after the broker was back",
+        total as u64 - BURST
+    );
+}

@@ -1,6 +1,7 @@
 //! A real Kafka-compatible broker (`tansu`) for one test.
 
 use crate::{free_port, poll_until, try_find_binary};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
@@ -9,6 +10,9 @@ use tokio::process::{Child, Command};
 pub struct Broker {
     /// `host:port` to bootstrap from.
     bootstrap: String,
+    /// Its storage engine URL (`memory://...` or `sqlite://FILE`), and the directory it runs in
+    /// (tansu reads a SQLite file name relative to it).
+    storage: (String, PathBuf),
     /// The broker process.
     child: Child,
 }
@@ -23,28 +27,40 @@ impl Broker {
 
     /// Starts a broker like [`Broker::start`], or says why it could not (for programs).
     pub async fn try_start() -> Result<Self, String> {
-        let tansu = try_find_binary("tansu", "TANSU_BIN")?;
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&tansu)
-            .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "memory://tansu/"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", tansu.display()))?;
-        let bootstrap = format!("127.0.0.1:{port}");
-        let addr = bootstrap.clone();
-        let timeout = Duration::from_secs(20);
-        poll_until(timeout, || {
-            let addr = addr.clone();
-            async move { tokio::net::TcpStream::connect(addr).await.ok().map(|_| ()) }
+        let bootstrap = format!("127.0.0.1:{}", free_port());
+        let storage = ("memory://tansu/".to_owned(), std::env::temp_dir());
+        let child = spawn(&bootstrap, &storage).await?;
+        Ok(Self {
+            bootstrap,
+            storage,
+            child,
         })
-        .await
-        .ok_or_else(|| format!("tansu did not listen on {bootstrap} within {timeout:?}"))?;
-        Ok(Self { bootstrap, child })
+    }
+
+    /// Starts a broker that keeps its topics, messages and offsets in the SQLite file `db`, so
+    /// that it can be restarted ([`Broker::restart`]) with what it had (for fault tests).
+    pub async fn start_persistent(db: &Path) -> Self {
+        let bootstrap = format!("127.0.0.1:{}", free_port());
+        let file = db.file_name().and_then(|f| f.to_str()).unwrap_or("tansu.db");
+        let dir = db.parent().map_or_else(std::env::temp_dir, Path::to_owned);
+        let storage = (format!("sqlite://{file}"), dir);
+        let child = spawn(&bootstrap, &storage)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self {
+            bootstrap,
+            storage,
+            child,
+        }
+    }
+
+    /// Kills the broker (SIGKILL) and starts it again on the same address and storage.
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        let _ = self.child.wait().await;
+        self.child = spawn(&self.bootstrap, &self.storage)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// `host:port` of the broker.
@@ -61,4 +77,30 @@ impl Broker {
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// Starts `tansu` listening on `bootstrap` with `storage`, and waits until it accepts.
+async fn spawn(bootstrap: &str, (storage, dir): &(String, PathBuf)) -> Result<Child, String> {
+    let tansu = try_find_binary("tansu", "TANSU_BIN")?;
+    let url = format!("tcp://{bootstrap}");
+    let child = Command::new(&tansu)
+        .arg("broker")
+        .args(["--listener-url", &url, "--advertised-listener-url", &url])
+        .args(["--storage-engine", storage])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", tansu.display()))?;
+    let timeout = Duration::from_secs(20);
+    poll_until(timeout, || async move {
+        tokio::net::TcpStream::connect(bootstrap)
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await
+    .ok_or_else(|| format!("tansu did not listen on {bootstrap} within {timeout:?}"))?;
+    Ok(child)
 }
