@@ -264,6 +264,10 @@ impl KafkaArgs {
                 ("enable.idempotence", "true"),
                 ("acks", "all"),
                 ("linger.ms", "1"),
+                // Memory: librdkafka may queue 1 GiB or 100,000 messages unsent by default; a
+                // send beyond these waits (up to 5 s) instead.
+                ("queue.buffering.max.kbytes", "4096"),
+                ("queue.buffering.max.messages", "20000"),
             ],
         )
     }
@@ -279,6 +283,11 @@ impl KafkaArgs {
                 ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", "latest"),
                 ("fetch.wait.max.ms", "25"),
+                // Memory: by default librdkafka prefetches up to 100,000 messages or 64 MiB per
+                // partition; a few thousand messages of at most 64 KiB keep a service busy.
+                ("queued.min.messages", "2000"),
+                ("queued.max.messages.kbytes", "2048"),
+                ("fetch.max.bytes", "1048576"),
             ],
         );
         config.set("group.id", group_id);
