@@ -41,7 +41,10 @@ impl Broker {
     /// that it can be restarted ([`Broker::restart`]) with what it had (for fault tests).
     pub async fn start_persistent(db: &Path) -> Self {
         let bootstrap = format!("127.0.0.1:{}", free_port());
-        let file = db.file_name().and_then(|f| f.to_str()).unwrap_or("tansu.db");
+        let file = db
+            .file_name()
+            .and_then(|f| f.to_str())
+            .unwrap_or("tansu.db");
         let dir = db.parent().map_or_else(std::env::temp_dir, Path::to_owned);
         let storage = (format!("sqlite://{file}"), dir);
         let child = spawn(&bootstrap, &storage)
