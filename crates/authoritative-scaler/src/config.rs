@@ -182,6 +182,10 @@ pub struct ScalerConfig {
         default_value = "unix:///var/run/docker.sock"
     )]
     pub docker_host: String,
+    /// Seconds one Engine API request may take before it fails (and is retried): an engine that
+    /// hangs holds the decisions no longer. More than STOP_TIMEOUT_SEC.
+    #[arg(long, env = "DOCKER_TIMEOUT_SEC", default_value_t = crate::backend::DEFAULT_TIMEOUT_SEC, value_parser = positive_secs)]
+    pub docker_timeout_sec: u64,
     /// Compose project whose services are scaled (default: any project with that service).
     #[arg(long, env = "COMPOSE_PROJECT_NAME")]
     pub compose_project: Option<String>,
@@ -246,6 +250,14 @@ impl Validate for ScalerConfig {
         }
         if self.max_step_up == 0 || self.max_step_down == 0 {
             return Err("MAX_STEP_UP and MAX_STEP_DOWN must be at least 1".into());
+        }
+        if let Some(stop) = self.stop_timeout_sec
+            && stop >= self.docker_timeout_sec as i64
+        {
+            return Err(format!(
+                "DOCKER_TIMEOUT_SEC ({}) must be more than STOP_TIMEOUT_SEC ({stop}): stopping a replica takes that long",
+                self.docker_timeout_sec
+            ));
         }
         let host = &self.docker_host;
         if self.scaler_backend != BackendName::Log

@@ -67,7 +67,7 @@ pub struct Application {
 }
 
 fn backend(config: &ScalerConfig) -> Backend {
-    let engine = || Engine::new(&config.docker_host);
+    let engine = || Engine::with_timeout(&config.docker_host, config.docker_timeout_sec);
     match config.scaler_backend {
         BackendName::Log => Backend::Log(LogBackend),
         BackendName::Compose => Backend::Compose(ComposeBackend::new(

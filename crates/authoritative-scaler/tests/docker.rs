@@ -297,3 +297,30 @@ async fn an_unreachable_engine_is_a_clear_error() {
     assert_eq!(err.kind(), "unreachable", "{err}");
     assert!(err.to_string().contains("DOCKER_HOST"), "{err}");
 }
+
+/// Issue 12's hanging engine: it accepts connections and never answers. Each request fails after
+/// the configured timeout with an error that can be retried, instead of holding the decisions.
+#[tokio::test]
+async fn a_hanging_engine_fails_within_its_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("tcp://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        // Keep the accepted connections open, unanswered.
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(2) {
+            open.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(10));
+    });
+    let compose = ComposeBackend::new(Engine::with_timeout(&host, 2), None, None);
+    let started = std::time::Instant::now();
+    let err = compose.inspect("web").await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(err.retryable(), "{err}");
+    assert!(
+        waited < std::time::Duration::from_secs(6),
+        "failed after {waited:?}, not the 2 s timeout: {err}"
+    );
+    eprintln!("a hanging engine failed after {waited:?}: {err}");
+    drop(held);
+}

@@ -123,13 +123,25 @@ const API_VERSION: ClientVersion = ClientVersion {
 /// the calls that need it, not of the scaler's start.
 pub struct Engine {
     host: String,
+    /// Seconds one request may take before it fails (`DOCKER_TIMEOUT_SEC`): an engine that
+    /// accepts and never answers must not hold the decisions longer.
+    timeout_sec: u64,
     client: tokio::sync::Mutex<Option<Docker>>,
 }
 
+/// [`Engine::new`]'s request timeout: more than a replica's default stop timeout (10 s).
+pub const DEFAULT_TIMEOUT_SEC: u64 = 60;
+
 impl Engine {
     pub fn new(host: &str) -> Self {
+        Self::with_timeout(host, DEFAULT_TIMEOUT_SEC)
+    }
+
+    /// An engine whose requests fail after `timeout_sec` seconds.
+    pub fn with_timeout(host: &str, timeout_sec: u64) -> Self {
         Self {
             host: host.to_owned(),
+            timeout_sec,
             client: tokio::sync::Mutex::new(None),
         }
     }
@@ -145,9 +157,9 @@ impl Engine {
             return Ok(docker.clone());
         }
         let connected = if let Some(path) = self.host.strip_prefix("unix://") {
-            Docker::connect_with_socket(path, 120, &API_VERSION)
+            Docker::connect_with_socket(path, self.timeout_sec, &API_VERSION)
         } else {
-            Docker::connect_with_http(&self.host, 120, &API_VERSION)
+            Docker::connect_with_http(&self.host, self.timeout_sec, &API_VERSION)
         };
         let docker = connected.map_err(|e| BackendError::from_docker(&self.host, e))?;
         *client = Some(docker.clone());
