@@ -154,22 +154,32 @@ impl Decider {
         let mut deferred = Vec::new();
         for ballot in ballots {
             let record = self.decide(ballot).await;
-            let acted = matches!(
-                record.outcome,
-                DecisionOutcome::Applied | DecisionOutcome::Failed
-            );
-            if acted {
-                self.write_acted(&record).await;
-            } else {
-                deferred.push(journal::row(&record));
-            }
+            self.journal_or_defer(&record, &mut deferred).await;
             records.push(record);
         }
+        self.finish(&records, deferred).await;
+        records
+    }
+
+    /// Writes `record` to disk now if it touched the replicas ([`Decider::write_acted`]);
+    /// otherwise keeps its row in `deferred`, to be written with its batch.
+    async fn journal_or_defer(&mut self, record: &DecisionRecord, deferred: &mut Vec<Vec<String>>) {
+        if matches!(
+            record.outcome,
+            DecisionOutcome::Applied | DecisionOutcome::Failed
+        ) {
+            self.write_acted(record).await;
+        } else {
+            deferred.push(journal::row(record));
+        }
+    }
+
+    /// Writes a batch's deferred rows, then prints, logs and publishes its records.
+    async fn finish(&mut self, records: &[DecisionRecord], deferred: Vec<Vec<String>>) {
         if !deferred.is_empty() {
             self.write_journal(deferred, false).await;
         }
-        self.emit(&records).await;
-        records
+        self.emit(records).await;
     }
 
     /// Writes a decision that touched the replicas to disk, then removes its intent. If the row
@@ -317,21 +327,14 @@ impl Decider {
                 "the controller cannot list the opted-in services; checking those it knows"),
         }
         services.retain(|s| self.config.may_scale(s));
-        let mut records = Vec::new();
+        let (mut records, mut deferred) = (Vec::new(), Vec::new());
         for service in services {
             if let Some(record) = self.control_one(&service).await {
-                if matches!(
-                    record.outcome,
-                    DecisionOutcome::Applied | DecisionOutcome::Failed
-                ) {
-                    self.write_acted(&record).await;
-                } else {
-                    self.write_journal(vec![journal::row(&record)], false).await;
-                }
+                self.journal_or_defer(&record, &mut deferred).await;
                 records.push(record);
             }
         }
-        self.emit(&records).await;
+        self.finish(&records, deferred).await;
         records
     }
 
