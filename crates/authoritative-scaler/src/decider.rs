@@ -39,7 +39,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// Attempts of a backend call before the decision is recorded as failed.
 const ATTEMPTS: u32 = 3;
@@ -78,6 +80,9 @@ impl Refused {
     }
 }
 
+/// Batches of decision records awaiting their acknowledgement at once.
+pub(crate) const PUBLISHING_BATCHES: usize = 16;
+
 /// Decides one window at a time, in arrival order.
 pub struct Decider {
     pub(crate) config: ScalerConfig,
@@ -88,6 +93,10 @@ pub struct Decider {
     pub(crate) histories: HashMap<String, History>,
     pub(crate) next_id: u64,
     pub(crate) producer: Option<JsonProducer>,
+    /// Batches of decision records whose acknowledgements are awaited beside the decisions
+    /// (at most [`PUBLISHING_BATCHES`]); waiting for each batch's in line held the decisions
+    /// to one broker round trip per batch.
+    pub(crate) publishing: Arc<Semaphore>,
     pub(crate) journal: CsvLog,
     /// Where the change in flight is kept ([`Intent::path_beside`] the journal).
     pub(crate) intent_path: PathBuf,
@@ -101,6 +110,8 @@ pub struct Decider {
     /// last compaction kept, so that a journal of rows all still needed is not rewritten on
     /// every decision.
     pub(crate) compact_above: u64,
+    /// A compaction being prepared beside the decisions.
+    pub(crate) compacting: Option<tokio::task::JoinHandle<anyhow::Result<journal::Prepared>>>,
     /// Whether a change is written to disk (intent, synced journal row) before and after the
     /// engine call: not with the log backend, which changes nothing (a sync costs about a
     /// millisecond; an engine's change, a second).
@@ -213,36 +224,50 @@ impl Decider {
         written.is_ok()
     }
 
-    /// Compacts the journal once it is past [`journal::MAX_BYTES`] and reopens it; a failure
-    /// is logged and the journal goes on growing.
+    /// Compacts the journal once it is past [`journal::MAX_BYTES`]: prepared on the blocking
+    /// pool while decisions go on ([`journal::prepare_compaction`]), then, after a later append,
+    /// finished and the journal reopened. A failure is logged and the journal goes on growing.
     async fn compact_if_large(&mut self) {
         let path = self.journal.path().to_owned();
-        if std::fs::metadata(&path).map_or(true, |m| m.len() <= self.compact_above) {
-            return;
-        }
-        let keep_since = Utc::now()
-            - chrono::Duration::seconds(self.config.max_vote_age_sec as i64)
-            - chrono::Duration::seconds(self.config.decision_window_sec as i64);
-        let compacting = path.clone();
-        let compacted =
-            tokio::task::spawn_blocking(move || journal::compact(&compacting, keep_since)).await;
-        let reopened = match compacted {
-            Ok(Ok(kept)) => {
-                CsvLog::open(&path, &journal::COLUMNS, "DECISIONS_CSV").map(|log| (log, kept))
+        match self.compacting.take() {
+            Some(task) if task.is_finished() => {
+                let finished = match task.await {
+                    Ok(Ok(prepared)) => {
+                        let finishing = path.clone();
+                        tokio::task::spawn_blocking(move || {
+                            journal::finish_compaction(&finishing, prepared)
+                        })
+                        .await
+                        .unwrap_or_else(|e| Err(e.into()))
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(e) => Err(e.into()),
+                };
+                let reopened = finished.and_then(|kept| {
+                    CsvLog::open(&path, &journal::COLUMNS, "DECISIONS_CSV").map(|log| (log, kept))
+                });
+                match reopened {
+                    Ok((log, kept)) => {
+                        self.journal = log;
+                        let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                        self.compact_above = journal::MAX_BYTES.max(size.saturating_mul(2));
+                        tracing::info!(path = %path.display(), kept,
+                            "the decision journal was compacted; the full one is kept as .1");
+                    }
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), path = %path.display(),
+                        "the decision journal could not be compacted; it goes on growing"),
+                }
             }
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(e.into()),
-        };
-        match reopened {
-            Ok((log, kept)) => {
-                self.journal = log;
-                let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-                self.compact_above = journal::MAX_BYTES.max(size.saturating_mul(2));
-                tracing::info!(path = %path.display(), kept,
-                    "the decision journal was compacted; the full one is kept as .1");
+            Some(task) => self.compacting = Some(task),
+            None if std::fs::metadata(&path).is_ok_and(|m| m.len() > self.compact_above) => {
+                let keep_since = Utc::now()
+                    - chrono::Duration::seconds(self.config.max_vote_age_sec as i64)
+                    - chrono::Duration::seconds(self.config.decision_window_sec as i64);
+                self.compacting = Some(tokio::task::spawn_blocking(move || {
+                    journal::prepare_compaction(&path, keep_since)
+                }));
             }
-            Err(e) => tracing::error!(error = %format!("{e:#}"), path = %path.display(),
-                "the decision journal could not be compacted; it goes on growing"),
+            None => {}
         }
     }
 
@@ -348,6 +373,16 @@ impl Decider {
                 return None;
             }
         };
+        for (kind, n) in [
+            ("counted", state.replicas),
+            ("starting", state.starting),
+            ("restarting", state.restarting),
+        ] {
+            self.metrics
+                .replicas
+                .with_label_values(&[service, kind])
+                .set(i64::from(n));
+        }
         let guardrails = self.guardrails_for(service, &state);
         let (min, max, now) = (guardrails.min_replicas, guardrails.max_replicas, Utc::now());
         let silent = now
@@ -644,19 +679,33 @@ impl Decider {
             self.metrics.decision_latency.observe(latency as f64 / 1e6);
         }
         if let Some(producer) = &self.producer {
-            let sent = futures::future::join_all(
-                records
-                    .iter()
-                    .map(|r| producer.send(&self.config.decisions_topic, r)),
-            )
-            .await;
-            for (record, result) in records.iter().zip(sent) {
-                if let Err(e) = result {
-                    tracing::error!(error = %e, decision_id = record.decision_id,
-                        "the decision record could not be published");
-                }
+            // Queued here, in order; acknowledged beside the next decisions.
+            let mut deliveries = Vec::with_capacity(records.len());
+            for record in records {
+                let delivery = producer.queue(&self.config.decisions_topic, record).await;
+                deliveries.push((record.decision_id, delivery));
             }
+            let Ok(permit) = self.publishing.clone().acquire_owned().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                for (decision_id, delivery) in deliveries {
+                    if let Err(e) = delivery.await {
+                        tracing::error!(error = %e, decision_id,
+                            "the decision record could not be published");
+                    }
+                }
+                drop(permit);
+            });
         }
+    }
+
+    /// Waits until every decision record queued so far is acknowledged or failed.
+    pub async fn published(&self) {
+        let _ = self
+            .publishing
+            .acquire_many(PUBLISHING_BATCHES as u32)
+            .await;
     }
 }
 
@@ -683,12 +732,14 @@ mod tests {
             histories: HashMap::new(),
             next_id: 1,
             producer: None,
+            publishing: Arc::new(Semaphore::new(PUBLISHING_BATCHES)),
             journal: CsvLog::open(&csv, &journal::COLUMNS, "DECISIONS_CSV").unwrap(),
             intent_path: Intent::path_beside(&csv),
             last_ballot: HashMap::new(),
             started: Utc::now(),
             without_votes: BTreeSet::new(),
             compact_above: journal::MAX_BYTES,
+            compacting: None,
             // As with an engine: these tests are about what is on disk.
             durable: true,
             metrics: ScalerMetrics::register(&prometheus::Registry::new()).unwrap(),
@@ -729,6 +780,26 @@ mod tests {
             .skip(1)
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Past its size limit the journal is compacted while deciding goes on; a restart reads
+    /// the same numbering from the compacted journal.
+    #[tokio::test]
+    async fn the_journal_is_compacted_beside_the_decisions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(dir.path(), &[]);
+        decider.compact_above = 2_000;
+        let full = dir.path().join("decisions.csv.1");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut window = 1;
+        while !full.exists() && std::time::Instant::now() < deadline {
+            decider.decide_all(vec![ballot("orders", window, 1)]).await;
+            window += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(full.exists(), "compacted after {window} windows");
+        let restored = journal::restore(&dir.path().join("decisions.csv")).unwrap();
+        assert_eq!(restored.next_decision_id, decider.next_id);
     }
 
     #[tokio::test]

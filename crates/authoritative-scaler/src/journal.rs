@@ -15,8 +15,8 @@
 use chrono::{DateTime, Utc};
 use contract::{Action, DecisionOutcome, DecisionRecord};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::io::Write as _;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 /// The columns of the decisions CSV.
@@ -193,11 +193,36 @@ pub const MAX_BYTES: u64 = 8 << 20;
 /// full file stays as `<path>.1` (replacing an older one); the compacted one replaces it in one
 /// rename, so a crash leaves one or the other. The rows kept.
 pub fn compact(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<usize> {
-    let mut reader = csv::Reader::from_path(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {} to compact it: {e}", path.display()))?;
-    let rows: Vec<csv::StringRecord> = reader.records().filter_map(Result::ok).collect();
+    let prepared = prepare_compaction(path, keep_since)?;
+    finish_compaction(path, prepared)
+}
+
+/// A compaction written beside the journal and synced, for the rows of its first `upto` bytes;
+/// [`finish_compaction`] adds the rows appended since and swaps it in.
+#[derive(Debug)]
+pub struct Prepared {
+    tmp: PathBuf,
+    upto: u64,
+    kept: usize,
+}
+
+/// The long part of a compaction, which the scaler runs while it goes on deciding: the rows a
+/// restart needs among those in the journal now, streamed twice (the file is never held in
+/// memory: at 8 MiB that was most of the scaler's peak) into a file beside it, synced (the
+/// sync of megabytes took seconds, during which no decision was made). The journal must end
+/// with a whole row, as it does between two appends.
+pub fn prepare_compaction(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<Prepared> {
+    let upto = std::fs::metadata(path)?.len();
+    let rows = || -> anyhow::Result<csv::StringRecordsIntoIter<std::io::Take<std::fs::File>>> {
+        let file = std::fs::File::open(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {} to compact it: {e}", path.display()))?;
+        Ok(csv::Reader::from_reader(file.take(upto)).into_records())
+    };
+    // First pass: where each service last scaled up and down, and how many rows there are.
     let mut last_change: HashMap<(String, bool), usize> = HashMap::new();
-    for (i, row) in rows.iter().enumerate() {
+    let mut count = 0;
+    for (i, row) in rows()?.filter_map(Result::ok).enumerate() {
+        count = i + 1;
         let get = |c: usize| row.get(c).unwrap_or("");
         if get(10) == DecisionOutcome::Applied.as_str() {
             let (from, to) = (
@@ -209,28 +234,44 @@ pub fn compact(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<usize> 
             }
         }
     }
-    let keep: Vec<&csv::StringRecord> = rows
-        .iter()
-        .enumerate()
-        .filter(|(i, row)| {
-            let recent = row
-                .get(1)
-                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
-                .is_some_and(|at| at >= keep_since);
-            recent || *i + 1 == rows.len() || last_change.values().any(|kept| kept == i)
-        })
-        .map(|(_, row)| row)
-        .collect();
+    let changes: HashSet<usize> = last_change.into_values().collect();
     let tmp = path.with_extension("csv.compact");
-    {
-        let mut writer = csv::Writer::from_path(&tmp)?;
-        writer.write_record(COLUMNS)?;
-        for row in &keep {
-            writer.write_record(*row)?;
+    let mut writer = csv::Writer::from_path(&tmp)?;
+    writer.write_record(COLUMNS)?;
+    let mut kept = 0;
+    for (i, row) in rows()?.filter_map(Result::ok).enumerate() {
+        let recent = row
+            .get(1)
+            .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+            .is_some_and(|at| at >= keep_since);
+        if recent || i + 1 == count || changes.contains(&i) {
+            writer.write_record(&row)?;
+            kept += 1;
         }
-        writer.flush()?;
-        writer.get_ref().sync_all()?;
     }
+    writer.flush()?;
+    writer.get_ref().sync_all()?;
+    Ok(Prepared { tmp, upto, kept })
+}
+
+/// The short part, run between two appends: the rows appended since the compaction was
+/// prepared are copied after it, and it replaces the journal (the full one kept as `.1`). The
+/// rows kept.
+pub fn finish_compaction(path: &Path, prepared: Prepared) -> anyhow::Result<usize> {
+    let Prepared { tmp, upto, kept } = prepared;
+    let mut live = std::fs::File::open(path)?;
+    live.seek(std::io::SeekFrom::Start(upto))?;
+    // Appended between two syncs of a few rows each: small.
+    let mut appended = Vec::new();
+    live.read_to_end(&mut appended)?;
+    let appended_rows = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(appended.as_slice())
+        .records()
+        .count();
+    let mut out = std::fs::OpenOptions::new().append(true).open(&tmp)?;
+    out.write_all(&appended)?;
+    out.sync_all()?;
     let previous = path.with_extension("csv.1");
     match std::fs::remove_file(&previous) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
@@ -239,7 +280,7 @@ pub fn compact(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<usize> 
     std::fs::hard_link(path, &previous)?;
     std::fs::rename(&tmp, path)?;
     sync_dir(path)?;
-    Ok(keep.len())
+    Ok(kept + appended_rows)
 }
 
 /// Parses an action name as the CSV writes it.
@@ -325,6 +366,40 @@ mod tests {
         std::fs::write(&path, "{\"decision_id\":").unwrap();
         let err = Intent::load(&path).unwrap_err().to_string();
         assert!(err.contains("move it aside"), "{err}");
+    }
+
+    /// The scaler prepares a compaction while it goes on appending: the rows appended meanwhile
+    /// are in the compacted journal too.
+    #[tokio::test]
+    async fn rows_appended_while_a_compaction_is_prepared_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("decisions.csv");
+        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        let rows = (1..100).map(|id| row(&record(id, 100 + id * 10, 3, 3, DecisionOutcome::Held)));
+        log.append(rows.collect()).await.unwrap();
+        let prepared =
+            prepare_compaction(&path, DateTime::from_timestamp(1_002, 0).unwrap()).unwrap();
+        log.append(vec![
+            row(&record(100, 2_000, 3, 5, DecisionOutcome::Applied)),
+            row(&record(101, 2_010, 5, 5, DecisionOutcome::Held)),
+        ])
+        .await
+        .unwrap();
+        // Ids 90-99 are recent (decided from 1,002 s on), then the two appended.
+        assert_eq!(finish_compaction(&path, prepared).unwrap(), 10 + 2);
+        let after = restore(&path).unwrap();
+        assert_eq!(after.next_decision_id, 102);
+        assert_eq!(
+            after.last_scale_up["orders"],
+            DateTime::from_timestamp(2_002, 0).unwrap()
+        );
+        assert_eq!(
+            restore(&dir.path().join("decisions.csv.1"))
+                .unwrap()
+                .decided
+                .len(),
+            101
+        );
     }
 
     #[tokio::test]

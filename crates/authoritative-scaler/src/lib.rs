@@ -141,12 +141,14 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
         histories,
         next_id: restored.next_decision_id,
         producer: None,
+        publishing: std::sync::Arc::new(tokio::sync::Semaphore::new(decider::PUBLISHING_BATCHES)),
         journal,
         intent_path,
         last_ballot: Default::default(),
         started: Utc::now(),
         without_votes: Default::default(),
         compact_above: journal::MAX_BYTES,
+        compacting: None,
         durable,
         metrics: metrics.clone(),
     };
@@ -278,6 +280,7 @@ impl Application {
                 }
                 decider.decide_all(batch).await;
             }
+            decider.published().await;
             Ok(())
         });
         {

@@ -22,6 +22,9 @@ pub struct ScalerMetrics {
     pub reconciled: IntCounterVec,
     /// Replicas each service was set to (or kept at) by its last decision.
     pub target_replicas: IntGaugeVec,
+    /// Replicas each opted-in service has, as the controller last saw them, by state
+    /// (`counted`, `starting`, `restarting`).
+    pub replicas: IntGaugeVec,
     /// From the feature vector's production to the decision.
     pub decision_latency: Histogram,
 }
@@ -81,6 +84,13 @@ impl ScalerMetrics {
             ),
             &["service"],
         )?;
+        let replicas = IntGaugeVec::new(
+            Opts::new(
+                "scaler_replicas",
+                "Replicas of an opted-in service at the controller's last look: counted (running or restarting), starting (health check not passed), restarting",
+            ),
+            &["service", "state"],
+        )?;
         let decision_latency = Histogram::with_opts(
             HistogramOpts::new(
                 "scaler_decision_latency_seconds",
@@ -98,6 +108,7 @@ impl ScalerMetrics {
         registry.register(Box::new(without_votes.clone()))?;
         registry.register(Box::new(reconciled.clone()))?;
         registry.register(Box::new(target_replicas.clone()))?;
+        registry.register(Box::new(replicas.clone()))?;
         registry.register(Box::new(decision_latency.clone()))?;
         for outcome in decision::Added::OUTCOMES {
             votes.with_label_values(&[outcome]);
@@ -128,6 +139,7 @@ impl ScalerMetrics {
             without_votes,
             reconciled,
             target_replicas,
+            replicas,
             decision_latency,
         })
     }

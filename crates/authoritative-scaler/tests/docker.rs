@@ -289,6 +289,52 @@ async fn compose_replicas_are_made_through_the_docker_guard() {
     assert!(project.down());
 }
 
+/// Issue 12's controller counts starting and restarting replicas: a crash-looping replica is one
+/// the service has (its restart policy brings it back), so scaling to two adds one container,
+/// not two; a replica whose health check has not passed yet is counted and reported starting.
+#[tokio::test]
+async fn restarting_and_starting_replicas_are_counted() {
+    let _engine = ENGINE.lock().await;
+    let image = busybox_image();
+    let yaml = format!(
+        "version: '2.4'\nservices:\n  flaky:\n    image: {image}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    \
+         restart: always\n    labels:\n      autoscaler.enable: \"true\"\n  \
+         slow:\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    \
+         healthcheck:\n      test: [\"CMD\", \"/bin/busybox\", \"true\"]\n      interval: 1h\n    \
+         labels:\n      autoscaler.enable: \"true\"\n"
+    );
+    let project = ComposeProject::up(&testkit::unique("mlrestart").replace('-', ""), &yaml);
+    let compose = ComposeBackend::new(Engine::new(SOCKET), Some(project.name.clone()), Some(1));
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let flaky = loop {
+        let state = compose.inspect("flaky").await.unwrap();
+        if state.restarting == 1 || std::time::Instant::now() > deadline {
+            break state;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (flaky.replicas, flaky.restarting),
+        (1, 1),
+        "a crash-looping replica is counted and reported restarting"
+    );
+    assert_eq!(compose.scale("flaky", 1, 2).await.unwrap(), 2);
+    assert_eq!(
+        project.containers("flaky").len(),
+        2,
+        "one replica added for the one missing, none for the restarting one"
+    );
+
+    let slow = compose.inspect("slow").await.unwrap();
+    assert_eq!(
+        (slow.replicas, slow.starting, slow.restarting),
+        (1, 1, 0),
+        "a replica whose health check has not passed is counted and reported starting"
+    );
+    assert!(project.down());
+}
+
 #[tokio::test]
 async fn an_unreachable_engine_is_a_clear_error() {
     let host = "unix:///tmp/no-docker-here.sock";

@@ -12,10 +12,17 @@
 //! and at most `remember` of them across all services; at most `max_open` windows are open at
 //! once, and a vote that would open another is refused (`overflow`). A flood of made-up service
 //! names or window ids costs bounded memory and delays nothing real past `window`.
+//!
+//! A window forgotten because of the count, while its votes could still be fresh, leaves its
+//! service a floor: votes for that window or an older one of the service are late, so a backlog
+//! of more than `remember` windows (a burst, a stalled scaler) does not decide one twice. The
+//! floors are bounded the same way (at most `remember`, each for `max_vote_age`); only a flood
+//! of made-up windows larger than that can push a real service's floor out.
 
 use chrono::{DateTime, Duration, Utc};
-use contract::Vote;
+use contract::{Action, Vote};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 /// The settings of a tally.
 #[derive(Debug, Clone, PartialEq)]
@@ -115,7 +122,44 @@ impl Added {
 #[derive(Debug, Clone)]
 struct Open {
     opened_at: DateTime<Utc>,
-    votes: BTreeMap<String, Vote>,
+    /// One slot per expected model, in their order. Open windows are most of the scaler's
+    /// memory in a burst: a map of whole votes here cost about a kilobyte per window, the slots
+    /// about a quarter of that.
+    votes: Box<[Option<Kept>]>,
+}
+
+/// A vote as an open window keeps it: the service is the window's, the model its slot's, and
+/// the model version shared with the slot's other votes.
+#[derive(Debug, Clone)]
+struct Kept {
+    model_version: Arc<str>,
+    action: Action,
+    confidence: f64,
+    violation_probability: f64,
+    current_replicas: u32,
+    safe_replicas: u32,
+    inference_us: f64,
+    features_produced_at: DateTime<Utc>,
+    voted_at: DateTime<Utc>,
+}
+
+impl Kept {
+    fn vote(self, service: &str, window_id: u64, model: &str) -> Vote {
+        Vote {
+            service: service.to_owned(),
+            window_id,
+            model: model.to_owned(),
+            model_version: self.model_version.to_string(),
+            action: self.action,
+            confidence: self.confidence,
+            violation_probability: self.violation_probability,
+            current_replicas: self.current_replicas,
+            safe_replicas: self.safe_replicas,
+            inference_us: self.inference_us,
+            features_produced_at: self.features_produced_at,
+            voted_at: self.voted_at,
+        }
+    }
 }
 
 /// Votes of open windows, and the windows already closed.
@@ -127,15 +171,28 @@ pub struct Tally {
     closed: HashMap<String, BTreeSet<u64>>,
     /// The same windows with when they closed, oldest first, to forget them.
     closed_order: VecDeque<(DateTime<Utc>, String, u64)>,
+    /// Per service, the newest window forgotten while its votes could be fresh, and its key in
+    /// `floors_order`: that window and older ones are closed.
+    floors: HashMap<String, (u64, (DateTime<Utc>, u64))>,
+    /// The floors by when their window closed (and a sequence number), oldest first, to
+    /// forget them.
+    floors_order: BTreeMap<(DateTime<Utc>, u64), String>,
+    floors_set: u64,
+    /// Per expected model, the version its last vote named, shared by the votes kept.
+    versions: Vec<Option<Arc<str>>>,
 }
 
 impl Tally {
     pub fn new(config: TallyConfig) -> Self {
         Self {
+            versions: vec![None; config.expected_models.len()],
             config,
             open: HashMap::new(),
             closed: HashMap::new(),
             closed_order: VecDeque::new(),
+            floors: HashMap::new(),
+            floors_order: BTreeMap::new(),
+            floors_set: 0,
         }
     }
 
@@ -151,7 +208,33 @@ impl Tally {
                 .push_back((at, service.to_owned(), window_id));
         }
         while self.closed_order.len() > self.config.remember.max(1) {
-            self.forget_oldest();
+            if let Some((at, service, window_id)) = self.forget_oldest() {
+                self.raise_floor(service, window_id, at);
+            }
+        }
+    }
+
+    /// Closes `window_id` and older windows of `service` for good (until `max_vote_age` after
+    /// `at`, when their votes are stale).
+    fn raise_floor(&mut self, service: String, window_id: u64, at: DateTime<Utc>) {
+        self.floors_set += 1;
+        let mut key = (at, self.floors_set);
+        let mut floor = window_id;
+        if let Some((old_floor, old_key)) = self.floors.get(&service).copied() {
+            self.floors_order.remove(&old_key);
+            floor = floor.max(old_floor);
+            key.0 = key.0.max(old_key.0);
+        }
+        self.floors.insert(service.clone(), (floor, key));
+        self.floors_order.insert(key, service);
+        while self.floors_order.len() > self.config.remember.max(1) {
+            self.forget_oldest_floor();
+        }
+    }
+
+    fn forget_oldest_floor(&mut self) {
+        if let Some((_, service)) = self.floors_order.pop_first() {
+            self.floors.remove(&service);
         }
     }
 
@@ -164,17 +247,25 @@ impl Tally {
         {
             self.forget_oldest();
         }
+        while self
+            .floors_order
+            .first_key_value()
+            .is_some_and(|((at, _), _)| now - *at > self.config.max_vote_age)
+        {
+            self.forget_oldest_floor();
+        }
     }
 
-    fn forget_oldest(&mut self) {
-        if let Some((_, service, window_id)) = self.closed_order.pop_front()
-            && let Some(set) = self.closed.get_mut(&service)
-        {
+    /// Forgets the oldest closed window; which it was.
+    fn forget_oldest(&mut self) -> Option<(DateTime<Utc>, String, u64)> {
+        let (at, service, window_id) = self.closed_order.pop_front()?;
+        if let Some(set) = self.closed.get_mut(&service) {
             set.remove(&window_id);
             if set.is_empty() {
                 self.closed.remove(&service);
             }
         }
+        Some((at, service, window_id))
     }
 
     /// Closed windows remembered now.
@@ -186,13 +277,22 @@ impl Tally {
         self.closed
             .get(service)
             .is_some_and(|set| set.contains(&window_id))
+            || self
+                .floors
+                .get(service)
+                .is_some_and(|(floor, _)| window_id <= *floor)
     }
 
     /// Counts one vote at time `now`.
     pub fn add(&mut self, vote: Vote, now: DateTime<Utc>) -> Added {
-        if !self.config.expected_models.contains(&vote.model) {
+        let Some(slot) = self
+            .config
+            .expected_models
+            .iter()
+            .position(|m| *m == vote.model)
+        else {
             return Added::Unexpected;
-        }
+        };
         self.forget_past(now);
         if self.is_closed(&vote.service, vote.window_id) {
             return Added::Late;
@@ -204,15 +304,34 @@ impl Tally {
         if self.open.len() >= self.config.max_open && !self.open.contains_key(&key) {
             return Added::Overflow;
         }
+        let models = self.config.expected_models.len();
         let open = self.open.entry(key.clone()).or_insert_with(|| Open {
             opened_at: now,
-            votes: BTreeMap::new(),
+            votes: vec![None; models].into_boxed_slice(),
         });
-        if open.votes.contains_key(&vote.model) {
+        if open.votes[slot].is_some() {
             return Added::Duplicate;
         }
-        open.votes.insert(vote.model.clone(), vote);
-        if open.votes.len() >= self.config.expected_models.len() {
+        let version = match &self.versions[slot] {
+            Some(v) if **v == *vote.model_version => v.clone(),
+            _ => {
+                let v: Arc<str> = Arc::from(vote.model_version.as_str());
+                self.versions[slot] = Some(v.clone());
+                v
+            }
+        };
+        open.votes[slot] = Some(Kept {
+            model_version: version,
+            action: vote.action,
+            confidence: vote.confidence,
+            violation_probability: vote.violation_probability,
+            current_replicas: vote.current_replicas,
+            safe_replicas: vote.safe_replicas,
+            inference_us: vote.inference_us,
+            features_produced_at: vote.features_produced_at,
+            voted_at: vote.voted_at,
+        });
+        if open.votes.iter().all(Option::is_some) {
             Added::Complete(self.close(key, true, now))
         } else {
             Added::Pending
@@ -220,14 +339,19 @@ impl Tally {
     }
 
     fn close(&mut self, key: (String, u64), complete: bool, now: DateTime<Utc>) -> Ballot {
-        let mut open = self.open.remove(&key).map(|o| o.votes).unwrap_or_default();
-        self.mark_closed(&key.0, key.1, now);
         let votes = self
-            .config
-            .expected_models
-            .iter()
-            .filter_map(|model| open.remove(model))
-            .collect();
+            .open
+            .remove(&key)
+            .map(|o| {
+                o.votes
+                    .into_vec()
+                    .into_iter()
+                    .zip(&self.config.expected_models)
+                    .filter_map(|(kept, model)| Some(kept?.vote(&key.0, key.1, model)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.mark_closed(&key.0, key.1, now);
         Ballot {
             service: key.0,
             window_id: key.1,
@@ -268,7 +392,6 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::Action;
     use proptest::prelude::*;
 
     const MODELS: [&str; 3] = ["xgboost", "random_forest", "logistic_regression"];
@@ -398,10 +521,12 @@ mod tests {
             100,
             "services with nothing left are forgotten"
         );
+        assert_eq!(tally.floors.len(), 100, "and their floors as many at most");
         // And none once no vote for them could be fresh: a minute after they closed.
         tally.expire(t(66_001));
         assert_eq!(tally.closed_windows(), 0);
         assert!(tally.closed.is_empty());
+        assert!(tally.floors.is_empty() && tally.floors_order.is_empty());
         assert_eq!(
             tally.add(vote(MODELS[0], "orders", 1), t(66_001)),
             Added::Stale,
@@ -409,13 +534,42 @@ mod tests {
         );
     }
 
+    /// More windows closed than remembered, while their votes are fresh (a backlog): a late vote
+    /// for a forgotten one, or an older one, is refused, not decided again.
+    #[test]
+    fn a_backlog_beyond_the_memory_decides_no_window_twice() {
+        let mut tally = Tally::new(TallyConfig {
+            remember: 2,
+            ..config()
+        });
+        for window in 1..=3 {
+            assert_eq!(
+                tally.add(vote(MODELS[0], "orders", window), t(100)),
+                Added::Pending
+            );
+        }
+        assert_eq!(tally.expire(t(5_100)).len(), 3);
+        assert_eq!(tally.closed_windows(), 2, "window 1 forgotten");
+        for (service, window, expected) in [
+            ("orders", 1, Added::Late),
+            ("orders", 0, Added::Late),
+            ("orders", 3, Added::Late),
+            ("orders", 4, Added::Pending),
+            ("shipping", 1, Added::Pending),
+        ] {
+            let added = tally.add(vote(MODELS[1], service, window), t(5_200));
+            assert_eq!(added, expected, "{service} window {window}");
+        }
+    }
+
     proptest! {
         /// However votes are replayed, each window closes at most once.
         #[test]
         fn each_window_is_decided_at_most_once(
-            arrivals in proptest::collection::vec((0usize..3, 0u64..4, 0i64..20_000), 1..200)
+            arrivals in proptest::collection::vec((0usize..3, 0u64..4, 0i64..20_000), 1..200),
+            remember in 1usize..5,
         ) {
-            let mut tally = Tally::new(config());
+            let mut tally = Tally::new(TallyConfig { remember, ..config() });
             let mut arrivals = arrivals;
             arrivals.sort_by_key(|a| a.2);
             let mut decided: Vec<u64> = Vec::new();

@@ -36,17 +36,18 @@ pub struct Trees {
 
 impl Trees {
     /// Reads smartcore's JSON of a regression forest trained on `width` inputs.
+    ///
+    /// The file is read straight into the few fields a prediction needs (each tree's nodes),
+    /// not into smartcore's forest and then a JSON tree: that held the model three times over
+    /// while loading, which was most of the Random Forest voter's peak memory.
     pub fn from_smartcore_json(bytes: &[u8], width: usize) -> Result<Self, String> {
-        // Deserializing into smartcore's type checks that this is one of its forests.
-        let forest: SmartcoreForest = serde_json::from_slice(bytes)
+        let file: SmartcoreFile = serde_json::from_slice(bytes)
             .map_err(|e| format!("not a smartcore random forest regressor: {e}"))?;
-        let value = serde_json::to_value(&forest).map_err(|e| e.to_string())?;
-        let trees = value["forest_regressor"]["trees"]
-            .as_array()
-            .ok_or("the forest has no trees")?;
-        let trees = trees
-            .iter()
-            .map(|tree| read_tree(tree, width))
+        let trees = file
+            .forest_regressor
+            .trees
+            .into_iter()
+            .map(|tree| read_tree(tree.nodes, width))
             .collect::<Result<Vec<_>, _>>()?;
         if trees.is_empty() {
             return Err("the forest has no trees".into());
@@ -241,24 +242,50 @@ impl Forest {
     }
 }
 
-fn read_tree(tree: &serde_json::Value, width: usize) -> Result<Vec<Node>, String> {
-    let nodes = tree["nodes"].as_array().ok_or("a tree has no nodes")?;
+/// smartcore's serialization of a regression forest, as far as a prediction reads it (serde
+/// skips the other fields).
+#[derive(Deserialize)]
+struct SmartcoreFile {
+    forest_regressor: SmartcoreTrees,
+}
+
+#[derive(Deserialize)]
+struct SmartcoreTrees {
+    trees: Vec<SmartcoreTree>,
+}
+
+#[derive(Deserialize)]
+struct SmartcoreTree {
+    nodes: Vec<SmartcoreNode>,
+}
+
+#[derive(Deserialize)]
+struct SmartcoreNode {
+    output: Option<f64>,
+    #[serde(default)]
+    split_feature: u64,
+    split_value: Option<f64>,
+    true_child: Option<u64>,
+    false_child: Option<u64>,
+}
+
+fn read_tree(nodes: Vec<SmartcoreNode>, width: usize) -> Result<Vec<Node>, String> {
     let count = nodes.len();
     if count == 0 {
         return Err("a tree has no nodes".into());
     }
-    let index = |v: &serde_json::Value| -> Result<Option<u32>, String> {
-        match v.as_u64() {
+    let index = |v: Option<u64>| -> Result<Option<u32>, String> {
+        match v {
             Some(i) if (i as usize) < count => Ok(Some(i as u32)),
             Some(i) => Err(format!("child {i} outside a tree of {count} nodes")),
             None => Ok(None),
         }
     };
     nodes
-        .iter()
+        .into_iter()
         .map(|n| {
-            let (le, gt) = (index(&n["true_child"])?, index(&n["false_child"])?);
-            let feature = n["split_feature"].as_u64().unwrap_or(0) as u32;
+            let (le, gt) = (index(n.true_child)?, index(n.false_child)?);
+            let feature = u32::try_from(n.split_feature).unwrap_or(u32::MAX);
             let leaf = le.is_none() && gt.is_none();
             if !leaf && feature as usize >= width {
                 return Err(format!(
@@ -267,11 +294,11 @@ fn read_tree(tree: &serde_json::Value, width: usize) -> Result<Vec<Node>, String
             }
             Ok(Node {
                 feature,
-                threshold: n["split_value"].as_f64().unwrap_or(f64::NAN),
+                threshold: n.split_value.unwrap_or(f64::NAN),
                 when_le: le.unwrap_or(0),
                 when_gt: gt.or(le).unwrap_or(0),
                 leaf,
-                output: n["output"].as_f64().unwrap_or(f64::NAN),
+                output: n.output.unwrap_or(f64::NAN),
             })
         })
         .collect()

@@ -148,7 +148,7 @@ pub fn load(dir: &Path, expected: ModelKind) -> Result<LoadedModel, LoadError> {
             }
         };
         match expected {
-            ModelKind::Xgboost => Xgb::from_json(&bytes, &metadata.features, levels.len())
+            ModelKind::Xgboost => Xgb::load(&bytes, &metadata.features, levels.len())
                 .map(Predictor::Xgboost)
                 .map_err(classify),
             ModelKind::RandomForest => {

@@ -1,5 +1,6 @@
 //! XGBoost on the real XGBoost library (`xgb` crate, libxgboost): the model file is XGBoost's
-//! own JSON format, loaded into a booster that predicts on one thread. The booster is trained
+//! own format (UBJSON as the trainer writes it; its text JSON loads too), loaded into a booster
+//! that predicts on one thread. The booster is trained
 //! with XGBoost's quantile loss (`reg:quantileerror`) at every level of the forecast at once, so
 //! one prediction answers all of them.
 //!
@@ -24,9 +25,9 @@ impl std::fmt::Debug for Xgb {
 }
 
 impl Xgb {
-    /// Loads XGBoost JSON whose feature names must be `features`, in that order, answering
-    /// `outputs` quantiles per row.
-    pub fn from_json(bytes: &[u8], features: &[String], outputs: usize) -> Result<Self, String> {
+    /// Loads an XGBoost model (UBJSON or JSON, as libxgboost tells them apart) whose feature
+    /// names must be `features`, in that order, answering `outputs` quantiles per row.
+    pub fn load(bytes: &[u8], features: &[String], outputs: usize) -> Result<Self, String> {
         let mut booster =
             Booster::load_buffer(bytes).map_err(|e| format!("not an XGBoost model: {e}"))?;
         // One thread: a single row gains nothing from a thread pool, and the service runs

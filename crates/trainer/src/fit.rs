@@ -115,10 +115,7 @@ pub fn fit(
         window_sec: plan.window_sec,
         training: plan.training,
         library: String::new(),
-        model_files: Horizons {
-            up: "up.json".into(),
-            down: "down.json".into(),
-        },
+        model_files: plan.kind.model_files(),
     };
     metadata.model_version = format!(
         "{}-{}-{}",
@@ -331,7 +328,7 @@ fn fit_xgboost(
     for round in 0..h.xgb_rounds {
         booster.update(&dtrain, round as i32)?;
     }
-    Ok(booster.save_buffer(false)?)
+    Ok(booster.save_buffer(true)?)
 }
 
 /// The threshold model: every window once per threshold of the grid, labelled by whether its

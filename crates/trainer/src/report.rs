@@ -136,12 +136,15 @@ fn readme(r: &Report) -> String {
             ),
             models::ModelKind::LogisticRegression => ("smartcore", ""),
         };
+        let files = m.model.model_files();
         let _ = writeln!(
             s,
-            "| `{0}/` | {1} (`{2}`) | {lib} | `up.json`, `down.json` (the library's own format){extra}, `metadata.json` |",
+            "| `{0}/` | {1} (`{2}`) | {lib} | `{3}`, `{4}` (the library's own format){extra}, `metadata.json` |",
             m.model.as_str(),
             m.model.title(),
-            m.model_version
+            m.model_version,
+            files.up,
+            files.down
         );
     }
     let _ = writeln!(s, "\n## What the models forecast\n");

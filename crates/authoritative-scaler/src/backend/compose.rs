@@ -52,6 +52,30 @@ fn running(c: &ContainerSummary) -> bool {
     c.state == Some(ContainerSummaryStateEnum::RUNNING)
 }
 
+fn restarting(c: &ContainerSummary) -> bool {
+    c.state == Some(ContainerSummaryStateEnum::RESTARTING)
+}
+
+/// A replica the service has: running, or being restarted by its restart policy.
+fn counted(c: &ContainerSummary) -> bool {
+    running(c) || restarting(c)
+}
+
+/// The order replicas are removed in: those restarting first (they serve nothing), then the
+/// highest numbers, as Compose removes them.
+fn removal_order(mut replicas: Vec<&ContainerSummary>) -> Vec<&ContainerSummary> {
+    replicas.sort_by_key(|c| (!restarting(c), std::cmp::Reverse(number(c))));
+    replicas
+}
+
+/// Running, but its health check has not passed yet (`Up 2 seconds (health: starting)`).
+fn starting(c: &ContainerSummary) -> bool {
+    running(c)
+        && c.status
+            .as_deref()
+            .is_some_and(|s| s.contains("(health: starting)"))
+}
+
 impl ComposeBackend {
     pub fn new(engine: Engine, project: Option<String>, stop_timeout: Option<i64>) -> Self {
         Self {
@@ -123,8 +147,11 @@ impl ComposeBackend {
     pub async fn inspect(&self, service: &str) -> Result<ServiceState, BackendError> {
         let containers = self.containers(service).await?;
         let labels = containers.last().and_then(|c| c.labels.as_ref());
+        let count = |f: fn(&ContainerSummary) -> bool| containers.iter().filter(|c| f(c)).count();
         Ok(ServiceState {
-            replicas: containers.iter().filter(|c| running(c)).count() as u32,
+            replicas: count(counted) as u32,
+            starting: count(starting) as u32,
+            restarting: count(restarting) as u32,
             opted_in: opted_in(labels),
             min: bound(labels, MIN_LABEL),
             max: bound(labels, MAX_LABEL),
@@ -138,12 +165,14 @@ impl ComposeBackend {
                 "compose service {service}"
             )));
         }
-        let up: Vec<&ContainerSummary> = containers.iter().filter(|c| running(c)).collect();
+        let up: Vec<&ContainerSummary> = containers.iter().filter(|c| counted(c)).collect();
         let have = up.len() as u32;
         if to > have {
-            let template_id = up
-                .last()
-                .copied()
+            // The newest running replica is the template (a restarting one may be broken).
+            let template_id = containers
+                .iter()
+                .rev()
+                .find(|c| running(c))
                 .or(containers.last())
                 .and_then(|c| c.id.clone())
                 .ok_or_else(|| BackendError::Failed(format!("{service}: no container to copy")))?;
@@ -159,8 +188,7 @@ impl ComposeBackend {
                 self.create_replica(service, &template, number).await?;
             }
         } else {
-            // Highest numbers first, as Compose removes them.
-            for c in up.iter().rev().take((have - to) as usize) {
+            for c in removal_order(up).into_iter().take((have - to) as usize) {
                 if let Some(id) = &c.id {
                     self.remove_replica(id).await?;
                 }
@@ -370,6 +398,41 @@ pub fn replica_spec(
 mod tests {
     use super::*;
     use bollard::models::{ContainerConfig, HostConfig, NetworkSettings, PortBinding};
+
+    fn summary(number: u32, state: ContainerSummaryStateEnum, status: &str) -> ContainerSummary {
+        ContainerSummary {
+            id: Some(format!("c{number}")),
+            labels: Some(HashMap::from([(NUMBER.to_owned(), number.to_string())])),
+            state: Some(state),
+            status: Some(status.to_owned()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn restarting_replicas_are_counted_and_removed_first() {
+        use ContainerSummaryStateEnum::{EXITED, RESTARTING, RUNNING};
+        let all = [
+            summary(1, RUNNING, "Up 2 hours (healthy)"),
+            summary(2, RESTARTING, "Restarting (1) 3 seconds ago"),
+            summary(3, RUNNING, "Up 2 seconds (health: starting)"),
+            summary(4, EXITED, "Exited (0) 1 hour ago"),
+        ];
+        let count = |f: fn(&ContainerSummary) -> bool| all.iter().filter(|c| f(c)).count();
+        assert_eq!(
+            (count(counted), count(starting), count(restarting)),
+            (3, 1, 1)
+        );
+        let order: Vec<u32> = removal_order(all.iter().filter(|c| counted(c)).collect())
+            .into_iter()
+            .map(number)
+            .collect();
+        assert_eq!(
+            order,
+            [2, 3, 1],
+            "the restarting one, then the highest numbers"
+        );
+    }
 
     fn template(name: &str, version: &str) -> ContainerInspectResponse {
         let labels = HashMap::from([

@@ -22,8 +22,13 @@ pub use fleet::labels::{MAX_LABEL, MIN_LABEL, OPT_IN_LABEL};
 /// What a backend knows about a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceState {
-    /// Replicas running now.
+    /// Replicas the service has: those running, and those its restart policy is restarting
+    /// (they come back without the scaler; adding replicas for them would overshoot).
     pub replicas: u32,
+    /// Of `replicas`, those running whose health check has not passed yet.
+    pub starting: u32,
+    /// Of `replicas`, those between two starts of their restart policy.
+    pub restarting: u32,
     /// Whether the operator opted the service in to autoscaling (its label
     /// `autoscaler.enable=true`); a service that is not is never changed.
     pub opted_in: bool,
@@ -215,6 +220,8 @@ impl Backend {
             Backend::Swarm(s) => s.inspect(service).await,
             Backend::Log(_) => Ok(ServiceState {
                 replicas: observed.max(1),
+                starting: 0,
+                restarting: 0,
                 opted_in: true,
                 min: None,
                 max: None,

@@ -42,8 +42,11 @@ impl SwarmBackend {
             .and_then(|m| m.replicated.as_ref())
             .and_then(|r| r.replicas)
             .ok_or_else(|| BackendError::Failed(format!("{name} is not a replicated service")))?;
+        // Swarm's count is the desired one; its tasks' states are Swarm's own business.
         Ok(ServiceState {
             replicas: replicas.max(0) as u32,
+            starting: 0,
+            restarting: 0,
             opted_in: opted_in(spec.labels.as_ref()),
             min: bound(spec.labels.as_ref(), MIN_LABEL),
             max: bound(spec.labels.as_ref(), MAX_LABEL),

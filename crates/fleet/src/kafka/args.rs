@@ -288,6 +288,10 @@ impl KafkaArgs {
                 ("queued.min.messages", "2000"),
                 ("queued.max.messages.kbytes", "2048"),
                 ("fetch.max.bytes", "1048576"),
+                // Once that queue is full, librdkafka waits a whole second (its default) before
+                // fetching again, which cut the pipeline to a tenth of its rate; 10 ms keeps the
+                // bound and the rate (docs/BENCHMARKS.md, "Memory bounds").
+                ("fetch.queue.backoff.ms", "10"),
             ],
         );
         config.set("group.id", group_id);

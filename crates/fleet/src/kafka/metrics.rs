@@ -23,6 +23,16 @@ pub struct KafkaMetrics {
 
 impl KafkaMetrics {
     /// Creates the counters and registers them in `registry`.
+    /// Counts one message to `topic`: acknowledged, or not delivered.
+    pub fn count(&self, topic: &str, delivered: bool) {
+        let counter = if delivered {
+            &self.produced
+        } else {
+            &self.produce_errors
+        };
+        counter.with_label_values(&[topic]).inc();
+    }
+
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let counter =
             |name: &str, help: &str, labels: &[&str]| -> prometheus::Result<IntCounterVec> {

@@ -2,6 +2,7 @@
 
 use super::{KafkaArgs, KafkaMetrics};
 use contract::Message;
+use futures::future::BoxFuture;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -44,6 +45,43 @@ impl JsonProducer {
         message: &M,
     ) -> Result<Delivered, KafkaError> {
         self.send_raw(topic, message.key(), &message.encode()).await
+    }
+
+    /// Queues `message` for `topic` now, in call order, and returns the wait for the broker's
+    /// acknowledgement, to be awaited elsewhere: a caller that must not hold its loop for a
+    /// round trip per batch (the scaler's decision records) keeps the order of its messages
+    /// and still learns of each failure. If the local queue is full, it waits for the delivery
+    /// here, as [`JsonProducer::send`] does.
+    pub async fn queue<M: Message>(
+        &self,
+        topic: &str,
+        message: &M,
+    ) -> BoxFuture<'static, Result<Delivered, KafkaError>> {
+        let payload = message.encode();
+        let record = FutureRecord::to(topic)
+            .key(message.key())
+            .payload(&payload[..]);
+        match self.inner.send_result(record) {
+            Ok(delivery) => {
+                let (metrics, topic) = (self.metrics.clone(), topic.to_owned());
+                Box::pin(async move {
+                    let result = match delivery.await {
+                        Ok(Ok(delivery)) => Ok(Delivered {
+                            partition: delivery.partition,
+                            offset: delivery.offset,
+                        }),
+                        Ok(Err((error, _message))) => Err(error),
+                        Err(_canceled) => Err(KafkaError::Canceled),
+                    };
+                    metrics.count(&topic, result.is_ok());
+                    result
+                })
+            }
+            Err(_full) => {
+                let result = self.send(topic, message).await;
+                Box::pin(async move { result })
+            }
+        }
     }
 
     /// Sends already encoded bytes (used by benchmarks to take encoding out of the measure).
@@ -92,17 +130,14 @@ impl JsonProducer {
             .await
         {
             Ok(delivery) => {
-                self.metrics.produced.with_label_values(&[topic]).inc();
+                self.metrics.count(topic, true);
                 Ok(Delivered {
                     partition: delivery.partition,
                     offset: delivery.offset,
                 })
             }
             Err((error, _message)) => {
-                self.metrics
-                    .produce_errors
-                    .with_label_values(&[topic])
-                    .inc();
+                self.metrics.count(topic, false);
                 Err(error)
             }
         }
