@@ -37,6 +37,9 @@ RUN if ! command -v curl >/dev/null || [ ! -e /usr/lib/x86_64-linux-gnu/libstdc+
 COPY --from=builder /out/bin/ /usr/local/bin/
 COPY --from=builder /out/lib/ /opt/xgboost/
 ENV LD_LIBRARY_PATH=/opt/xgboost/xgboost/lib
+# One malloc arena: glibc gives each thread that allocates an arena of its own and keeps what
+# they freed, which was 5 to 9 MiB of each service's peak (docs/BENCHMARKS.md, "Memory bounds").
+ENV MALLOC_ARENA_MAX=1
 WORKDIR /app
 COPY models/ /app/models/
 # Runs as an unprivileged user; the scaler reaches Docker through docker-guard over TCP (the

@@ -109,9 +109,11 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     let load_started = Instant::now();
     // Issue 12's crash during a scale-up: every fleet service's process is killed with SIGKILL
     // (on the host, as a crash would be, not `docker kill`, which the restart policy honours as
-    // a stop) once the burst is on and before the scaler could have added a replica; each is
-    // restarted by its restart policy and the burst is still answered.
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // a stop) once the burst is on and before the scaler added a replica (15 s in, it had
+    // already added three); each is restarted by its restart policy and the scale-up the burst
+    // needs is made after it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_kill = project.running_demo_replicas();
     let killed = kill_fleet(&project);
     let burst = watch(&project, started, Duration::from_secs(240), |s| {
         let last = s[s.len() - 1];
@@ -124,6 +126,10 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     assert!(
         peak >= 2,
         "the scaler added demo replicas during the burst: {burst:?}"
+    );
+    assert!(
+        peak > at_kill,
+        "the scale-up was made after the fleet was killed ({at_kill} replicas then): {burst:?}"
     );
     let worst = burst.iter().filter_map(|s| s.p95).fold(0.0, f64::max);
     assert!(

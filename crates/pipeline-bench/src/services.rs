@@ -234,6 +234,9 @@ fn path(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// `MALLOC_ARENA_MAX` in the image's environment (Dockerfile).
+pub const IMAGE_MALLOC_ARENA_MAX: &str = "1";
+
 /// Starts one service in `settings.dir` with only the environment it needs (nothing from the
 /// caller's environment leaks into its settings), stdout and stderr to files.
 fn spawn(
@@ -256,6 +259,11 @@ fn spawn(
             command.env(inherited, value);
         }
     }
+    // The allocator as the image (Dockerfile) sets it, unless the caller sets it otherwise.
+    command.env(
+        "MALLOC_ARENA_MAX",
+        std::env::var_os("MALLOC_ARENA_MAX").unwrap_or_else(|| IMAGE_MALLOC_ARENA_MAX.into()),
+    );
     command
         .env("KAFKA_BOOTSTRAP_SERVERS", settings.bootstrap)
         .env("LISTEN_ADDR", listen.to_string())
@@ -278,4 +286,19 @@ fn spawn(
         ops: listen,
         log,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The benchmark measures the services with the allocator setting the image ships.
+    #[test]
+    fn the_services_run_with_the_images_allocator_setting() {
+        let dockerfile = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Dockerfile");
+        let dockerfile = std::fs::read_to_string(dockerfile).unwrap();
+        let line = format!("ENV MALLOC_ARENA_MAX={}", super::IMAGE_MALLOC_ARENA_MAX);
+        assert!(
+            dockerfile.lines().any(|l| l.trim() == line),
+            "the Dockerfile sets `{line}`"
+        );
+    }
 }
