@@ -259,15 +259,21 @@ impl Decider {
                 }
             }
             Some(task) => self.compacting = Some(task),
-            None if std::fs::metadata(&path).is_ok_and(|m| m.len() > self.compact_above) => {
+            None => {
+                // Read here, between two appends, where the journal ends with a whole row.
+                let Ok(upto) = std::fs::metadata(&path).map(|m| m.len()) else {
+                    return;
+                };
+                if upto <= self.compact_above {
+                    return;
+                }
                 let keep_since = Utc::now()
                     - chrono::Duration::seconds(self.config.max_vote_age_sec as i64)
                     - chrono::Duration::seconds(self.config.decision_window_sec as i64);
                 self.compacting = Some(tokio::task::spawn_blocking(move || {
-                    journal::prepare_compaction(&path, keep_since)
+                    journal::prepare_compaction(&path, upto, keep_since)
                 }));
             }
-            None => {}
         }
     }
 

@@ -193,7 +193,7 @@ pub const MAX_BYTES: u64 = 8 << 20;
 /// full file stays as `<path>.1` (replacing an older one); the compacted one replaces it in one
 /// rename, so a crash leaves one or the other. The rows kept.
 pub fn compact(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<usize> {
-    let prepared = prepare_compaction(path, keep_since)?;
+    let prepared = prepare_compaction(path, std::fs::metadata(path)?.len(), keep_since)?;
     finish_compaction(path, prepared)
 }
 
@@ -209,10 +209,13 @@ pub struct Prepared {
 /// The long part of a compaction, which the scaler runs while it goes on deciding: the rows a
 /// restart needs among those in the journal now, streamed twice (the file is never held in
 /// memory: at 8 MiB that was most of the scaler's peak) into a file beside it, synced (the
-/// sync of megabytes took seconds, during which no decision was made). The journal must end
-/// with a whole row, as it does between two appends.
-pub fn prepare_compaction(path: &Path, keep_since: DateTime<Utc>) -> anyhow::Result<Prepared> {
-    let upto = std::fs::metadata(path)?.len();
+/// sync of megabytes took seconds, during which no decision was made). `upto` is the journal's
+/// length read between two appends, where a row ends: appends may go on while this runs.
+pub fn prepare_compaction(
+    path: &Path,
+    upto: u64,
+    keep_since: DateTime<Utc>,
+) -> anyhow::Result<Prepared> {
     let rows = || -> anyhow::Result<csv::StringRecordsIntoIter<std::io::Take<std::fs::File>>> {
         let file = std::fs::File::open(path)
             .map_err(|e| anyhow::anyhow!("cannot read {} to compact it: {e}", path.display()))?;
@@ -377,8 +380,12 @@ mod tests {
         let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
         let rows = (1..100).map(|id| row(&record(id, 100 + id * 10, 3, 3, DecisionOutcome::Held)));
         log.append(rows.collect()).await.unwrap();
-        let prepared =
-            prepare_compaction(&path, DateTime::from_timestamp(1_002, 0).unwrap()).unwrap();
+        let prepared = prepare_compaction(
+            &path,
+            std::fs::metadata(&path).unwrap().len(),
+            DateTime::from_timestamp(1_002, 0).unwrap(),
+        )
+        .unwrap();
         log.append(vec![
             row(&record(100, 2_000, 3, 5, DecisionOutcome::Applied)),
             row(&record(101, 2_010, 5, 5, DecisionOutcome::Held)),
