@@ -51,6 +51,16 @@ pub fn exit_cannot_start(bin: &str, error: &anyhow::Error) -> ! {
     std::process::exit(2)
 }
 
+/// Reports a tool's run that failed (not a service that could not start) on one line,
+/// `<bin>: <error>`, and exits with status 2, as a bad setting does.
+pub fn exit_failed(bin: &str, error: &anyhow::Error) -> ! {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("{bin}: {error:#}");
+    }
+    std::process::exit(2)
+}
+
 /// A clap error on one line: its first line without the `error: ` prefix, plus the possible
 /// values when clap lists them.
 pub fn one_line(e: &clap::Error) -> String {

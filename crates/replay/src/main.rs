@@ -1,3 +1,7 @@
+//! replay: the trace replay's command line (`run`, `evaluate`, `calibrate`, `export`, `history`);
+//! what each does is in `replay::cli`. A bad setting, or a run that fails, exits with 2 and one
+//! line saying what.
+
 use replay::cli::{Command, ReplayConfig};
 
 fn main() {
@@ -11,6 +15,6 @@ fn main() {
     };
     match result {
         Ok(out) => println!("{out}"),
-        Err(e) => fleet::config::exit_cannot_start("replay", &e),
+        Err(e) => fleet::config::exit_failed("replay", &e),
     }
 }
