@@ -16,7 +16,18 @@ source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
 
 BASE=ml-autoscaler/debian:bookworm
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The Debian mirror this machine's apt already uses (a machine behind a local mirror or proxy
+# reaches only that one); deb.debian.org where none is found; DEBIAN_MIRROR overrides both.
+apt_mirror() {
+  local found
+  found=$( {
+    grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | sed 's/^URIs:[[:space:]]*//' | tr ' ' '\n'
+    grep -hs '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list |
+      sed -E 's/^deb[[:space:]]+(\[[^]]*\][[:space:]]+)?//' | awk '{print $1}'
+  } | grep -E '/debian/?$' | head -1 || true)
+  echo "${found:-http://deb.debian.org/debian}"
+}
+MIRROR="${DEBIAN_MIRROR:-$(apt_mirror)}"
 
 if ! docker image inspect "$BASE" >/dev/null 2>&1; then
   say "building $BASE with debootstrap from $MIRROR (once per machine, a few minutes)"
