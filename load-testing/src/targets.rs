@@ -125,7 +125,7 @@ impl Targets {
         }
     }
 
-    /// Refreshes every [`REFRESH`] until `shutdown`.
+    /// Refreshes every `REFRESH` until `shutdown`.
     pub async fn keep_fresh(&self, shutdown: CancellationToken) {
         loop {
             tokio::select! {

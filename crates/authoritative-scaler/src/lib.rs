@@ -9,7 +9,7 @@
 //! called ([`journal::Intent`]); one that a crash left in flight is reconciled against the engine
 //! before the first vote is read.
 //!
-//! Only one scaler acts on a journal: it holds the lock beside it ([`lock`]); another started on
+//! Only one scaler acts on a journal: it holds the lock beside it (`lock.rs`); another started on
 //! the same journal stands by until the lock is free, then restores and goes on.
 
 pub mod backend;

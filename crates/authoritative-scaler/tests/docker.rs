@@ -1,6 +1,8 @@
 //! The backends on this machine's real Docker engine, with an image built locally: straight on
 //! the socket, and through the Docker guard as docker-compose.yml runs them.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use authoritative_scaler::backend::{BackendError, ComposeBackend, Engine, SwarmBackend};
 use docker_guard::{Application as Guard, GuardConfig};
 use testkit::docker::{ComposeProject, Swarm, busybox_image, run};

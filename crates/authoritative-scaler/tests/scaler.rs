@@ -2,6 +2,8 @@
 //! records on `scaling-decisions` and in `output/decisions.csv`, replicas changed through the
 //! real Docker engine.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use chrono::Utc;
 use contract::{Action, DecisionOutcome, DecisionRecord, Message, Vote};
 use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};

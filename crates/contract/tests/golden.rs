@@ -1,6 +1,8 @@
 //! Golden files: the JSON users see on the topics, pinned. A change to a message type that
 //! changes its wire form fails here and needs a new version, not an edit of the golden file.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use chrono::{DateTime, Utc};
 use contract::{
     Action, DecisionOutcome, DecisionRecord, DecodeError, FeatureVector, Features, Message, Vote,

@@ -1,5 +1,7 @@
 //! The demo service's latency really depends on load: requests beyond its concurrency wait.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use demo_service::{Application, DemoConfig, ServiceTimeDistribution};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;

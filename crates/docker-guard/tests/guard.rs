@@ -4,6 +4,8 @@
 //! as an attacker would make them, raw; the scaler's own client through the guard is tested in
 //! `crates/authoritative-scaler/tests/docker.rs`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use docker_guard::{Application, GuardConfig};
 use serde_json::{Value, json};
 use std::future::Future;

@@ -4,6 +4,8 @@
 //! live trace replay (`scripts/live-replay.sh`). This library holds what they share: the
 //! repository's location, the dashboards' queries and the compose [`project`].
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 pub mod project;
 
 pub use project::Project;

@@ -4,6 +4,8 @@
 //! standing in for Docker's). Under load, a replica added while the router runs must get its
 //! share of the requests: the router must re-resolve the name and balance over what it finds.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use demo_service::{Application, DemoConfig};
 use loadgen::engine::{Arrivals, RunSpec};
 use loadgen::pattern::Pattern;

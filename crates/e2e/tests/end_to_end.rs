@@ -8,6 +8,8 @@
 //!
 //! About ten minutes; `scripts/test.sh` runs it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use e2e::project::query;
 use e2e::{Project, dashboard_queries, metric_names};
 use std::collections::BTreeSet;

@@ -12,6 +12,8 @@
 //!
 //! About twenty minutes; not part of `scripts/test.sh`.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use chrono::{DateTime, Utc};
 use contract::FeatureVector;
 use e2e::{Project, repo};

@@ -1,6 +1,8 @@
 //! The deployment's files, checked without running them: the compose files as Compose reads
 //! them, and the Grafana provisioning as Grafana reads it.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use e2e::{dashboard_queries, metric_names, repo};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The Kafka plumbing against a real broker: round trip, bad messages skipped and counted,
 //! offsets stored only after the work is done.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use chrono::{TimeZone, Utc};
 use contract::{FeatureVector, Features, METRICS_TOPIC, Message};
 use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};

@@ -1,6 +1,8 @@
 //! The aggregator against the real parts: Prometheus (Debian's), the tansu broker, demo replicas
 //! whose latency depends on load, and load from loadgen's engine.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use common::{config, drive, replicas, start};

@@ -6,6 +6,8 @@
 //!
 //! Set MODELS_DIR to benchmark other artifacts.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use contract::Features;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use models::ModelKind;

@@ -1,6 +1,8 @@
 //! The inference services against a real broker: every feature vector gets one vote per model,
 //! predictions are logged, bad messages are skipped, bad models refused.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use clap::Parser;
 use contract::{Action, FeatureVector, Message, Vote};
 use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};

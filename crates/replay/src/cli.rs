@@ -345,6 +345,8 @@ impl SimArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub slice: TraceSlice,
+    // The help text is also the --help output: its brackets are not links.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Policies, repeatable or comma-separated: static[:N], threshold, hpa:T[:S] (target
     /// utilization %, scale-down stabilization s, default 300), holt-winters:T, xgboost[:Q],
     /// random_forest[:Q], logistic_regression[:Q], ensemble:majority|unanimous|weighted[:Q]

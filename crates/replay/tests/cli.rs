@@ -1,6 +1,8 @@
 //! The `replay` command as users run it: a slice of a real trace under a few policies, on the
 //! committed models and dataset; bad settings refused with one line.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 //! `replay history` against a real Prometheus scraping a demo service under known load: the
 //! service's own traffic becomes a trace, and the trace is replayed.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use demo_service::DemoConfig;
 use loadgen::engine::{Arrivals, RunSpec};
 use loadgen::pattern::Pattern;

@@ -8,6 +8,8 @@
 //! installs it. [`docker`] gives tests a locally built image, Compose projects and a Swarm on the
 //! real Docker engine.
 
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
+
 mod broker;
 mod dns;
 pub mod docker;

@@ -1,5 +1,7 @@
 //! topic-tail prints what is on a topic of a real broker, one message per line.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use contract::{DecodeError, Message, Vote};
 use fleet::kafka::{JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
 

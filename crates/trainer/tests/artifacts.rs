@@ -1,6 +1,8 @@
 //! Artifacts: trained, saved, loaded back, and forecasting the same; the forecasts learned what
 //! the data says and hold their levels; refused when they do not match the contract.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 use contract::{Action, Features};
 use models::{LoadError, ModelKind, Trees};
 use smartcore::linalg::basic::matrix::DenseMatrix;

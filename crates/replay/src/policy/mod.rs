@@ -8,7 +8,7 @@
 //! - [`Predictive`]: a Holt-Winters forecast sizing replicas ahead beside the reactive HPA (the
 //!   non-ML predictive baseline).
 //! - [`Voters`]: one model, or the three under a voting strategy, through the scaler's own
-//!   decision core ([`decision::plan`]) with its default guardrails.
+//!   decision core ([`decision::plan`](mod@decision::plan)) with its default guardrails.
 //! - [`Oracle`]: the fewest replicas that meet the SLA, knowing the future load.
 
 mod hpa;
