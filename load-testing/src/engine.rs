@@ -162,7 +162,7 @@ mod tests {
         // One slot of 200 ms: capacity 5 rps; we send 50 rps.
         let mut config = DemoConfig::local("slow", 1, 200.0);
         config.max_queue = 10_000;
-        let app = Application::bind(&config).await.unwrap();
+        let app = Application::build(&config).await.unwrap();
         let url = format!("http://{}/", app.local_addr());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run(shutdown.clone()));

@@ -77,6 +77,99 @@ impl Guardrails {
             ..self.clone()
         }
     }
+
+    /// Turns `desired` into the count to go to from `current`, and remembers the recommendation
+    /// in the service's `history`.
+    pub fn apply(
+        &self,
+        history: &mut History,
+        current: u32,
+        desired: u32,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        let mut applied = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        history.recommendations.push_back((now, desired));
+        while history
+            .recommendations
+            .front()
+            .is_some_and(|(at, _)| now - *at > self.stabilization)
+        {
+            history.recommendations.pop_front();
+        }
+        let mut target = desired;
+        if target < current {
+            let highest = history
+                .recommendations
+                .iter()
+                .map(|(_, r)| *r)
+                .max()
+                .unwrap_or(desired);
+            if highest > target {
+                target = highest.min(current);
+                applied.push(Held::Stabilization);
+                notes.push(format!(
+                    "stabilization: {highest} desired within the last {}s",
+                    self.stabilization.num_seconds()
+                ));
+            }
+        }
+        let stepped = target.clamp(
+            current.saturating_sub(self.step_down(current)),
+            current.saturating_add(self.step_up(current)),
+        );
+        if stepped != target {
+            applied.push(Held::StepLimit);
+            notes.push(format!("step limit: {target} -> {stepped}"));
+            target = stepped;
+        }
+        let bounded = target.clamp(self.min_replicas, self.max_replicas);
+        if bounded != target {
+            applied.push(Held::Bounds);
+            notes.push(format!(
+                "bounds [{}, {}]: {target} -> {bounded}",
+                self.min_replicas, self.max_replicas
+            ));
+            target = bounded;
+        }
+        let inside = (self.min_replicas..=self.max_replicas).contains(&current);
+        if inside
+            && target > current
+            && history
+                .last_scale_up
+                .is_some_and(|t| now - t < self.scale_up_cooldown)
+        {
+            applied.push(Held::ScaleUpCooldown);
+            notes.push(format!(
+                "scale-up cooldown of {}s",
+                self.scale_up_cooldown.num_seconds()
+            ));
+            target = current;
+        }
+        if inside
+            && target < current
+            && history
+                .last_change()
+                .is_some_and(|t| now - t < self.scale_down_cooldown)
+        {
+            applied.push(Held::ScaleDownCooldown);
+            notes.push(format!(
+                "scale-down cooldown of {}s",
+                self.scale_down_cooldown.num_seconds()
+            ));
+            target = current;
+        }
+        let reason = if notes.is_empty() {
+            "within guardrails".to_owned()
+        } else {
+            notes.join("; ")
+        };
+        Verdict {
+            target,
+            applied,
+            reason,
+        }
+    }
 }
 
 /// `percent` % of `count`, rounded down (a step of "20 % of 4" is no step beyond the count's).
@@ -139,96 +232,6 @@ impl History {
     }
 }
 
-/// Turns `desired` into the count to go to from `current`, and remembers the recommendation.
-pub fn apply(
-    g: &Guardrails,
-    h: &mut History,
-    current: u32,
-    desired: u32,
-    now: DateTime<Utc>,
-) -> Verdict {
-    let mut applied = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
-    h.recommendations.push_back((now, desired));
-    while h
-        .recommendations
-        .front()
-        .is_some_and(|(at, _)| now - *at > g.stabilization)
-    {
-        h.recommendations.pop_front();
-    }
-    let mut target = desired;
-    if target < current {
-        let highest = h
-            .recommendations
-            .iter()
-            .map(|(_, r)| *r)
-            .max()
-            .unwrap_or(desired);
-        if highest > target {
-            target = highest.min(current);
-            applied.push(Held::Stabilization);
-            notes.push(format!(
-                "stabilization: {highest} desired within the last {}s",
-                g.stabilization.num_seconds()
-            ));
-        }
-    }
-    let stepped = target.clamp(
-        current.saturating_sub(g.step_down(current)),
-        current.saturating_add(g.step_up(current)),
-    );
-    if stepped != target {
-        applied.push(Held::StepLimit);
-        notes.push(format!("step limit: {target} -> {stepped}"));
-        target = stepped;
-    }
-    let bounded = target.clamp(g.min_replicas, g.max_replicas);
-    if bounded != target {
-        applied.push(Held::Bounds);
-        notes.push(format!(
-            "bounds [{}, {}]: {target} -> {bounded}",
-            g.min_replicas, g.max_replicas
-        ));
-        target = bounded;
-    }
-    let inside = (g.min_replicas..=g.max_replicas).contains(&current);
-    if inside
-        && target > current
-        && h.last_scale_up
-            .is_some_and(|t| now - t < g.scale_up_cooldown)
-    {
-        applied.push(Held::ScaleUpCooldown);
-        notes.push(format!(
-            "scale-up cooldown of {}s",
-            g.scale_up_cooldown.num_seconds()
-        ));
-        target = current;
-    }
-    if inside
-        && target < current
-        && h.last_change()
-            .is_some_and(|t| now - t < g.scale_down_cooldown)
-    {
-        applied.push(Held::ScaleDownCooldown);
-        notes.push(format!(
-            "scale-down cooldown of {}s",
-            g.scale_down_cooldown.num_seconds()
-        ));
-        target = current;
-    }
-    let reason = if notes.is_empty() {
-        "within guardrails".to_owned()
-    } else {
-        notes.join("; ")
-    };
-    Verdict {
-        target,
-        applied,
-        reason,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,34 +258,34 @@ mod tests {
     #[test]
     fn scale_down_waits_for_the_stabilization_window() {
         let (g, mut h) = (g(), History::default());
-        assert_eq!(apply(&g, &mut h, 4, 4, t(0)).target, 4);
+        assert_eq!(g.apply(&mut h, 4, 4, t(0)).target, 4);
         // Quiet from t=10 on: the 4 desired at t=0 holds the count until it leaves the window.
-        let v = apply(&g, &mut h, 4, 2, t(10));
+        let v = g.apply(&mut h, 4, 2, t(10));
         assert_eq!(
             (v.target, v.applied.as_slice()),
             (4, [Held::Stabilization].as_slice())
         );
-        assert_eq!(apply(&g, &mut h, 4, 2, t(100)).target, 4);
-        assert_eq!(apply(&g, &mut h, 4, 2, t(130)).target, 2);
+        assert_eq!(g.apply(&mut h, 4, 2, t(100)).target, 4);
+        assert_eq!(g.apply(&mut h, 4, 2, t(130)).target, 2);
     }
 
     #[test]
     fn steps_bounds_and_cooldowns() {
         let (g, mut h) = (g(), History::default());
-        let v = apply(&g, &mut h, 2, 20, t(0));
+        let v = g.apply(&mut h, 2, 20, t(0));
         assert_eq!(v.target, 5, "step limit first: {v:?}");
         h.record_change(2, 5, t(0));
-        let v = apply(&g, &mut h, 5, 7, t(10));
+        let v = g.apply(&mut h, 5, 7, t(10));
         assert_eq!(
             (v.target, v.applied.as_slice()),
             (5, [Held::ScaleUpCooldown].as_slice())
         );
-        assert_eq!(apply(&g, &mut h, 5, 7, t(31)).target, 7);
-        let v = apply(&g, &mut h, 5, 12, t(40));
+        assert_eq!(g.apply(&mut h, 5, 7, t(31)).target, 7);
+        let v = g.apply(&mut h, 5, 12, t(40));
         assert_eq!(v.target, 8, "bounds: {v:?}");
         // Outside the bounds (scaled by hand): brought back in despite a cooldown.
         h.record_change(5, 8, t(45));
-        assert_eq!(apply(&g, &mut h, 11, 11, t(46)).target, 8);
+        assert_eq!(g.apply(&mut h, 11, 11, t(46)).target, 8);
     }
 
     #[test]
@@ -291,7 +294,7 @@ mod tests {
         assert_eq!((g.step_up(2), g.step_up(10), g.step_up(60)), (4, 10, 60));
         assert_eq!((g.step_down(5), g.step_down(50)), (2, 10));
         let mut h = History::default();
-        assert_eq!(apply(&g, &mut h, 30, 90, t(0)).target, 60);
+        assert_eq!(g.apply(&mut h, 30, 90, t(0)).target, 60);
     }
 
     #[test]
@@ -300,12 +303,12 @@ mod tests {
         g.stabilization = Duration::zero();
         let mut h = History::default();
         h.record_change(2, 4, t(0));
-        let v = apply(&g, &mut h, 4, 3, t(30));
+        let v = g.apply(&mut h, 4, 3, t(30));
         assert_eq!(
             (v.target, v.applied.as_slice()),
             (4, [Held::ScaleDownCooldown].as_slice())
         );
-        assert_eq!(apply(&g, &mut h, 4, 3, t(61)).target, 3);
+        assert_eq!(g.apply(&mut h, 4, 3, t(61)).target, 3);
     }
 
     proptest! {
@@ -320,7 +323,7 @@ mod tests {
             let mut current = start;
             for (i, d) in desires.into_iter().enumerate() {
                 let now = t(i as i64 * 10);
-                let v = apply(&g, &mut h, current, d, now);
+                let v = g.apply(&mut h, current, d, now);
                 prop_assert!(v.target >= g.min_replicas && v.target <= g.max_replicas, "{v:?}");
                 if (g.min_replicas..=g.max_replicas).contains(&current) {
                     prop_assert!(v.target <= current + g.step_up(current));
@@ -342,7 +345,7 @@ mod tests {
             for i in 0..windows {
                 let now = t(i as i64 * 10);
                 let desired = if i % 2 == 0 { high } else { 1 };
-                let v = apply(&g, &mut h, current, desired, now);
+                let v = g.apply(&mut h, current, desired, now);
                 if v.target != current {
                     changes.push((i, v.target > current));
                     h.record_change(current, v.target, now);
@@ -363,7 +366,7 @@ mod tests {
             let mut downs: Vec<i64> = Vec::new();
             for (i, d) in desires.into_iter().enumerate() {
                 let secs = i as i64 * 10;
-                let v = apply(&g, &mut h, current, d, t(secs));
+                let v = g.apply(&mut h, current, d, t(secs));
                 if v.target > current { ups.push(secs) }
                 if v.target < current { downs.push(secs) }
                 h.record_change(current, v.target, t(secs));

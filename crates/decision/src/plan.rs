@@ -2,7 +2,7 @@
 //! proportional target, then the guardrails. The scaler runs this for every closed window and
 //! then acts on the result; the offline trace replay runs the same function on simulated time.
 
-use crate::guardrails::{self, Guardrails, History, Verdict};
+use crate::guardrails::{Guardrails, History, Verdict};
 use crate::target;
 use crate::voting::{self, Strategy, Tallied};
 use chrono::{DateTime, Utc};
@@ -36,7 +36,7 @@ pub fn plan(
 ) -> Plan {
     let tallied = voting::tally(strategy, votes, quorum);
     let (desired, why) = target::desired(tallied.action, votes, current);
-    let verdict = guardrails::apply(guardrails, history, current, desired, now);
+    let verdict = guardrails.apply(history, current, desired, now);
     let reason = format!("{}; {why}; {}", tallied.reason, verdict.reason);
     Plan {
         tallied,

@@ -41,7 +41,7 @@ pub struct Application {
 
 impl Application {
     /// Binds the listener and builds the routes.
-    pub async fn bind(config: &DemoConfig) -> anyhow::Result<Self> {
+    pub async fn build(config: &DemoConfig) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.listen_addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (LISTEN_ADDR): {e}", config.listen_addr)
         })?;

@@ -7,7 +7,7 @@ async fn main() -> anyhow::Result<()> {
     let config: DemoConfig = fleet::config::parse_or_exit();
     fleet::telemetry::init(&config.log);
     let shutdown = fleet::shutdown::on_signal();
-    let app = Application::bind(&config).await?;
+    let app = Application::build(&config).await?;
     tracing::info!(
         addr = %app.local_addr(),
         service = %config.service_name,

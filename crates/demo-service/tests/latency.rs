@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 async fn start(config: DemoConfig) -> (String, CancellationToken) {
-    let app = Application::bind(&config).await.unwrap();
+    let app = Application::build(&config).await.unwrap();
     let base = format!("http://{}", app.local_addr());
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));

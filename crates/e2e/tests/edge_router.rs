@@ -29,7 +29,7 @@ const MEASURE: Duration = Duration::from_secs(6);
 async fn replica(ip: Ipv4Addr, port: u16, stop: &CancellationToken) {
     let mut config = DemoConfig::local("front-end", 4, 20.0);
     config.listen_addr = SocketAddr::from((ip, port));
-    let app = Application::bind(&config).await.unwrap();
+    let app = Application::build(&config).await.unwrap();
     tokio::spawn(app.run(stop.clone()));
 }
 

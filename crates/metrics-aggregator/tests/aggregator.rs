@@ -340,7 +340,7 @@ async fn prometheus_scrapes_recorded_as_requests_are_not_traffic() {
     // catalogue, payment and user do.
     let mut demo = DemoConfig::local("catalogue", 4, 20.0);
     demo.record_scrapes = true;
-    let app = demo_service::Application::bind(&demo).await.unwrap();
+    let app = demo_service::Application::build(&demo).await.unwrap();
     let replica = vec![app.local_addr().to_string()];
     tokio::spawn(app.run(stop.clone()));
     // Ten scrapes a second against five requests a second of load: counted as traffic, the

@@ -40,7 +40,7 @@ fn run(args: &[String]) -> (i32, String, String) {
 #[tokio::test]
 async fn a_services_own_traffic_becomes_a_trace_and_is_replayed() {
     let stop = CancellationToken::new();
-    let app = demo_service::Application::bind(&DemoConfig::local("orders", 4, 20.0))
+    let app = demo_service::Application::build(&DemoConfig::local("orders", 4, 20.0))
         .await
         .unwrap();
     let addr = app.local_addr().to_string();

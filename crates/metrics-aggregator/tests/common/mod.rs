@@ -26,7 +26,7 @@ pub async fn replicas(
 ) -> Vec<String> {
     let mut addrs = Vec::new();
     for _ in 0..n {
-        let app = demo_service::Application::bind(&DemoConfig::local(
+        let app = demo_service::Application::build(&DemoConfig::local(
             service,
             concurrency,
             service_time_ms,
