@@ -117,6 +117,7 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let at_kill = project.running_demo_replicas();
     let killed = kill_fleet(&project);
+    let killed_at = started.elapsed();
     let burst = watch(&project, started, Duration::from_secs(240), |s| {
         let last = s[s.len() - 1];
         last.replicas >= 3
@@ -133,6 +134,12 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         peak > at_kill,
         "the scale-up was made after the fleet was killed ({at_kill} replicas then): {burst:?}"
     );
+    if let Some(first) = burst.iter().find(|s| s.replicas > at_kill) {
+        println!(
+            "first scale-up seen {} s after the kill (sampled every 10 s)",
+            first.at.saturating_sub(killed_at).as_secs()
+        );
+    }
     let worst = burst.iter().filter_map(|s| s.p95).fold(0.0, f64::max);
     assert!(
         worst > SLA_P95,
