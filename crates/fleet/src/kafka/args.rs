@@ -292,12 +292,6 @@ impl KafkaArgs {
                 // fetching again, which cut the pipeline to a tenth of its rate; 10 ms keeps the
                 // bound and the rate (docs/BENCHMARKS.md, "Memory bounds").
                 ("fetch.queue.backoff.ms", "10"),
-                // A consumer killed without leaving its group holds its partitions until the
-                // broker gives up on it: librdkafka's 45 s default kept votes from flowing for a
-                // minute after a crash. Heartbeats come from librdkafka's own thread, so a busy
-                // service does not miss them.
-                ("session.timeout.ms", "10000"),
-                ("heartbeat.interval.ms", "3000"),
             ],
         );
         config.set("group.id", group_id);
