@@ -3,7 +3,7 @@
 
 use clap::{ArgAction, Parser, ValueEnum};
 use decision::{Guardrails, Strategy};
-use fleet::config::{Validate, positive_secs};
+use fleet::config::{Secs, Validate, positive_secs, secs};
 use fleet::kafka::KafkaArgs;
 use fleet::telemetry::LogArgs;
 use std::collections::BTreeMap;
@@ -80,6 +80,61 @@ fn parse_weight(s: &str) -> Result<(String, f64), String> {
     Ok((model.trim().to_owned(), weight))
 }
 
+/// The non-empty, trimmed entries of a comma-separated setting (`VAR=` has none), each parsed.
+fn comma_list<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(parse)
+        .collect()
+}
+
+/// `SERVICE_LIMITS`, parsed once: at most one entry per service.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceLimits(Vec<ServiceLimit>);
+
+fn service_limits(s: &str) -> Result<ServiceLimits, String> {
+    let limits = comma_list(s, parse_limit)?;
+    if let Some(twice) = limits
+        .iter()
+        .enumerate()
+        .find(|(i, l)| limits[..*i].iter().any(|m| m.service == l.service))
+    {
+        return Err(format!("{:?} is given twice", twice.1.service));
+    }
+    Ok(ServiceLimits(limits))
+}
+
+/// `VOTING_WEIGHTS`, parsed once (or read from `EVALUATION_JSON` at start, see
+/// [`ScalerConfig::resolve`]): model to weight.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Weights(pub BTreeMap<String, f64>);
+
+fn weights(s: &str) -> Result<Weights, String> {
+    let mut weights = BTreeMap::new();
+    for (model, weight) in comma_list(s, parse_weight)? {
+        if weights.insert(model.clone(), weight).is_some() {
+            return Err(format!("{model:?} is given twice"));
+        }
+    }
+    Ok(Weights(weights))
+}
+
+/// A comma-separated list of names (services, models), parsed once; empty entries dropped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names(pub Vec<String>);
+
+fn names(s: &str) -> Result<Names, String> {
+    comma_list(s, |name| {
+        if name.contains(char::is_whitespace) {
+            Err(format!("{name:?} is not a name"))
+        } else {
+            Ok(name.to_owned())
+        }
+    })
+    .map(Names)
+}
+
 /// Tallies the models' votes per service and window, applies the voting strategy, prints the
 /// decision block, and changes the service's replica count through the Docker Engine API within
 /// guardrails (bounds, cooldowns, scale-down stabilization, step limits).
@@ -89,9 +144,10 @@ pub struct ScalerConfig {
     /// How votes are combined.
     #[arg(long, env = "VOTING_STRATEGY", value_enum, default_value = "majority")]
     pub voting_strategy: StrategyName,
-    /// Weights for the weighted strategy, MODEL=WEIGHT comma-separated.
-    #[arg(long, env = "VOTING_WEIGHTS", value_delimiter = ',')]
-    pub voting_weights: Vec<String>,
+    /// Weights for the weighted strategy, MODEL=WEIGHT comma-separated, one for each expected
+    /// model (empty: the held-out F1 scores in EVALUATION_JSON, read once at start).
+    #[arg(long, env = "VOTING_WEIGHTS", default_value = "", value_parser = weights)]
+    pub voting_weights: Weights,
     /// Where held-out F1 scores are read as weights when VOTING_WEIGHTS is empty.
     #[arg(
         long,
@@ -101,21 +157,21 @@ pub struct ScalerConfig {
     pub evaluation_json: PathBuf,
     /// Seconds a window waits for its votes after the first (sooner when all have voted).
     #[arg(long, env = "DECISION_WINDOW_SEC", default_value = "5", value_parser = positive_secs)]
-    pub decision_window_sec: u64,
+    pub decision_window_sec: Secs,
     /// The models expected to vote, comma-separated.
     #[arg(
         long,
         env = "EXPECTED_MODELS",
-        value_delimiter = ',',
-        default_value = "xgboost,random_forest,logistic_regression"
+        default_value = "xgboost,random_forest,logistic_regression",
+        value_parser = names
     )]
-    pub expected_models: Vec<String>,
+    pub expected_models: Names,
     /// Votes a window needs to be decided; fewer means NO ACTION.
     #[arg(long, env = "MIN_VOTES", default_value_t = 2)]
     pub min_votes: usize,
     /// Votes on feature vectors older than this many seconds are ignored.
     #[arg(long, env = "MAX_VOTE_AGE_SEC", default_value = "120", value_parser = positive_secs)]
-    pub max_vote_age_sec: u64,
+    pub max_vote_age_sec: Secs,
 
     /// Fewest replicas of any service.
     #[arg(long, env = "MIN_REPLICAS", default_value_t = 1)]
@@ -125,8 +181,8 @@ pub struct ScalerConfig {
     pub max_replicas: u32,
     /// Per-service bounds, SERVICE=MIN:MAX comma-separated (container labels
     /// `autoscaler.min_replicas` / `autoscaler.max_replicas` also set them).
-    #[arg(long, env = "SERVICE_LIMITS", value_delimiter = ',')]
-    pub service_limits: Vec<String>,
+    #[arg(long, env = "SERVICE_LIMITS", default_value = "", value_parser = service_limits)]
+    pub service_limits: ServiceLimits,
     /// Most replicas added by one decision (or MAX_STEP_UP_PERCENT of the count, if more).
     #[arg(long, env = "MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up)]
     pub max_step_up: u32,
@@ -140,29 +196,29 @@ pub struct ScalerConfig {
     #[arg(long, env = "MAX_STEP_DOWN_PERCENT", default_value_t = Guardrails::default().max_step_down_percent)]
     pub max_step_down_percent: u32,
     /// No scale-up within this many seconds of the last scale-up.
-    #[arg(long, env = "SCALE_UP_COOLDOWN_SEC", default_value_t = Guardrails::default().scale_up_cooldown.num_seconds() as u64)]
-    pub scale_up_cooldown_sec: u64,
+    #[arg(long, env = "SCALE_UP_COOLDOWN_SEC", default_value_t = secs_of(Guardrails::default().scale_up_cooldown), value_parser = secs)]
+    pub scale_up_cooldown_sec: Secs,
     /// No scale-down within this many seconds of the last change.
-    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SEC", default_value_t = Guardrails::default().scale_down_cooldown.num_seconds() as u64)]
-    pub scale_down_cooldown_sec: u64,
+    #[arg(long, env = "SCALE_DOWN_COOLDOWN_SEC", default_value_t = secs_of(Guardrails::default().scale_down_cooldown), value_parser = secs)]
+    pub scale_down_cooldown_sec: Secs,
     /// Scale down only to the highest count desired within this many seconds (HPA's
     /// scale-down stabilization window; 300 s there, 20 s here, since the votes already size a
     /// scale-down for the next 90 s: see docs/EVALUATION.md).
-    #[arg(long, env = "STABILIZATION_WINDOW_SEC", default_value_t = Guardrails::default().stabilization.num_seconds() as u64)]
-    pub stabilization_window_sec: u64,
+    #[arg(long, env = "STABILIZATION_WINDOW_SEC", default_value_t = secs_of(Guardrails::default().stabilization), value_parser = secs)]
+    pub stabilization_window_sec: Secs,
     /// Narrows scaling to these services, comma-separated. Only services opted in by their
     /// label autoscaler.enable=true are ever changed, listed here or not; empty: every
     /// opted-in service.
-    #[arg(long, env = "SCALED_SERVICES", value_delimiter = ',')]
-    pub scaled_services: Vec<String>,
+    #[arg(long, env = "SCALED_SERVICES", default_value = "", value_parser = names)]
+    pub scaled_services: Names,
     /// Seconds between the controller's rounds: on its own schedule, whatever the votes, it
     /// brings every opted-in service back within its bounds and applies NO_VOTES_AFTER_SEC.
     #[arg(long, env = "RECONCILE_INTERVAL_SEC", default_value = "15", value_parser = positive_secs)]
-    pub reconcile_interval_sec: u64,
+    pub reconcile_interval_sec: Secs,
     /// A service with no ballot for this many seconds is without votes (the models or the
     /// metrics are gone): held where it is and flagged, or set to FALLBACK_REPLICAS.
     #[arg(long, env = "NO_VOTES_AFTER_SEC", default_value = "300", value_parser = positive_secs)]
-    pub no_votes_after_sec: u64,
+    pub no_votes_after_sec: Secs,
     /// Replicas a service without votes goes to, within its bounds (KEDA's fallback); unset:
     /// it is held where it is.
     #[arg(long, env = "FALLBACK_REPLICAS")]
@@ -184,14 +240,14 @@ pub struct ScalerConfig {
     pub docker_host: String,
     /// Seconds one Engine API request may take before it fails (and is retried): an engine that
     /// hangs holds the decisions no longer. More than STOP_TIMEOUT_SEC.
-    #[arg(long, env = "DOCKER_TIMEOUT_SEC", default_value_t = crate::backend::DEFAULT_TIMEOUT_SEC, value_parser = positive_secs)]
-    pub docker_timeout_sec: u64,
+    #[arg(long, env = "DOCKER_TIMEOUT_SEC", default_value_t = Secs::new(crate::backend::DEFAULT_TIMEOUT_SEC), value_parser = positive_secs)]
+    pub docker_timeout_sec: Secs,
     /// Compose project whose services are scaled (default: any project with that service).
     #[arg(long, env = "COMPOSE_PROJECT_NAME")]
     pub compose_project: Option<String>,
     /// Seconds a removed replica gets to stop before it is killed (default: its own stop timeout).
-    #[arg(long, env = "STOP_TIMEOUT_SEC")]
-    pub stop_timeout_sec: Option<i64>,
+    #[arg(long, env = "STOP_TIMEOUT_SEC", value_parser = secs)]
+    pub stop_timeout_sec: Option<Secs>,
 
     /// Topic of the votes.
     #[arg(long, env = "VOTES_TOPIC", default_value = contract::VOTES_TOPIC)]
@@ -214,26 +270,20 @@ pub struct ScalerConfig {
     pub log: LogArgs,
 }
 
-/// The non-empty entries of a comma-separated setting (`VAR=` is no entry).
-fn entries(raw: &[String]) -> impl Iterator<Item = &str> {
-    raw.iter().map(|s| s.trim()).filter(|s| !s.is_empty())
+/// A guardrail's default duration as a setting (whole seconds, within [`Secs::MAX`]).
+fn secs_of(duration: chrono::TimeDelta) -> Secs {
+    Secs::new(u32::try_from(duration.num_seconds()).unwrap_or(u32::MAX))
 }
 
 impl Validate for ScalerConfig {
     fn validate(&self) -> Result<(), String> {
-        for entry in entries(&self.service_limits) {
-            parse_limit(entry).map_err(|e| format!("SERVICE_LIMITS (--service-limits): {e}"))?;
-        }
-        for entry in entries(&self.voting_weights) {
-            parse_weight(entry).map_err(|e| format!("VOTING_WEIGHTS (--voting-weights): {e}"))?;
-        }
         if self.min_replicas == 0 || self.max_replicas < self.min_replicas {
             return Err(format!(
                 "MIN_REPLICAS ({}) and MAX_REPLICAS ({}): need 1 <= MIN_REPLICAS <= MAX_REPLICAS",
                 self.min_replicas, self.max_replicas
             ));
         }
-        let models = self.expected_models().len();
+        let models = self.expected_models.0.len();
         if models == 0 {
             return Err("EXPECTED_MODELS (--expected-models) is empty".into());
         }
@@ -252,7 +302,7 @@ impl Validate for ScalerConfig {
             return Err("MAX_STEP_UP and MAX_STEP_DOWN must be at least 1".into());
         }
         if let Some(stop) = self.stop_timeout_sec
-            && stop >= self.docker_timeout_sec as i64
+            && stop >= self.docker_timeout_sec
         {
             return Err(format!(
                 "DOCKER_TIMEOUT_SEC ({}) must be more than STOP_TIMEOUT_SEC ({stop}): stopping a replica takes that long",
@@ -269,7 +319,61 @@ impl Validate for ScalerConfig {
                 "DOCKER_HOST (--docker-host): {host:?} is not unix://PATH or tcp://HOST:PORT"
             ));
         }
+        let expected = &self.expected_models.0;
+        if let Some(stray) = self.voting_weights.0.keys().find(|m| !expected.contains(m)) {
+            return Err(format!(
+                "VOTING_WEIGHTS (--voting-weights): {stray:?} is not one of EXPECTED_MODELS ({})",
+                expected.join(",")
+            ));
+        }
+        if !self.voting_weights.0.is_empty()
+            && let Some(missing) = expected
+                .iter()
+                .find(|m| !self.voting_weights.0.contains_key(*m))
+        {
+            return Err(format!(
+                "VOTING_WEIGHTS (--voting-weights): no weight for {missing:?}; give every expected \
+                 model one (0 ignores its votes)"
+            ));
+        }
         self.kafka.validate()
+    }
+
+    /// The weighted strategy without VOTING_WEIGHTS takes the held-out F1 scores: read here,
+    /// once, and refused when they cannot be read (`weighted` never quietly becomes `majority`).
+    fn resolve(&mut self) -> Result<(), String> {
+        if self.voting_strategy != StrategyName::Weighted || !self.voting_weights.0.is_empty() {
+            return Ok(());
+        }
+        let path = &self.evaluation_json;
+        let f1 = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| decision::voting::held_out_f1(&bytes))
+            .map_err(|e| {
+                format!(
+                    "VOTING_STRATEGY=weighted without VOTING_WEIGHTS reads the held-out F1 in \
+                     EVALUATION_JSON ({}): {e}; set VOTING_WEIGHTS=MODEL=WEIGHT,...",
+                    path.display()
+                )
+            })?;
+        let missing: Vec<&str> = (self.expected_models.0.iter())
+            .filter(|m| !f1.contains_key(*m))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "VOTING_STRATEGY=weighted: EVALUATION_JSON ({}) has no held-out F1 for {}; set \
+                 VOTING_WEIGHTS=MODEL=WEIGHT,...",
+                path.display(),
+                missing.join(",")
+            ));
+        }
+        self.voting_weights = Weights(
+            f1.into_iter()
+                .filter(|(m, _)| self.expected_models.0.contains(m))
+                .collect(),
+        );
+        Ok(())
     }
 }
 
@@ -283,54 +387,33 @@ impl ScalerConfig {
             max_step_up_percent: self.max_step_up_percent,
             max_step_down: self.max_step_down,
             max_step_down_percent: self.max_step_down_percent,
-            scale_up_cooldown: chrono::Duration::seconds(self.scale_up_cooldown_sec as i64),
-            scale_down_cooldown: chrono::Duration::seconds(self.scale_down_cooldown_sec as i64),
-            stabilization: chrono::Duration::seconds(self.stabilization_window_sec as i64),
+            scale_up_cooldown: self.scale_up_cooldown_sec.delta(),
+            scale_down_cooldown: self.scale_down_cooldown_sec.delta(),
+            stabilization: self.stabilization_window_sec.delta(),
         }
     }
 
-    /// The strategy, with weights from VOTING_WEIGHTS or else the held-out F1 scores.
+    /// The strategy, with the weights in force (VOTING_WEIGHTS, or the held-out F1 scores
+    /// once [`Validate::resolve`] has read them).
     pub fn strategy(&self) -> Strategy {
         match self.voting_strategy {
             StrategyName::Majority => Strategy::Majority,
             StrategyName::Unanimous => Strategy::Unanimous,
-            StrategyName::Weighted => {
-                let mut weights: BTreeMap<String, f64> = entries(&self.voting_weights)
-                    .filter_map(|w| parse_weight(w).ok())
-                    .collect();
-                if weights.is_empty() {
-                    weights = held_out_f1(&self.evaluation_json);
-                }
-                Strategy::Weighted(weights)
-            }
+            StrategyName::Weighted => Strategy::Weighted(self.voting_weights.0.clone()),
         }
     }
 
     /// The configured bounds of a service, if any.
-    pub fn limit_of(&self, service: &str) -> Option<ServiceLimit> {
-        entries(&self.service_limits)
-            .filter_map(|l| parse_limit(l).ok())
-            .find(|l| l.service == service)
+    pub fn limit_of(&self, service: &str) -> Option<&ServiceLimit> {
+        self.service_limits.0.iter().find(|l| l.service == service)
     }
 
     /// Whether `SCALED_SERVICES` lets the scaler change this service (empty: no further
     /// restriction; the service must still be opted in by its label).
     pub fn may_scale(&self, service: &str) -> bool {
-        let mut allowed = entries(&self.scaled_services).peekable();
-        allowed.peek().is_none() || allowed.any(|s| s == service)
+        let allowed = &self.scaled_services.0;
+        allowed.is_empty() || allowed.iter().any(|s| s == service)
     }
-
-    /// The expected models, in order, without empty entries.
-    pub fn expected_models(&self) -> Vec<String> {
-        entries(&self.expected_models).map(str::to_owned).collect()
-    }
-}
-
-/// The held-out F1 scores in the trainer's evaluation.json; empty when unreadable.
-fn held_out_f1(path: &std::path::Path) -> BTreeMap<String, f64> {
-    std::fs::read(path)
-        .map(|bytes| decision::voting::held_out_f1(&bytes))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -368,8 +451,23 @@ mod tests {
             Some((2, 6))
         );
         assert!(!config.may_scale("orders") && config.may_scale("carts"));
-        let bad = ScalerConfig::try_parse_from(["s", "--service-limits", "orders=6:2"]).unwrap();
-        assert!(bad.validate().unwrap_err().contains("SERVICE_LIMITS"));
+        for (flag, value, says) in [
+            ("--service-limits", "orders=6:2", "need 1 <= MIN <= MAX"),
+            ("--service-limits", "orders=1:2,orders=2:3", "given twice"),
+            ("--voting-weights", "xgboost=-1", "0 or more"),
+            ("--scaled-services", "a b", "not a name"),
+            ("--decision-window-sec", "99999999999", "more than a year"),
+            ("--scale-up-cooldown-sec", "-1", "0 or more"),
+        ] {
+            let e = ScalerConfig::try_parse_from(["s", &format!("{flag}={value}")]).unwrap_err();
+            let line = fleet::config::one_line(&e);
+            assert!(line.contains(flag) && line.contains(says), "{line}");
+        }
+        let zero = ScalerConfig::try_parse_from(["s", "--scale-up-cooldown-sec", "0"]).unwrap();
+        assert_eq!(
+            zero.guardrails().scale_up_cooldown,
+            chrono::TimeDelta::zero()
+        );
     }
 
     #[test]
@@ -392,28 +490,64 @@ mod tests {
         assert!(parse_weight("xgboost=-1").is_err());
     }
 
+    fn weighted(args: &[&str]) -> Result<ScalerConfig, String> {
+        let mut config =
+            ScalerConfig::try_parse_from(["s", "--voting-strategy", "weighted"].iter().chain(args))
+                .map_err(|e| e.to_string())?;
+        config.validate()?;
+        config.resolve()?;
+        Ok(config)
+    }
+
     #[test]
-    fn weights_fall_back_to_held_out_f1() {
-        let dir = std::env::temp_dir().join(format!("scaler-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("evaluation.json");
+    fn weights_fall_back_to_held_out_f1_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("evaluation.json");
         std::fs::write(
             &path,
-            r#"{"models":[{"model":"xgboost","held_out":[{"classification":{"f1":0.8}}]}]}"#,
+            r#"{"models":[{"model":"xgboost","held_out":[{"classification":{"f1":0.8}}]},
+                {"model":"random_forest","held_out":[{"classification":{"f1":0.7}}]},
+                {"model":"logistic_regression","held_out":[{"classification":{"f1":0.6}}]}]}"#,
         )
         .unwrap();
-        let config = ScalerConfig::try_parse_from([
-            "s",
-            "--voting-strategy",
-            "weighted",
-            "--evaluation-json",
-            path.to_str().unwrap(),
-        ])
-        .unwrap();
+        let path = path.to_str().unwrap();
+        let config = weighted(&["--evaluation-json", path]).unwrap();
+        std::fs::remove_file(path).unwrap();
         assert_eq!(
             config.strategy(),
-            Strategy::Weighted(BTreeMap::from([("xgboost".into(), 0.8)]))
+            Strategy::Weighted(BTreeMap::from([
+                ("xgboost".into(), 0.8),
+                ("random_forest".into(), 0.7),
+                ("logistic_regression".into(), 0.6),
+            ])),
+            "the weights are read at start, not when the strategy is asked for"
         );
-        std::fs::remove_dir_all(dir).unwrap();
+        let gone = weighted(&["--evaluation-json", path]).unwrap_err();
+        assert!(
+            gone.contains("EVALUATION_JSON") && gone.contains("VOTING_WEIGHTS"),
+            "{gone}"
+        );
+        std::fs::write(path, "{not json").unwrap();
+        assert!(weighted(&["--evaluation-json", path]).is_err());
+        std::fs::write(path, r#"{"models":[{"model":"xgboost","held_out":[]}]}"#).unwrap();
+        let partial = weighted(&["--evaluation-json", path]).unwrap_err();
+        assert!(partial.contains("random_forest"), "{partial}");
+    }
+
+    #[test]
+    fn explicit_weights_name_every_expected_model_and_no_other() {
+        let all = "xgboost=1,random_forest=0.5,logistic_regression=0";
+        let config = weighted(&["--voting-weights", all, "--evaluation-json", "/nonexistent"]);
+        assert_eq!(config.unwrap().voting_weights.0.len(), 3);
+        let stray = weighted(&["--voting-weights", &format!("{all},xgb=1")]).unwrap_err();
+        assert!(
+            stray.contains("\"xgb\" is not one of EXPECTED_MODELS"),
+            "{stray}"
+        );
+        let missing = weighted(&["--voting-weights", "xgboost=1"]).unwrap_err();
+        assert!(
+            missing.contains("no weight for \"random_forest\""),
+            "{missing}"
+        );
     }
 }

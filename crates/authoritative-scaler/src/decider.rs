@@ -268,8 +268,8 @@ impl Decider {
                     return;
                 }
                 let keep_since = Utc::now()
-                    - chrono::Duration::seconds(self.config.max_vote_age_sec as i64)
-                    - chrono::Duration::seconds(self.config.decision_window_sec as i64);
+                    - self.config.max_vote_age_sec.delta()
+                    - self.config.decision_window_sec.delta();
                 self.compacting = Some(tokio::task::spawn_blocking(move || {
                     journal::prepare_compaction(&path, upto, keep_since)
                 }));
@@ -398,9 +398,7 @@ impl Decider {
                 .copied()
                 .unwrap_or(self.started);
         let limit = self.config.no_votes_after_sec;
-        if silent > chrono::Duration::seconds(limit as i64)
-            && self.without_votes.insert(service.to_owned())
-        {
+        if silent > limit.delta() && self.without_votes.insert(service.to_owned()) {
             self.metrics
                 .without_votes
                 .with_label_values(&[service])
@@ -493,7 +491,7 @@ impl Decider {
             return record;
         }
         let age = Utc::now() - record.features_produced_at;
-        if age > chrono::Duration::seconds(self.config.max_vote_age_sec as i64) {
+        if age > self.config.max_vote_age_sec.delta() {
             let tallied =
                 decision::voting::tally(&self.strategy, &record.votes, self.config.min_votes);
             record.action = tallied.action;

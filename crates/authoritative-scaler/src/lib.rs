@@ -27,6 +27,7 @@ use chrono::Utc;
 use contract::Vote;
 use decider::Decider;
 use decision::{Added, Ballot, History, Tally, TallyConfig};
+use fleet::config::Secs;
 use fleet::csv_log::CsvLog;
 use fleet::kafka::{
     AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
@@ -67,13 +68,13 @@ pub struct Application {
 }
 
 fn backend(config: &ScalerConfig) -> Backend {
-    let engine = || Engine::with_timeout(&config.docker_host, config.docker_timeout_sec);
+    let engine = || Engine::with_timeout(&config.docker_host, config.docker_timeout_sec.get());
     match config.scaler_backend {
         BackendName::Log => Backend::Log(LogBackend),
         BackendName::Compose => Backend::Compose(ComposeBackend::new(
             engine(),
             config.compose_project.clone(),
-            config.stop_timeout_sec,
+            config.stop_timeout_sec.map(Secs::as_u32),
         )),
         BackendName::Swarm => Backend::Swarm(SwarmBackend::new(engine())),
     }
@@ -94,14 +95,9 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
     let intent_path = journal::Intent::path_beside(&config.decisions_csv);
     let in_flight = journal::Intent::load(&intent_path)?;
     let mut tally = Tally::new(TallyConfig {
-        expected_models: config
-            .expected_models
-            .iter()
-            .map(|m| m.trim().to_owned())
-            .filter(|m| !m.is_empty())
-            .collect(),
-        window: chrono::Duration::seconds(config.decision_window_sec as i64),
-        max_vote_age: chrono::Duration::seconds(config.max_vote_age_sec as i64),
+        expected_models: config.expected_models.0.clone(),
+        window: config.decision_window_sec.delta(),
+        max_vote_age: config.max_vote_age_sec.delta(),
         remember: REMEMBER_WINDOWS,
         max_open: MAX_OPEN_WINDOWS,
     });
@@ -126,6 +122,7 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
     tracing::info!(
         backend = backend.name(),
         strategy = %config.strategy(),
+        weights = ?config.voting_weights.0,
         dry_run = config.dry_run,
         next_decision = restored.next_decision_id,
         windows_restored = restored.decided.len(),
@@ -253,7 +250,7 @@ impl Application {
 
         let (ballots, mut inbox) = mpsc::channel::<Ballot>(1024);
         let tally = Arc::new(Mutex::new(tally));
-        let control_every = Duration::from_secs(config.reconcile_interval_sec);
+        let control_every = config.reconcile_interval_sec.std();
         // Ends once the consumer and the window timer, which hold the senders, have ended.
         tasks.spawn("decider", async move {
             if let Some(intent) = in_flight {

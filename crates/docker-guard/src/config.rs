@@ -1,7 +1,7 @@
 //! Settings of the Docker guard.
 
 use clap::Parser;
-use fleet::config::{Validate, positive_secs};
+use fleet::config::{Secs, Validate, positive_secs};
 use fleet::telemetry::LogArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub struct GuardConfig {
     pub docker_socket: PathBuf,
     /// Seconds an engine call may take (a stop waits for the container's stop timeout).
     #[arg(long, env = "ENGINE_TIMEOUT_SEC", default_value = "120", value_parser = positive_secs)]
-    pub engine_timeout_sec: u64,
+    pub engine_timeout_sec: Secs,
     /// Connections served at once; more wait to be accepted.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
@@ -43,7 +43,7 @@ impl GuardConfig {
             listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             docker_socket: socket.into(),
-            engine_timeout_sec: 60,
+            engine_timeout_sec: Secs::new(60),
             max_connections: 16,
             log: LogArgs {
                 log_format: fleet::telemetry::LogFormat::Human,
@@ -65,5 +65,22 @@ impl Validate for GuardConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_into_their_types() {
+        let config = GuardConfig::try_parse_from(["docker-guard"]).unwrap();
+        assert_eq!(config.engine_timeout_sec, Secs::new(120));
+        let config =
+            GuardConfig::try_parse_from(["docker-guard", "--engine-timeout-sec", "5"]).unwrap();
+        assert_eq!(config.engine_timeout_sec.std().as_secs(), 5);
+        assert!(
+            GuardConfig::try_parse_from(["docker-guard", "--engine-timeout-sec", "0"]).is_err()
+        );
     }
 }

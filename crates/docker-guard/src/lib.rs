@@ -68,10 +68,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (METRICS_ADDR)", config.metrics_addr))?;
         let registry = fleet::ops::registry();
         let metrics = GuardMetrics::register(&registry)?;
-        let engine = Engine::new(
-            &config.docker_socket,
-            Duration::from_secs(config.engine_timeout_sec),
-        );
+        let engine = Engine::new(&config.docker_socket, config.engine_timeout_sec.std());
         let guard = Arc::new(Guard::new(engine.clone(), metrics));
         Ok(Self {
             config,

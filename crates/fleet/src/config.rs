@@ -13,6 +13,13 @@ pub trait Validate {
     fn validate(&self) -> Result<(), String> {
         Ok(())
     }
+
+    /// After [`Validate::validate`]: settles what a setting refers to and must be read once
+    /// (a file of weights, say), into the configuration's own fields, so that nothing is read
+    /// or parsed again later. `Err` as for `validate`.
+    fn resolve(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Parses the command line and environment, validates, and exits with one clear line on error.
@@ -22,7 +29,7 @@ pub fn parse_or_exit<T: Parser + Validate>() -> T {
         .and_then(|a| a.rsplit('/').next().map(str::to_owned))
         .unwrap_or_else(|| "service".into());
     match T::try_parse() {
-        Ok(config) => match config.validate() {
+        Ok(mut config) => match config.validate().and_then(|()| config.resolve()) {
             Ok(()) => config,
             Err(message) => exit_invalid(&bin, &message),
         },
@@ -81,14 +88,75 @@ pub fn one_line(e: &clap::Error) -> String {
     line
 }
 
-/// clap value parser: a whole number of seconds, at least 1.
-pub fn positive_secs(s: &str) -> Result<u64, String> {
+/// A setting in whole seconds, from 0 to [`Secs::MAX`]: parsed once, at start, by [`secs`] or
+/// [`positive_secs`], and turned into the duration types the code uses without a cast that
+/// could wrap or panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Secs(u32);
+
+impl Secs {
+    /// The longest setting taken: a year (366 days). Longer is a typo, not a plan.
+    pub const MAX: Secs = Secs(366 * 86_400);
+
+    /// `secs` seconds, at most [`Secs::MAX`] (more is taken as the maximum).
+    pub const fn new(secs: u32) -> Self {
+        if secs > Self::MAX.0 {
+            Self::MAX
+        } else {
+            Secs(secs)
+        }
+    }
+
+    /// The number of seconds.
+    pub fn get(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// The number of seconds, as the `u32` it is held in.
+    pub fn as_u32(self) -> u32 {
+        self.0
+    }
+
+    /// As a `chrono` duration (for arithmetic with timestamps).
+    pub fn delta(self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(i64::from(self.0))
+    }
+
+    /// As a `std` duration (for timers and timeouts).
+    pub fn std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.get())
+    }
+}
+
+impl std::fmt::Display for Secs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// clap value parser: a whole number of seconds, 0 to a year.
+pub fn secs(s: &str) -> Result<Secs, String> {
+    let max = Secs::MAX.0;
     match s.trim().parse::<i64>() {
-        Ok(n) if n >= 1 => Ok(n as u64),
+        Ok(n) if (0..=i64::from(max)).contains(&n) => {
+            Ok(Secs(u32::try_from(n).map_err(|e| e.to_string())?))
+        }
+        Ok(n) if n < 0 => Err(format!(
+            "{n} is not allowed; a whole number of seconds, 0 or more"
+        )),
         Ok(n) => Err(format!(
-            "{n} is not allowed; a whole number of seconds, 1 or more"
+            "{n} s is more than a year ({max} s), the longest setting taken"
         )),
         Err(_) => Err("not a whole number of seconds".into()),
+    }
+}
+
+/// clap value parser: a whole number of seconds, 1 to a year.
+pub fn positive_secs(s: &str) -> Result<Secs, String> {
+    match secs(s) {
+        Ok(Secs(0)) => Err("0 is not allowed; a whole number of seconds, 1 or more".into()),
+        Err(e) if e.contains("0 or more") => Err(e.replace("0 or more", "1 or more")),
+        other => other,
     }
 }
 
@@ -117,7 +185,18 @@ mod tests {
 
     #[test]
     fn seconds() {
-        assert_eq!(positive_secs("30"), Ok(30));
+        assert_eq!(positive_secs("30"), Ok(Secs::new(30)));
+        assert_eq!(secs("0").map(Secs::get), Ok(0));
+        assert_eq!(secs("31622400"), Ok(Secs::MAX));
+        assert!(secs("31622401").unwrap_err().contains("more than a year"));
+        assert!(
+            positive_secs("99999999999999999")
+                .unwrap_err()
+                .contains("more than a year")
+        );
+        assert_eq!(Secs::new(u32::MAX), Secs::MAX);
+        assert_eq!(Secs::new(90).delta(), chrono::TimeDelta::seconds(90));
+        assert_eq!(Secs::new(90).std(), std::time::Duration::from_secs(90));
         assert!(positive_secs("0").unwrap_err().contains("1 or more"));
         assert!(positive_secs("-5").unwrap_err().contains("1 or more"));
         assert!(positive_secs("soon").is_err());
@@ -139,7 +218,7 @@ mod tests {
     struct Demo {
         /// Poll interval.
         #[arg(long, env = "DEMO_POLL_INTERVAL_SEC", value_parser = positive_secs)]
-        poll_interval_sec: u64,
+        poll_interval_sec: Secs,
     }
 
     #[derive(Parser, Debug)]

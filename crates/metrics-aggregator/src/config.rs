@@ -2,7 +2,7 @@
 //! `POLL_INTERVAL_SEC`, `PROMETHEUS_URL`) are kept as they are.
 
 use clap::{Parser, ValueEnum};
-use fleet::config::{Validate, http_url, positive_secs};
+use fleet::config::{Secs, Validate, http_url, positive_secs};
 use fleet::kafka::KafkaArgs;
 use fleet::telemetry::LogArgs;
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ pub struct AggregatorConfig {
 
     /// Seconds between polls; polls are aligned to multiples of it.
     #[arg(long, env = "POLL_INTERVAL_SEC", default_value = "30", value_parser = positive_secs)]
-    pub poll_interval_sec: u64,
+    pub poll_interval_sec: Secs,
 
     /// Base URL of the Prometheus HTTP API.
     #[arg(long, env = "PROMETHEUS_URL", default_value = "http://prometheus:9090", value_parser = http_url)]
@@ -38,7 +38,7 @@ pub struct AggregatorConfig {
     /// Seconds of data each rate and percentile is computed over (default: the poll interval).
     /// Give it at least two scrape intervals.
     #[arg(long, env = "RATE_WINDOW_SEC", value_parser = positive_secs)]
-    pub rate_window_sec: Option<u64>,
+    pub rate_window_sec: Option<Secs>,
 
     /// Windows a trend spans, the current one included.
     #[arg(long, env = "TREND_WINDOWS", default_value_t = 4,
@@ -63,11 +63,11 @@ pub struct AggregatorConfig {
     /// from Prometheus (`offset`). A trace replayed six times faster than it happened sets
     /// 14400.
     #[arg(long, env = "DAILY_PERIOD_SEC", default_value = "86400", value_parser = positive_secs)]
-    pub daily_period_sec: u64,
+    pub daily_period_sec: Secs,
 
     /// What "a week ago" is, in seconds.
     #[arg(long, env = "WEEKLY_PERIOD_SEC", default_value = "604800", value_parser = positive_secs)]
-    pub weekly_period_sec: u64,
+    pub weekly_period_sec: Secs,
 
     /// Requests per second one replica of a service is assumed to carry until its own windows
     /// have shown more: the cautious start of the capacity estimate.
@@ -131,15 +131,15 @@ impl Validate for AggregatorConfig {
                 "LATENCY_HISTOGRAMS (--latency-histograms): {bad:?} is not a metric name"
             ));
         }
-        let rise = self.poll_interval_sec * features::SEASON_RISE_WINDOWS;
+        let rise = self.poll_interval_sec.get() * features::SEASON_RISE_WINDOWS;
         for (name, period) in [
             (
                 "DAILY_PERIOD_SEC (--daily-period-sec)",
-                self.daily_period_sec,
+                self.daily_period_sec.get(),
             ),
             (
                 "WEEKLY_PERIOD_SEC (--weekly-period-sec)",
-                self.weekly_period_sec,
+                self.weekly_period_sec.get(),
             ),
         ] {
             if period <= rise {
@@ -170,7 +170,7 @@ impl Validate for AggregatorConfig {
 impl AggregatorConfig {
     /// The rate window in force.
     pub fn rate_window_sec(&self) -> u64 {
-        self.rate_window_sec.unwrap_or(self.poll_interval_sec)
+        self.rate_window_sec.unwrap_or(self.poll_interval_sec).get()
     }
 
     /// The SLA the capacity estimates learn against.

@@ -80,14 +80,17 @@ impl Application {
                 (Sink::Csv(csv), None)
             }
         };
-        let timeout = Duration::from_secs(config.poll_interval_sec.clamp(1, 10));
+        let timeout = Duration::from_secs(config.poll_interval_sec.get().clamp(1, 10));
         let client = PrometheusClient::new(&config.prometheus_url, timeout)?;
         let settings = PollSettings {
             plan: prometheus::QueryPlan {
                 window_secs: config.rate_window_sec(),
-                interval_secs: config.poll_interval_sec,
+                interval_secs: config.poll_interval_sec.get(),
                 histograms: config.histograms(),
-                seasons: [config.daily_period_sec, config.weekly_period_sec],
+                seasons: [
+                    config.daily_period_sec.get(),
+                    config.weekly_period_sec.get(),
+                ],
             },
             features: features::FeatureSettings {
                 capacity: features::CapacitySettings {
@@ -96,7 +99,7 @@ impl Application {
                 },
                 ..features::FeatureSettings::new(
                     config.trend_windows as usize,
-                    config.poll_interval_sec,
+                    config.poll_interval_sec.get(),
                 )
             },
             fixed_services: config.fixed_services(),

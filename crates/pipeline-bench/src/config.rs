@@ -3,7 +3,7 @@
 //! `KAFKA_PROPERTIES` as the services name it).
 
 use clap::{ArgAction, Parser};
-use fleet::config::{Validate, positive_secs};
+use fleet::config::{Secs, Validate, positive_secs};
 use fleet::kafka::KafkaArgs;
 use fleet::telemetry::LogArgs;
 use std::path::PathBuf;
@@ -24,7 +24,7 @@ pub struct BenchConfig {
     pub round_trip_rate: Option<u32>,
     /// Broker round trip: seconds of paced messages.
     #[arg(long, env = "BENCH_ROUND_TRIP_SEC", default_value = "20", value_parser = positive_secs)]
-    pub round_trip_sec: u64,
+    pub round_trip_sec: Secs,
     /// Broker rate: messages produced as fast as the producer takes them, then consumed.
     #[arg(long, env = "BENCH_RATE_MESSAGES", default_value_t = 50_000,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -39,7 +39,7 @@ pub struct BenchConfig {
     pub latency_rate: u32,
     /// Decision latency: seconds of paced vectors.
     #[arg(long, env = "BENCH_LATENCY_SEC", default_value = "30", value_parser = positive_secs)]
-    pub latency_sec: u64,
+    pub latency_sec: Secs,
     /// Decision latency: services the vectors take turns on.
     #[arg(long, env = "BENCH_LATENCY_SERVICES", default_value_t = 4,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -54,17 +54,17 @@ pub struct BenchConfig {
     pub throughput_windows: u64,
     /// Throughput: how long to wait for every decision, from the first vector produced.
     #[arg(long, env = "BENCH_THROUGHPUT_TIMEOUT_SEC", default_value = "180", value_parser = positive_secs)]
-    pub throughput_timeout_sec: u64,
+    pub throughput_timeout_sec: Secs,
     /// The trained models: `<dir>/<model>/` for each service and `<dir>/evaluation.json`.
     #[arg(long, env = "BENCH_MODELS", default_value = "models")]
     pub models: PathBuf,
     /// The scaler's DECISION_WINDOW_SEC: how long a window waits for missing votes.
     #[arg(long, env = "BENCH_DECISION_WINDOW_SEC", default_value = "5", value_parser = positive_secs)]
-    pub decision_window_sec: u64,
+    pub decision_window_sec: Secs,
     /// The scaler's MAX_VOTE_AGE_SEC. Larger than the service's default (120) so that the
     /// throughput phase's backlog is decided rather than ignored as stale.
     #[arg(long, env = "BENCH_MAX_VOTE_AGE_SEC", default_value = "3600", value_parser = positive_secs)]
-    pub max_vote_age_sec: u64,
+    pub max_vote_age_sec: Secs,
     /// Extra librdkafka properties as KEY=VALUE, repeatable (comma-separated in the environment),
     /// given to the harness's clients and to the services alike.
     #[arg(
@@ -103,12 +103,12 @@ impl BenchConfig {
 
     /// Messages of the broker round trip.
     pub fn round_trips(&self) -> u64 {
-        u64::from(self.round_trip_rate()) * self.round_trip_sec
+        u64::from(self.round_trip_rate()) * self.round_trip_sec.get()
     }
 
     /// Vectors of the decision-latency phase.
     pub fn latency_vectors(&self) -> u64 {
-        u64::from(self.latency_rate) * self.latency_sec
+        u64::from(self.latency_rate) * self.latency_sec.get()
     }
 
     /// Vectors of the throughput phase.

@@ -129,8 +129,8 @@ pub async fn measure(
         bootstrap: &env.args.kafka_bootstrap_servers,
         kafka_properties: &config.kafka_properties,
         topics: &topics,
-        decision_window_sec: config.decision_window_sec,
-        max_vote_age_sec: config.max_vote_age_sec,
+        decision_window_sec: config.decision_window_sec.get(),
+        max_vote_age_sec: config.max_vote_age_sec.get(),
     })?;
     fleet.wait_healthy(Duration::from_secs(60)).await?;
     tracing::info!("pipeline: every service is healthy; warming up until a window is decided");
@@ -148,7 +148,7 @@ pub async fn measure(
     )
     .await?;
     // Windows of vectors some voter missed while joining close after DECISION_WINDOW_SEC.
-    let settle = Duration::from_secs(config.decision_window_sec + 2);
+    let settle = Duration::from_secs(config.decision_window_sec.get() + 2);
     let late = decisions.discard_for(settle).await?;
     tracing::info!(
         warm_up_vectors = took,
@@ -206,7 +206,7 @@ async fn decision_latency(
     );
     let deadline = Instant::now()
         + Duration::from_secs_f64(sent as f64 / f64::from(config.latency_rate))
-        + Duration::from_secs(config.decision_window_sec + 15);
+        + Duration::from_secs(config.decision_window_sec.get() + 15);
     let make = |i: u64| source.vector(format!("lat-{}", i % services), i / services, i);
     let (started, gathered) = tokio::join!(
         paced(producer, &topics.metrics, config.latency_rate, sent, make),
@@ -259,7 +259,7 @@ async fn throughput(
     );
     let started_at = Utc::now();
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(config.throughput_timeout_sec);
+    let deadline = start + config.throughput_timeout_sec.std();
     let (produced, gathered) = tokio::join!(
         async {
             flood(producer, &topics.metrics, &batch, config.in_flight as usize)

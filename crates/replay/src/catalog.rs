@@ -194,9 +194,11 @@ impl Trained {
             let model = models::load(&dir.join(kind.as_str()), kind)?;
             models.insert(kind.as_str(), Arc::new(model));
         }
-        let weights = std::fs::read(dir.join("evaluation.json"))
-            .map(|bytes| decision::voting::held_out_f1(&bytes))
-            .unwrap_or_default();
+        let report = dir.join("evaluation.json");
+        let weights = std::fs::read(&report)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| decision::voting::held_out_f1(&bytes))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", report.display()))?;
         Ok(Self { models, weights })
     }
 

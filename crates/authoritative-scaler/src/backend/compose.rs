@@ -37,7 +37,7 @@ pub struct ComposeBackend {
     /// Restrict to this project.
     project: Option<String>,
     /// Stop timeout for removed replicas; `None` lets each container's own apply.
-    stop_timeout: Option<i64>,
+    stop_timeout: Option<u32>,
 }
 
 fn number(c: &ContainerSummary) -> u32 {
@@ -77,7 +77,7 @@ fn starting(c: &ContainerSummary) -> bool {
 }
 
 impl ComposeBackend {
-    pub fn new(engine: Engine, project: Option<String>, stop_timeout: Option<i64>) -> Self {
+    pub fn new(engine: Engine, project: Option<String>, stop_timeout: Option<u32>) -> Self {
         Self {
             engine,
             project,
@@ -199,7 +199,7 @@ impl ComposeBackend {
 
     async fn remove_replica(&self, id: &str) -> Result<(), BackendError> {
         let stop = StopContainerOptions {
-            t: self.stop_timeout.map(|t| t as i32),
+            t: (self.stop_timeout).map(|t| i32::try_from(t).unwrap_or(i32::MAX)),
             signal: None,
         };
         let docker = self.engine.client().await?;

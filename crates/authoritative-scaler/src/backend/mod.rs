@@ -135,11 +135,11 @@ pub struct Engine {
 }
 
 /// [`Engine::new`]'s request timeout: more than a replica's default stop timeout (10 s).
-pub const DEFAULT_TIMEOUT_SEC: u64 = 60;
+pub const DEFAULT_TIMEOUT_SEC: u32 = 60;
 
 impl Engine {
     pub fn new(host: &str) -> Self {
-        Self::with_timeout(host, DEFAULT_TIMEOUT_SEC)
+        Self::with_timeout(host, u64::from(DEFAULT_TIMEOUT_SEC))
     }
 
     /// An engine whose requests fail after `timeout_sec` seconds.
