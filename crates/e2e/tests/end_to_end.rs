@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// SLA of the shipped models' labels: p95 latency at most 0.25 s.
-const SLA_P95: f64 = 0.25;
+const SLA_P95: f64 = contract::Sla::DEFAULT.p95_seconds;
 
 /// Metrics of exporters that the local run does not have (no image here): cAdvisor, and the
 /// other request histogram name the dashboard reads (no Sock Shop service at the pinned tags

@@ -165,10 +165,10 @@ pub struct SimArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_replicas: u32,
     /// SLA: a window violates it when its p95 latency is above this many seconds...
-    #[arg(long, env = "SLA_P95_SECONDS", default_value_t = 0.25)]
+    #[arg(long, env = "SLA_P95_SECONDS", default_value_t = contract::Sla::DEFAULT.p95_seconds)]
     pub sla_p95_seconds: f64,
     /// ...or its error ratio above this.
-    #[arg(long, env = "SLA_ERROR_RATIO", default_value_t = 0.05)]
+    #[arg(long, env = "SLA_ERROR_RATIO", default_value_t = contract::Sla::DEFAULT.error_ratio)]
     pub sla_error_ratio: f64,
     /// The scaler's MAX_STEP_UP for the model policies: most replicas added by one decision.
     #[arg(long, env = "REPLAY_MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up,
