@@ -233,7 +233,7 @@ impl Application {
             "authoritative-scaler",
             self.kafka_metrics.clone(),
         )?;
-        let consumer = AtLeastOnceConsumer::new(
+        let consumer = AtLeastOnceConsumer::sole(
             &config.kafka,
             "authoritative-scaler",
             &config.consumer_group,

@@ -1,5 +1,5 @@
 //! The Kafka plumbing against a real broker: round trip, bad messages skipped and counted,
-//! offsets stored only after the work is done.
+//! offsets stored only after the work is done, a sole reader not held up by a killed member.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -46,7 +46,38 @@ async fn consume(
     expected: usize,
     fail_once: &[u64],
 ) -> Vec<u64> {
-    let consumer = AtLeastOnceConsumer::new(args, "test", group, topic, metrics.clone()).unwrap();
+    consume_as(
+        AtLeastOnceConsumer::new,
+        args,
+        topic,
+        group,
+        metrics,
+        expected,
+        fail_once,
+    )
+    .await
+}
+
+/// How a consumer is made: [`AtLeastOnceConsumer::new`] or [`AtLeastOnceConsumer::sole`].
+type Make = fn(
+    &KafkaArgs,
+    &str,
+    &str,
+    &str,
+    KafkaMetrics,
+) -> Result<AtLeastOnceConsumer, rdkafka::error::KafkaError>;
+
+/// [`consume`] with a consumer made by `make`.
+async fn consume_as(
+    make: Make,
+    args: &KafkaArgs,
+    topic: &str,
+    group: &str,
+    metrics: &KafkaMetrics,
+    expected: usize,
+    fail_once: &[u64],
+) -> Vec<u64> {
+    let consumer = make(args, "test", group, topic, metrics.clone()).unwrap();
     let handled = Arc::new(Mutex::new(Vec::new()));
     let failed = Arc::new(Mutex::new(Vec::new()));
     let shutdown = CancellationToken::new();
@@ -159,6 +190,116 @@ async fn offsets_are_committed_only_after_the_work_is_done() {
 }
 
 /// A consumer whose handler always fails; shuts down after the first attempt. Returns the window.
+#[tokio::test]
+async fn a_sole_reader_reads_every_partition_whoever_holds_the_group() {
+    let broker = Broker::start().await;
+    let args = args(&broker);
+    let topic = testkit::unique(METRICS_TOPIC);
+    ensure_topics(&args, &[&topic]).await.unwrap();
+    let m = metrics();
+    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    // Several keys: the windows spread over the topic's partitions.
+    let send = async |windows: std::ops::RangeInclusive<u64>| {
+        for w in windows {
+            let service = ["orders", "carts", "payment", "user"][w as usize % 4];
+            producer.send(&topic, &vector(service, w)).await.unwrap();
+        }
+    };
+    send(1..=8).await;
+    let group = testkit::unique("g");
+    let sole = AtLeastOnceConsumer::sole;
+    let mut first = consume_as(sole, &args, &topic, &group, &m, 8, &[]).await;
+    first.sort_unstable();
+    assert_eq!(
+        first,
+        (1..=8).collect::<Vec<_>>(),
+        "every partition is read"
+    );
+
+    // A member of the group that took its partitions and was killed without leaving, as the
+    // end-to-end run's kill -9 does: a sole reader is not held up by its ghost, and goes on from
+    // the offsets committed last.
+    send(9..=12).await;
+    kill_a_member_after_it_read(&broker, &topic, &group, 4).await;
+    send(13..=16).await;
+    let mut second = consume_as(sole, &args, &topic, &group, &m, 4, &[]).await;
+    second.sort_unstable();
+    assert_eq!(
+        second,
+        vec![13, 14, 15, 16],
+        "exactly what was not read yet"
+    );
+
+    let missing = AtLeastOnceConsumer::sole(&args, "test", &group, "no-such-topic", m.clone());
+    assert!(missing.is_err(), "a sole reader needs its topic to exist");
+}
+
+/// Runs [`a_group_member_until_killed`] in a child process, waits until it has read `count`
+/// messages of `topic` in `group` and committed them, and kills it with SIGKILL.
+async fn kill_a_member_after_it_read(broker: &Broker, topic: &str, group: &str, count: usize) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "a_group_member_until_killed",
+            "--nocapture",
+        ])
+        .env("MEMBER_BOOTSTRAP", broker.bootstrap())
+        .env("MEMBER_TOPIC", topic)
+        .env("MEMBER_GROUP", group)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut read = 0;
+    let waited = tokio::time::timeout(Duration::from_secs(60), async {
+        while read < count {
+            match lines.next_line().await.unwrap() {
+                Some(line) if line.starts_with("read window") => read += 1,
+                Some(_) => {}
+                None => panic!("the member ended before it read {count} messages"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        waited.is_ok(),
+        "the member read {read} of {count} messages in 60 s"
+    );
+    // Offsets are committed every second.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    child.kill().await.unwrap();
+}
+
+/// Not a test of its own: the group member that [`kill_a_member_after_it_read`] runs and kills.
+#[tokio::test]
+#[ignore = "run as a child process by a_sole_reader_reads_every_partition_whoever_holds_the_group"]
+async fn a_group_member_until_killed() {
+    let (Ok(bootstrap), Ok(topic), Ok(group)) = (
+        std::env::var("MEMBER_BOOTSTRAP"),
+        std::env::var("MEMBER_TOPIC"),
+        std::env::var("MEMBER_GROUP"),
+    ) else {
+        return;
+    };
+    let mut args = KafkaArgs::local(bootstrap);
+    args.kafka_properties
+        .push("auto.offset.reset=earliest".into());
+    let consumer = AtLeastOnceConsumer::new(&args, "member", &group, &topic, metrics()).unwrap();
+    consumer
+        .run(&CancellationToken::new(), |v: &FeatureVector| {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("read window {}", v.window_id);
+            }
+            std::future::ready(Ok(()))
+        })
+        .await
+        .unwrap();
+}
+
 async fn consume_failing_forever(
     args: &KafkaArgs,
     topic: &str,

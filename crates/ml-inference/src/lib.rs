@@ -215,7 +215,7 @@ impl Application {
         }
         let client_id = format!("ml-{}", config.model);
         let producer = JsonProducer::new(&config.kafka, &client_id, self.kafka_metrics.clone())?;
-        let consumer = AtLeastOnceConsumer::new(
+        let consumer = AtLeastOnceConsumer::sole(
             &config.kafka,
             &client_id,
             &config.consumer_group(),

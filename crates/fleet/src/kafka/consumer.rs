@@ -14,6 +14,16 @@
 //! A consumer without one (benchmarks, tests) skips what it cannot decode and retries a failing
 //! handler until it succeeds or shutdown.
 //!
+//! A service that is the only reader of its group (each voter, the active scaler) uses
+//! [`AtLeastOnceConsumer::sole`]: it assigns itself every partition of the topic and takes no
+//! part in the group protocol, so that a process killed without leaving its group holds no
+//! partition after its restart: a member's partitions stay with its ghost until the broker's
+//! session timeout (45 s), and in the end-to-end runs that killed the fleet with `kill -9`,
+//! restarted members took up to a minute to read again on the tansu broker, and once one never
+//! did. Its offsets are still committed under the group;
+//! partitions added to the topic later are read after a restart (the tansu broker cannot add
+//! them).
+//!
 //! [`AtLeastOnceConsumer::run_batches`] hands the handler every message already waiting (up to a
 //! bound) at once: a service that keeps up sees batches of one and no added latency; one that
 //! falls behind amortizes its model call, file write and produce round trip over the batch.
@@ -21,18 +31,19 @@
 use super::{JsonProducer, KafkaArgs, KafkaMetrics};
 use contract::Message as ContractMessage;
 use futures::FutureExt;
-use rdkafka::Message;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// A consumer group member reading one topic.
+/// A consumer of one topic: a member of its group ([`AtLeastOnceConsumer::new`]) or the group's
+/// sole reader ([`AtLeastOnceConsumer::sole`]).
 pub struct AtLeastOnceConsumer {
-    /// librdkafka's consumer, subscribed to `topic`.
+    /// librdkafka's consumer, subscribed to `topic` or assigned all its partitions.
     inner: StreamConsumer,
     /// The topic, for counter labels and logs.
     topic: String,
@@ -43,6 +54,9 @@ pub struct AtLeastOnceConsumer {
     /// Consume counters.
     metrics: KafkaMetrics,
 }
+
+/// How long the metadata request of a sole reader may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The dead-letter topic and the producer that writes to it.
 struct DeadLetters {
@@ -106,6 +120,28 @@ impl AtLeastOnceConsumer {
     ) -> Result<Self, KafkaError> {
         let inner: StreamConsumer = args.consumer_config(client_id, group_id).create()?;
         inner.subscribe(&[topic])?;
+        Ok(Self::with(inner, group_id, topic, metrics))
+    }
+
+    /// Creates a consumer that reads every partition of `topic` by itself, outside the group
+    /// protocol, from the offsets committed under `group_id` (see the module's header). For a
+    /// service that is the only reader of its group; two such readers would both read
+    /// everything. The topic must exist (`ensure_topics`).
+    pub fn sole(
+        args: &KafkaArgs,
+        client_id: &str,
+        group_id: &str,
+        topic: &str,
+        metrics: KafkaMetrics,
+    ) -> Result<Self, KafkaError> {
+        let inner: StreamConsumer = args.consumer_config(client_id, group_id).create()?;
+        let partitions = partition_count(&inner, topic)?;
+        inner.assign(&from_stored(topic, 0..partitions)?)?;
+        tracing::info!(%topic, group = %group_id, partitions, "reading every partition (sole reader of the group)");
+        Ok(Self::with(inner, group_id, topic, metrics))
+    }
+
+    fn with(inner: StreamConsumer, group_id: &str, topic: &str, metrics: KafkaMetrics) -> Self {
         // Every series this consumer can produce exists from the start, at 0.
         metrics.consumed.with_label_values(&[topic]);
         metrics.handler_retries.with_label_values(&[topic]);
@@ -118,13 +154,13 @@ impl AtLeastOnceConsumer {
         for reason in contract::DecodeError::REASONS {
             metrics.dead_letters.with_label_values(&[topic, reason]);
         }
-        Ok(Self {
+        Self {
             inner,
             topic: topic.to_owned(),
             group: group_id.to_owned(),
             dead_letters: None,
             metrics,
-        })
+        }
     }
 
     /// Sends what cannot be processed to [`dead_letter_topic`] through `producer` (the topic must
@@ -568,6 +604,30 @@ impl AtLeastOnceConsumer {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The number of partitions of `topic`, from the broker's metadata.
+fn partition_count(consumer: &StreamConsumer, topic: &str) -> Result<i32, KafkaError> {
+    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+    let found = metadata.topics().iter().find(|t| t.name() == topic);
+    match found {
+        Some(t) if t.error().is_none() && !t.partitions().is_empty() => {
+            i32::try_from(t.partitions().len())
+                .map_err(|_| KafkaError::MetadataFetch(RDKafkaErrorCode::InvalidPartitions))
+        }
+        _ => Err(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        )),
+    }
+}
+
+/// Partitions `range` of `topic`, each to be read from its committed offset.
+fn from_stored(topic: &str, range: std::ops::Range<i32>) -> Result<TopicPartitionList, KafkaError> {
+    let mut list = TopicPartitionList::with_capacity(range.len());
+    for partition in range {
+        list.add_partition_offset(topic, partition, Offset::Stored)?;
+    }
+    Ok(list)
 }
 
 /// A bounded label for a consumer error.
