@@ -1,6 +1,6 @@
 //! The authoritative scaler: votes in, replica changes and the decision log out.
 //!
-//! The vote consumer (at-least-once, its own group) counts every vote into the tally; a window
+//! The vote consumer (at-least-once, the sole reader of its group) counts every vote into the tally; a window
 //! closes when all expected models voted or `DECISION_WINDOW_SEC` after its first vote, and its
 //! ballot goes to the decider, which runs one decision at a time so that decisions on a service
 //! never interleave. A vote is done once tallied: a crash loses the windows still open (a few
