@@ -109,6 +109,15 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         "9m",
     ]);
     let load_started = Instant::now();
+    // Issue 12's crash during a scale-up: every fleet service's process is killed with SIGKILL
+    // (on the host, as a crash would be, not `docker kill`, which the restart policy honours as
+    // a stop) once the burst is on and before the scaler added a replica (15 s in, it had
+    // already added three); each is restarted by its restart policy and the scale-up the burst
+    // needs is made after it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let at_kill = project.running_demo_replicas();
+    let killed = kill_fleet(&project);
+    let killed_at = started.elapsed();
     let burst = watch(&project, started, Duration::from_secs(240), |s| {
         let last = s[s.len() - 1];
         last.replicas >= 3
@@ -121,6 +130,16 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         peak >= 2,
         "the scaler added demo replicas during the burst: {burst:?}"
     );
+    assert!(
+        peak > at_kill,
+        "the scale-up was made after the fleet was killed ({at_kill} replicas then): {burst:?}"
+    );
+    if let Some(first) = burst.iter().find(|s| s.replicas > at_kill) {
+        println!(
+            "first scale-up seen {} s after the kill (sampled every 10 s)",
+            first.at.saturating_sub(killed_at).as_secs()
+        );
+    }
     let worst = burst.iter().filter_map(|s| s.p95).fold(0.0, f64::max);
     assert!(
         worst > SLA_P95,
@@ -135,6 +154,17 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     assert!(
         recovered,
         "latency came back under the SLA after the scale-up: {burst:?}"
+    );
+    for (service, before) in &killed {
+        let after = restarts(&project, service);
+        assert!(
+            after > *before && running(&project, service),
+            "{service} was restarted after its kill -9 (restarts {before} -> {after})"
+        );
+    }
+    assert!(
+        burst.iter().all(|s| s.replicas <= 4),
+        "never more than MAX_REPLICAS: {burst:?}"
     );
     let listed = project.must(&["ps", "-q", "demo"]).lines().count();
     assert_eq!(
@@ -179,6 +209,11 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         decisions.lines().count() > 10,
         "decisions.csv holds the decisions"
     );
+    let twice = decided_twice(&decisions);
+    assert!(
+        twice.is_empty(),
+        "every window is decided at most once, across the kills: {twice:?}"
+    );
     for model in ["xgboost", "random_forest", "logistic_regression"] {
         let predictions =
             std::fs::read_to_string(project.output().join(format!("predictions_{model}.csv")))
@@ -218,6 +253,66 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         println!("{line}");
     }
     println!("end-to-end run took {:?}", started.elapsed());
+}
+
+/// The fleet's services, each killed once during the burst.
+const FLEET: [&str; 5] = [
+    "metrics-aggregator",
+    "ml-xgboost",
+    "ml-random-forest",
+    "ml-logistic-regression",
+    "authoritative-scaler",
+];
+
+fn inspect(project: &Project, service: &str, format: &str) -> String {
+    let id = project.must(&["ps", "-q", service]);
+    let id = id.lines().next().unwrap_or_default();
+    testkit::docker::run(&["inspect", "--format", format, id])
+        .trim()
+        .to_owned()
+}
+
+fn restarts(project: &Project, service: &str) -> u64 {
+    inspect(project, service, "{{.RestartCount}}")
+        .parse()
+        .unwrap_or(0)
+}
+
+fn running(project: &Project, service: &str) -> bool {
+    inspect(project, service, "{{.State.Running}}") == "true"
+}
+
+/// SIGKILL to each fleet service's main process, from the host; their restart counts before.
+fn kill_fleet(project: &Project) -> Vec<(&'static str, u64)> {
+    FLEET
+        .iter()
+        .map(|service| {
+            let before = restarts(project, service);
+            let pid = inspect(project, service, "{{.State.Pid}}");
+            let status = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .expect("kill runs");
+            assert!(status.success(), "kill -9 {pid} ({service})");
+            println!("kill -9 {service} (pid {pid})");
+            (*service, before)
+        })
+        .collect()
+}
+
+/// (service, window) pairs of `decisions.csv` decided more than once (the controller's own
+/// decisions, window 0, excepted).
+fn decided_twice(csv: &str) -> Vec<(String, String)> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let mut seen = BTreeSet::new();
+    let mut twice = Vec::new();
+    for row in reader.records().flatten() {
+        let key = (row[2].to_owned(), row[3].to_owned());
+        if key.1 != "0" && !seen.insert(key.clone()) {
+            twice.push(key);
+        }
+    }
+    twice
 }
 
 /// The Docker guard as deployed: a container on the shared network (the demo target, as a
