@@ -45,12 +45,11 @@ say "building the fleet's release binaries"
 cargo build --release --locked -p metrics-aggregator -p ml-inference -p authoritative-scaler \
   -p docker-guard -p demo-service -p loadgen -p topic-tail
 dist="$REPO_ROOT/.docker-dist"
-rm -rf "$dist" && mkdir -p "$dist/bin" "$dist/lib"
+rm -rf "$dist" && mkdir -p "$dist/bin"
 for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service loadgen topic-tail; do
   cp "$CARGO_TARGET_DIR/release/$b" "$dist/bin/"
   strip --strip-debug "$dist/bin/$b"
 done
-cp -r "$XGBOOST_HOME/xgboost" "$XGBOOST_HOME/xgboost_cpu.libs" "$dist/lib/"
 
 say "building ml-autoscaler/fleet:local (Dockerfile, PREBUILT=1)"
 docker build -q -t ml-autoscaler/fleet:local \

@@ -1,5 +1,5 @@
-//! The three models that vote: XGBoost (on libxgboost), Random Forest and Logistic Regression
-//! (on smartcore), each forecasting the highest request rate of the next windows as quantiles.
+//! The three models that vote: XGBoost (trained with libxgboost, its model file evaluated in
+//! Rust), Random Forest and Logistic Regression (on smartcore), each forecasting the highest request rate of the next windows as quantiles.
 //! Each is an artifact directory, `models/<model>/`, holding the library's own model file per
 //! horizon and `metadata.json` (features and their order, imputation, standardization, levels,
 //! horizons and corrections, SLA, training data hash, library version).
@@ -13,6 +13,7 @@ mod forest;
 mod input;
 mod logistic;
 mod metadata;
+mod ubjson;
 pub mod vote;
 mod xgboost;
 

@@ -253,7 +253,7 @@ fn spawn(
     let stderr = File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let mut command = Command::new(binary);
     command.current_dir(settings.dir).env_clear();
-    // The library path carries libxgboost for ml-inference.
+    // The library path as the caller has it (no fleet service needs one of its own).
     for inherited in ["PATH", "HOME", "LD_LIBRARY_PATH"] {
         if let Some(value) = std::env::var_os(inherited) {
             command.env(inherited, value);
