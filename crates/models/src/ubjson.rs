@@ -56,9 +56,10 @@ impl Value {
 /// Nesting deeper than this is refused (XGBoost's models nest five levels).
 const MAX_DEPTH: usize = 64;
 
-/// Reads one UBJSON value that spans all of `bytes`.
-pub fn parse(bytes: &[u8]) -> Result<Value, String> {
-    let mut reader = Reader { bytes, at: 0 };
+/// Reads one UBJSON value that spans all of `bytes`, leaving out the members of any object named
+/// in `skip` (checked, not kept: a model's statistics that a prediction does not read).
+pub fn parse_without(bytes: &[u8], skip: &[&str]) -> Result<Value, String> {
+    let mut reader = Reader { bytes, at: 0, skip };
     let marker = reader.byte()?;
     let value = reader.value(marker, 0)?;
     if reader.at != bytes.len() {
@@ -73,6 +74,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, String> {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    skip: &'a [&'a str],
 }
 
 impl Reader<'_> {
@@ -227,7 +229,10 @@ impl Reader<'_> {
                 Some(kind) => kind,
                 None => reader.byte()?,
             };
-            members.push((key, reader.value(marker, depth + 1)?));
+            let value = reader.value(marker, depth + 1)?;
+            if !reader.skip.contains(&key.as_str()) {
+                members.push((key, value));
+            }
             Ok(())
         };
         match count {
@@ -285,7 +290,7 @@ mod tests {
             b'i', 1, b'e', b'[', b'#', b'i', 1, b'{', b'i', 1, b'f', b'T', b'}',
         ]);
         bytes.push(b'}');
-        let v = parse(&bytes).unwrap();
+        let v = parse_without(&bytes, &[]).unwrap();
         assert_eq!(v.at(&["a"]).unwrap(), &Value::Numbers(vec![1.0, 2.5]));
         assert_eq!(v.at(&["b"]).unwrap().as_numbers(), Some(&[0.5, -1.0][..]));
         assert_eq!(v.at(&["c"]).unwrap().as_str(), Some("x"));
@@ -296,6 +301,12 @@ mod tests {
             &Value::Array(vec![Value::Object(vec![("f".into(), Value::Bool(true))])])
         );
         assert!(v.at(&["e", "f"]).unwrap_err().contains("e.f"));
+        let without = parse_without(&bytes, &["b", "f"]).unwrap();
+        assert!(without.get("b").is_none() && without.get("a").is_some());
+        assert_eq!(
+            without.at(&["e"]).unwrap(),
+            &Value::Array(vec![Value::Object(vec![])])
+        );
     }
 
     #[test]
@@ -303,15 +314,23 @@ mod tests {
         // A typed array claiming 2^62 elements in a few bytes.
         let mut huge = vec![b'[', b'$', b'd', b'#', b'L'];
         huge.extend((1i64 << 62).to_be_bytes());
-        assert!(parse(&huge).unwrap_err().contains("corrupt"));
+        assert!(parse_without(&huge, &[]).unwrap_err().contains("corrupt"));
         assert!(
-            parse(&[b'[', b'$', b'd', b'#', b'i', 0xff]).is_err(),
+            parse_without(&[b'[', b'$', b'd', b'#', b'i', 0xff], &[]).is_err(),
             "negative count"
         );
-        assert!(parse(b"[").is_err());
-        assert!(parse(b"{").is_err());
-        assert!(parse(b"TT").unwrap_err().contains("after the end"));
-        assert!(parse(&[b'['; 100]).unwrap_err().contains("too deep"));
-        assert!(parse(b"q").is_err());
+        assert!(parse_without(b"[", &[]).is_err());
+        assert!(parse_without(b"{", &[]).is_err());
+        assert!(
+            parse_without(b"TT", &[])
+                .unwrap_err()
+                .contains("after the end")
+        );
+        assert!(
+            parse_without(&[b'['; 100], &[])
+                .unwrap_err()
+                .contains("too deep")
+        );
+        assert!(parse_without(b"q", &[]).is_err());
     }
 }

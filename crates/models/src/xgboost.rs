@@ -26,6 +26,10 @@ struct Node {
 
 const LEAF: u32 = u32::MAX;
 
+/// The trees' statistics that a prediction does not read: checked as the file is read, not kept
+/// (they were half of what loading a booster held at once).
+const UNREAD: [&str; 4] = ["loss_changes", "sum_hessian", "base_weights", "parents"];
+
 /// A booster, its trees flattened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Xgb {
@@ -42,7 +46,8 @@ impl Xgb {
     /// Reads an XGBoost model saved as UBJSON whose feature names must be `features`, in that
     /// order, answering `outputs` quantiles per row.
     pub fn load(bytes: &[u8], features: &[String], outputs: usize) -> Result<Self, String> {
-        let model = ubjson::parse(bytes).map_err(|e| format!("not an XGBoost model: {e}"))?;
+        let model = ubjson::parse_without(bytes, &UNREAD)
+            .map_err(|e| format!("not an XGBoost model: {e}"))?;
         let learner = model.at(&["learner"])?;
         let names: Vec<&str> = match learner.at(&["feature_names"])? {
             Value::Array(names) => names.iter().filter_map(Value::as_str).collect(),
