@@ -223,7 +223,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shipped_boosters_load_and_answer_ordered_finite_quantiles() {
+    fn the_shipped_boosters_load_and_answer_finite_quantiles() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/xgboost");
         let metadata: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("metadata.json")).unwrap()).unwrap();
