@@ -6,7 +6,8 @@ export REPO_ROOT
 # Build outside the clone by default, so that fresh clones (CI) reuse earlier builds.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ml-autoscaler/target}"
 export PATH="$HOME/.cargo/bin:$PATH"
-# The broker version the tests and the local stack run (see BUILD-NOTES: tansu 0.6.0).
+# The broker version the tests and the local stack run (its group coordinator is why the voters
+# and the scaler are sole readers: docs/ARCHITECTURE.md, "Sole readers").
 export TANSU_VERSION="0.6.0"
 # XGBoost's library, from the PyPI wheel xgboost-cpu (the xgb crate's C API is 3.x-compatible).
 export XGBOOST_VERSION="3.2.0"
