@@ -58,6 +58,17 @@ async fn consume(
     .await
 }
 
+/// A broker, settings for it, a new topic on it, counters and a producer.
+async fn a_topic_on_a_broker() -> (Broker, KafkaArgs, String, KafkaMetrics, JsonProducer) {
+    let broker = Broker::start().await;
+    let args = args(&broker);
+    let topic = testkit::unique(METRICS_TOPIC);
+    ensure_topics(&args, &[&topic]).await.unwrap();
+    let m = metrics();
+    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    (broker, args, topic, m, producer)
+}
+
 /// How a consumer is made: [`AtLeastOnceConsumer::new`] or [`AtLeastOnceConsumer::sole`].
 type Make = fn(
     &KafkaArgs,
@@ -157,12 +168,7 @@ async fn round_trip_skips_and_counts_what_it_cannot_read() {
 
 #[tokio::test]
 async fn offsets_are_committed_only_after_the_work_is_done() {
-    let broker = Broker::start().await;
-    let args = args(&broker);
-    let topic = testkit::unique(METRICS_TOPIC);
-    ensure_topics(&args, &[&topic]).await.unwrap();
-    let m = metrics();
-    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    let (_broker, args, topic, m, producer) = a_topic_on_a_broker().await;
     // One key: one partition, so order is defined.
     for w in 1..=3 {
         producer.send(&topic, &vector("orders", w)).await.unwrap();
@@ -189,15 +195,9 @@ async fn offsets_are_committed_only_after_the_work_is_done() {
     assert_eq!(third, vec![6]);
 }
 
-/// A consumer whose handler always fails; shuts down after the first attempt. Returns the window.
 #[tokio::test]
 async fn a_sole_reader_reads_every_partition_whoever_holds_the_group() {
-    let broker = Broker::start().await;
-    let args = args(&broker);
-    let topic = testkit::unique(METRICS_TOPIC);
-    ensure_topics(&args, &[&topic]).await.unwrap();
-    let m = metrics();
-    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    let (broker, args, topic, m, producer) = a_topic_on_a_broker().await;
     // Several keys: the windows spread over the topic's partitions.
     let send = async |windows: std::ops::RangeInclusive<u64>| {
         for w in windows {
@@ -300,6 +300,7 @@ async fn a_group_member_until_killed() {
         .unwrap();
 }
 
+/// A consumer whose handler always fails; shuts down after the first attempt. Returns the window.
 async fn consume_failing_forever(
     args: &KafkaArgs,
     topic: &str,
@@ -326,12 +327,7 @@ async fn consume_failing_forever(
 
 #[tokio::test]
 async fn waiting_messages_come_in_bounded_batches_and_are_committed_after_them() {
-    let broker = Broker::start().await;
-    let args = args(&broker);
-    let topic = testkit::unique(METRICS_TOPIC);
-    ensure_topics(&args, &[&topic]).await.unwrap();
-    let m = metrics();
-    let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
+    let (_broker, args, topic, m, producer) = a_topic_on_a_broker().await;
     let sends = (1..=200).map(|w| {
         let producer = producer.clone();
         let topic = topic.clone();
