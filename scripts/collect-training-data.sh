@@ -27,7 +27,7 @@ if [ "${APPEND:-0}" != 1 ] || ! scripts/local-stack.sh status 2>&1 | grep -q "up
   scripts/local-stack.sh down >/dev/null 2>&1 || true
   scripts/local-stack.sh up
 fi
-LOADGEN="$CARGO_TARGET_DIR/release/loadgen"
+LOAD_TESTING="$CARGO_TARGET_DIR/release/load-testing"
 
 # rate FRACTION REPLICAS: FRACTION of the capacity of REPLICAS replicas, in rps.
 rate() { awk -v f="$1" -v r="$2" 'BEGIN { printf "%.1f", f * 80 * r }'; }
@@ -35,7 +35,7 @@ rate() { awk -v f="$1" -v r="$2" 'BEGIN { printf "%.1f", f * 80 * r }'; }
 # experiment PATTERN REPLICAS ARGS...: one run against demo<REPLICAS> (later --duration wins).
 experiment() {
   local pattern=$1 r=$2; shift 2
-  "$LOADGEN" experiment --pattern "$pattern" --duration "$DURATION" --name "$pattern-r$r" \
+  "$LOAD_TESTING" experiment --pattern "$pattern" --duration "$DURATION" --name "$pattern-r$r" \
     --targets-file ".local-stack/prometheus/targets/services/demo$r.json" --path /catalogue \
     --replicas "$r" --scale-command "scripts/local-stack.sh scale demo$r {replicas}" --settle 5s \
     "$@" >"output/collect-$pattern-r$r.log" 2>&1

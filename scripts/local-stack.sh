@@ -157,7 +157,7 @@ start_aggregator() {
 up() {
   "$REPO_ROOT/scripts/install-deps.sh"
   say "building release binaries into $BIN"
-  (cd "$REPO_ROOT" && cargo build --release --locked -p demo-service -p metrics-aggregator -p ml-inference -p authoritative-scaler -p topic-tail -p loadgen)
+  (cd "$REPO_ROOT" && cargo build --release --locked -p demo-service -p metrics-aggregator -p ml-inference -p authoritative-scaler -p topic-tail -p load-testing)
   mkdir -p "$STATE"/{pids,logs,kafka,prometheus/data} "$TARGETS"/{services,fleet} "$REPO_ROOT/output"
 
   port_busy "$KAFKA_PORT" && ! running tansu && die "port $KAFKA_PORT is taken; set KAFKA_PORT"

@@ -13,6 +13,6 @@ if compose "${files[@]}" exec -T kafka test -x /opt/kafka/bin/kafka-console-cons
   compose "${files[@]}" exec kafka /opt/kafka/bin/kafka-console-consumer.sh --bootstrap-server localhost:9092 \
     --topic "$topic" --property print.key=true --property key.separator=$'\t' "$@"
 else
-  COMPOSE_PROFILES=tools compose "${files[@]}" run --rm --entrypoint topic-tail loadgen \
+  COMPOSE_PROFILES=tools compose "${files[@]}" run --rm --entrypoint topic-tail load-testing \
     --kafka-bootstrap-servers kafka:9092 --topic "$topic" --print-key "$@"
 fi

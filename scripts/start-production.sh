@@ -25,7 +25,7 @@ else
   services=(kafka prometheus demo metrics-aggregator)
   [ "$MODE" = production ] && services+=(docker-guard ml-xgboost ml-random-forest ml-logistic-regression authoritative-scaler)
   compose -f docker-compose.yml -f docker-compose.local.yml up -d "${services[@]}" "$@"
-  say "demo target: docker compose run --rm loadgen run --target http://demo:8080/catalogue --pattern spike"
+  say "demo target: docker compose run --rm load-testing run --target http://demo:8080/catalogue --pattern spike"
   say "Prometheus http://localhost:${PROMETHEUS_PORT:-9090}"
 fi
 say "decisions: scripts/tail-decisions.sh    topics: scripts/read-topic.sh metrics"

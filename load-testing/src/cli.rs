@@ -1,4 +1,4 @@
-//! The command line of `loadgen`: `run` a pattern, or run it as a recorded `experiment`.
+//! The command line of `load-testing`: `run` a pattern, or run it as a recorded `experiment`.
 
 use crate::engine::{Arrivals, RunSpec};
 use crate::pattern::Pattern;
@@ -6,15 +6,15 @@ use crate::scenario::Scenario;
 use crate::trace::{ReplayOptions, read_trace, replay};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use fleet::config::Validate;
-use fleet::telemetry::LogArgs;
+use service_runtime::config::Validate;
+use service_runtime::telemetry::LogArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Open-loop load generator: requests at a target rate whatever the latency, shaped by a
 /// pattern, against Sock Shop's user journey or a single URL.
 #[derive(Debug, Parser)]
-#[command(name = "loadgen", version, args_override_self = true)]
+#[command(name = "load-testing", version, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -70,93 +70,103 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Clone, Args)]
 pub struct LoadArgs {
     /// Load shape.
-    #[arg(long, env = "LOADGEN_PATTERN", value_enum, default_value = "constant")]
+    #[arg(
+        long,
+        env = "LOAD_TESTING_PATTERN",
+        value_enum,
+        default_value = "constant"
+    )]
     pub pattern: PatternKind,
     /// Length of the run (a bare number is minutes).
-    #[arg(long, env = "LOADGEN_DURATION", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_DURATION", default_value = "5m", value_parser = parse_duration)]
     pub duration: Duration,
     /// Target URL, repeatable; its host is resolved to every replica's address.
-    #[arg(long = "target", env = "LOADGEN_TARGETS", value_delimiter = ',')]
+    #[arg(long = "target", env = "LOAD_TESTING_TARGETS", value_delimiter = ',')]
     pub targets: Vec<String>,
     /// Prometheus file_sd JSON listing replicas (host:port), repeatable; re-read as it changes.
     #[arg(
         long = "targets-file",
-        env = "LOADGEN_TARGETS_FILES",
+        env = "LOAD_TESTING_TARGETS_FILES",
         value_delimiter = ','
     )]
     pub targets_files: Vec<PathBuf>,
     /// Kind of traffic.
-    #[arg(long, env = "LOADGEN_SCENARIO", value_enum, default_value = "url")]
+    #[arg(long, env = "LOAD_TESTING_SCENARIO", value_enum, default_value = "url")]
     pub scenario: ScenarioKind,
     /// Path for the url scenario when targets are given by file (default: the target URL's path).
-    #[arg(long, env = "LOADGEN_PATH")]
+    #[arg(long, env = "LOAD_TESTING_PATH")]
     pub path: Option<String>,
 
     /// constant: requests per second.
-    #[arg(long, env = "LOADGEN_RPS", default_value_t = 50.0)]
+    #[arg(long, env = "LOAD_TESTING_RPS", default_value_t = 50.0)]
     pub rps: f64,
     /// ramp: rate at the start.
-    #[arg(long, env = "LOADGEN_FROM_RPS", default_value_t = 10.0)]
+    #[arg(long, env = "LOAD_TESTING_FROM_RPS", default_value_t = 10.0)]
     pub from_rps: f64,
     /// ramp: rate at the end.
-    #[arg(long, env = "LOADGEN_TO_RPS", default_value_t = 200.0)]
+    #[arg(long, env = "LOAD_TESTING_TO_RPS", default_value_t = 200.0)]
     pub to_rps: f64,
     /// step: the rates, in turn.
     #[arg(
         long,
-        env = "LOADGEN_LEVELS",
+        env = "LOAD_TESTING_LEVELS",
         value_delimiter = ',',
         default_value = "20,80,160,80"
     )]
     pub levels: Vec<f64>,
     /// step: time at each level.
-    #[arg(long, env = "LOADGEN_STEP_EVERY", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_STEP_EVERY", default_value = "1m", value_parser = parse_duration)]
     pub step_every: Duration,
     /// spike: the rate outside the spike.
-    #[arg(long, env = "LOADGEN_BASE_RPS", default_value_t = 30.0)]
+    #[arg(long, env = "LOAD_TESTING_BASE_RPS", default_value_t = 30.0)]
     pub base_rps: f64,
     /// spike: the rate during the spike; trace: the trace's busiest minute becomes this rate.
-    #[arg(long, env = "LOADGEN_PEAK_RPS")]
+    #[arg(long, env = "LOAD_TESTING_PEAK_RPS")]
     pub peak_rps: Option<f64>,
     /// spike: when it starts.
-    #[arg(long, env = "LOADGEN_SPIKE_AT", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_SPIKE_AT", default_value = "1m", value_parser = parse_duration)]
     pub spike_at: Duration,
     /// spike: how long it lasts.
-    #[arg(long, env = "LOADGEN_SPIKE_WIDTH", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_SPIKE_WIDTH", default_value = "30s", value_parser = parse_duration)]
     pub spike_width: Duration,
     /// daily: the night rate.
-    #[arg(long, env = "LOADGEN_MIN_RPS", default_value_t = 10.0)]
+    #[arg(long, env = "LOAD_TESTING_MIN_RPS", default_value_t = 10.0)]
     pub min_rps: f64,
     /// daily: the peak rate.
-    #[arg(long, env = "LOADGEN_MAX_RPS", default_value_t = 150.0)]
+    #[arg(long, env = "LOAD_TESTING_MAX_RPS", default_value_t = 150.0)]
     pub max_rps: f64,
     /// daily: length of one cycle (a compressed day).
-    #[arg(long, env = "LOADGEN_PERIOD", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_PERIOD", default_value = "10m", value_parser = parse_duration)]
     pub period: Duration,
     /// trace: a CSV with t_seconds,requests (see ../shared/traces).
-    #[arg(long, env = "LOADGEN_TRACE")]
+    #[arg(long, env = "LOAD_TESTING_TRACE")]
     pub trace: Option<PathBuf>,
     /// trace: time compression; 60 replays one trace minute per second.
-    #[arg(long, env = "LOADGEN_COMPRESSION", default_value_t = 60.0)]
+    #[arg(long, env = "LOAD_TESTING_COMPRESSION", default_value_t = 60.0)]
     pub compression: f64,
     /// trace: where in the trace to start (trace time).
-    #[arg(long, env = "LOADGEN_TRACE_START", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_TRACE_START", default_value = "0s", value_parser = parse_duration)]
     pub trace_start: Duration,
 
     /// Arrival process.
-    #[arg(long, env = "LOADGEN_ARRIVALS", value_enum, default_value = "poisson")]
+    #[arg(
+        long,
+        env = "LOAD_TESTING_ARRIVALS",
+        value_enum,
+        default_value = "poisson"
+    )]
     pub arrivals: Arrivals,
     /// Requests in flight beyond which arrivals are dropped (and counted).
-    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 20_000)]
+    #[arg(long, env = "LOAD_TESTING_MAX_IN_FLIGHT", default_value_t = 20_000)]
     pub max_in_flight: usize,
     /// Per-request timeout.
-    #[arg(long, env = "LOADGEN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LOAD_TESTING_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
     /// Virtual users (cookie jars) for the sockshop journey.
-    #[arg(long, env = "LOADGEN_USERS", default_value_t = 50)]
+    #[arg(long, env = "LOAD_TESTING_USERS", default_value_t = 50)]
     pub users: usize,
     /// Print the summary as JSON.
-    #[arg(long, env = "LOADGEN_JSON")]
+    #[arg(long, env = "LOAD_TESTING_JSON")]
     pub json: bool,
 }
 
@@ -296,7 +306,7 @@ mod tests {
     use super::*;
 
     fn load(args: &[&str]) -> LoadArgs {
-        let mut argv = vec!["loadgen", "run"];
+        let mut argv = vec!["load-testing", "run"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
             Command::Run(load) => load,

@@ -8,34 +8,10 @@ use crate::cli::ExperimentArgs;
 use crate::progress;
 use anyhow::{Context, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use formats::experiments::{self, EXPERIMENTS_CSV, ExperimentRecord};
 use std::collections::BTreeMap;
 use std::path::Path;
 use tokio_util::sync::CancellationToken;
-
-/// One line of `experiments.csv`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExperimentRecord {
-    /// `<name>-<start time>`, unique per run.
-    pub run_id: String,
-    pub name: String,
-    /// The service (Prometheus job) the load went to.
-    pub service: String,
-    pub pattern: String,
-    pub description: String,
-    pub scenario: String,
-    /// Replica count the run was made at, when it was set.
-    pub replicas: Option<u32>,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-    pub sent: u64,
-    pub errors: u64,
-    pub dropped: u64,
-    pub p95_ms: f64,
-}
-
-/// The file name of the experiment log inside the output directory.
-pub const EXPERIMENTS_CSV: &str = "experiments.csv";
 
 /// Scales, runs, records, reports.
 pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow::Result<()> {
@@ -70,7 +46,7 @@ pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow:
         p95_ms: summary.p95_ms,
     };
     let path = args.output_dir.join(EXPERIMENTS_CSV);
-    append_record(&path, &record)?;
+    experiments::append(&path, &record)?;
     println!("{}", progress::summary(&summary, took));
     println!("recorded run {} in {}", record.run_id, path.display());
     report_collected(&args.dev_csv_path, &record.service, started_at, ended_at);
@@ -109,33 +85,6 @@ async fn scale(command: &str, replicas: u32) -> anyhow::Result<()> {
         bail!("the scale command {command:?} failed ({status})");
     }
     Ok(())
-}
-
-/// Appends one record, writing the header when the file is new.
-pub fn append_record(path: &Path, record: &ExperimentRecord) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let new = std::fs::metadata(path).map_or(true, |m| m.len() == 0);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot append to {}", path.display()))?;
-    let mut writer = csv::WriterBuilder::new().has_headers(new).from_writer(file);
-    writer.serialize(record)?;
-    writer.flush()?;
-    Ok(())
-}
-
-/// Reads every record of an experiments file.
-pub fn read_records(path: &Path) -> anyhow::Result<Vec<ExperimentRecord>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    reader
-        .deserialize()
-        .map(|r| r.with_context(|| format!("{}: unreadable record", path.display())))
-        .collect()
 }
 
 /// Rows, smallest and largest p95 latency collected per service between two times.
@@ -200,47 +149,5 @@ fn report_collected(dev_csv: &Path, service: &str, from: DateTime<Utc>, to: Date
             "no rows were collected during the run: is the metrics-aggregator running with MODE=development?"),
         Err(e) => tracing::warn!(csv = %dev_csv.display(), error = %format!("{e:#}"),
             "cannot read the development CSV: is the metrics-aggregator running with MODE=development?"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_append_with_one_header_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out/experiments.csv");
-        let t: DateTime<Utc> = "2026-04-04T12:00:00Z".parse().unwrap();
-        let record = ExperimentRecord {
-            run_id: "ramp-20260404T120000Z".into(),
-            name: "ramp".into(),
-            service: "orders".into(),
-            pattern: "ramp".into(),
-            description: "ramp 10 -> 200 rps".into(),
-            scenario: "url".into(),
-            replicas: Some(2),
-            started_at: t,
-            ended_at: t + chrono::Duration::minutes(30),
-            sent: 10,
-            errors: 0,
-            dropped: 0,
-            p95_ms: 12.5,
-        };
-        append_record(&path, &record).unwrap();
-        append_record(
-            &path,
-            &ExperimentRecord {
-                replicas: None,
-                ..record.clone()
-            },
-        )
-        .unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.matches("run_id").count(), 1);
-        let back = read_records(&path).unwrap();
-        assert_eq!(back.len(), 2);
-        assert_eq!(back[0], record);
-        assert_eq!(back[1].replicas, None);
     }
 }

@@ -1,4 +1,4 @@
-//! `loadgen`: open-loop load against Sock Shop or the demo target, in the shapes real traffic
+//! `load-testing`: open-loop load against Sock Shop or the demo target, in the shapes real traffic
 //! takes (constant, ramp, step, spike, daily cycle, recorded traces), and the experiment runner
 //! that records what ran while the aggregator collects training data.
 

@@ -3,9 +3,9 @@
 
 use clap::{ArgAction, Parser, ValueEnum};
 use decision::{Guardrails, Strategy};
-use fleet::config::{Secs, Validate, positive_secs, secs};
-use fleet::kafka::KafkaArgs;
-use fleet::telemetry::LogArgs;
+use service_runtime::config::{Secs, Validate, positive_secs, secs};
+use service_runtime::kafka::KafkaArgs;
+use service_runtime::telemetry::LogArgs;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -348,7 +348,7 @@ impl Validate for ScalerConfig {
         let path = &self.evaluation_json;
         let f1 = std::fs::read(path)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| decision::voting::held_out_f1(&bytes))
+            .and_then(|bytes| formats::evaluation::held_out_f1(&bytes))
             .map_err(|e| {
                 format!(
                     "VOTING_STRATEGY=weighted without VOTING_WEIGHTS reads the held-out F1 in \
@@ -460,7 +460,7 @@ mod tests {
             ("--scale-up-cooldown-sec", "-1", "0 or more"),
         ] {
             let e = ScalerConfig::try_parse_from(["s", &format!("{flag}={value}")]).unwrap_err();
-            let line = fleet::config::one_line(&e);
+            let line = service_runtime::config::one_line(&e);
             assert!(line.contains(flag) && line.contains(says), "{line}");
         }
         let zero = ScalerConfig::try_parse_from(["s", "--scale-up-cooldown-sec", "0"]).unwrap();

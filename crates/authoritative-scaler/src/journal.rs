@@ -13,64 +13,13 @@
 //! has ([`Intent`]), so a change is never made twice nor forgotten.
 
 use chrono::{DateTime, Utc};
-use contract::{Action, DecisionOutcome, DecisionRecord};
+use contract::{DecisionOutcome, DecisionRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
-/// The columns of the decisions CSV.
-pub const COLUMNS: [&str; 13] = [
-    "decision_id",
-    "decided_at",
-    "service",
-    "window_id",
-    "strategy",
-    "action",
-    "average_confidence",
-    "votes",
-    "current_replicas",
-    "target_replicas",
-    "outcome",
-    "reason",
-    "features_produced_at",
-];
-
-fn time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// One row: votes as `model:ACTION:confidence:safe_replicas` joined by `|`.
-pub fn row(r: &DecisionRecord) -> Vec<String> {
-    let votes: Vec<String> = r
-        .votes
-        .iter()
-        .map(|v| {
-            format!(
-                "{}:{}:{:.4}:{}",
-                v.model,
-                v.action.as_str(),
-                v.confidence,
-                v.safe_replicas
-            )
-        })
-        .collect();
-    vec![
-        r.decision_id.to_string(),
-        time(&r.decided_at),
-        r.service.clone(),
-        r.window_id.to_string(),
-        r.strategy.clone(),
-        r.action.as_str().to_owned(),
-        format!("{:.4}", r.average_confidence),
-        votes.join("|"),
-        r.current_replicas.to_string(),
-        r.target_replicas.to_string(),
-        r.outcome.as_str().to_owned(),
-        r.reason.clone(),
-        time(&r.features_produced_at),
-    ]
-}
+pub use formats::journal::{COLUMNS, row};
 
 /// What a restart needs from earlier decisions.
 #[derive(Debug, Default, PartialEq)]
@@ -101,31 +50,33 @@ pub fn restore(path: &Path) -> anyhow::Result<Restored> {
             ));
         }
     };
-    for record in reader.records().filter_map(Result::ok) {
-        let get = |i: usize| record.get(i).unwrap_or("");
-        let (Ok(id), Ok(at), Ok(window)) = (
-            get(0).parse::<u64>(),
-            get(1).parse::<DateTime<Utc>>(),
-            get(3).parse::<u64>(),
-        ) else {
-            continue;
-        };
-        let service = get(2).to_owned();
-        restored.next_decision_id = restored.next_decision_id.max(id + 1);
-        if get(10) == DecisionOutcome::Applied.as_str() {
-            let (from, to) = (
-                get(8).parse::<u32>().unwrap_or(0),
-                get(9).parse::<u32>().unwrap_or(0),
-            );
-            if to > from {
-                restored.last_scale_up.insert(service.clone(), at);
-            } else if to < from {
-                restored.last_scale_down.insert(service.clone(), at);
+    let rows = reader.records().filter_map(Result::ok);
+    for r in rows.filter_map(|row| formats::journal::parse(&row).ok()) {
+        restored.next_decision_id = restored.next_decision_id.max(r.decision_id + 1);
+        match scaled(&r) {
+            Some(true) => {
+                _ = restored
+                    .last_scale_up
+                    .insert(r.service.clone(), r.decided_at)
             }
+            Some(false) => {
+                _ = restored
+                    .last_scale_down
+                    .insert(r.service.clone(), r.decided_at)
+            }
+            None => {}
         }
-        restored.decided.push((service, window, at));
+        restored
+            .decided
+            .push((r.service, r.window_id, r.decided_at));
     }
     Ok(restored)
+}
+
+/// Whether the decision changed the count: up (`true`) or down (`false`).
+fn scaled(r: &DecisionRecord) -> Option<bool> {
+    (r.outcome == DecisionOutcome::Applied && r.current_replicas != r.target_replicas)
+        .then_some(r.target_replicas > r.current_replicas)
 }
 
 /// A replica change about to be made, durable before the engine is called: the decision as
@@ -226,15 +177,8 @@ pub fn prepare_compaction(
     let mut count = 0;
     for (i, row) in rows()?.filter_map(Result::ok).enumerate() {
         count = i + 1;
-        let get = |c: usize| row.get(c).unwrap_or("");
-        if get(10) == DecisionOutcome::Applied.as_str() {
-            let (from, to) = (
-                get(8).parse::<u32>().unwrap_or(0),
-                get(9).parse::<u32>().unwrap_or(0),
-            );
-            if from != to {
-                last_change.insert((get(2).to_owned(), to > from), i);
-            }
+        if let Some(up) = formats::journal::parse(&row).ok().as_ref().and_then(scaled) {
+            last_change.insert((row.get(2).unwrap_or("").to_owned(), up), i);
         }
     }
     let changes: HashSet<usize> = last_change.into_values().collect();
@@ -286,15 +230,10 @@ pub fn finish_compaction(path: &Path, prepared: Prepared) -> anyhow::Result<usiz
     Ok(kept + appended_rows)
 }
 
-/// Parses an action name as the CSV writes it.
-pub fn parse_action(s: &str) -> Option<Action> {
-    Action::ALL.into_iter().find(|a| a.as_str() == s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contract::VoteSummary;
+    use contract::{Action, VoteSummary};
 
     fn record(
         id: u64,
@@ -330,7 +269,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.csv");
         assert_eq!(restore(&path).unwrap().next_decision_id, 1);
-        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        let log = service_runtime::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
         log.append(vec![
             row(&record(7, 100, 2, 4, DecisionOutcome::Applied)),
             row(&record(8, 110, 4, 4, DecisionOutcome::Held)),
@@ -349,7 +288,6 @@ mod tests {
             restored.last_scale_down["orders"],
             DateTime::from_timestamp(122, 0).unwrap()
         );
-        assert_eq!(parse_action("SCALE_DOWN"), Some(Action::ScaleDown));
     }
 
     #[test]
@@ -377,7 +315,7 @@ mod tests {
     async fn rows_appended_while_a_compaction_is_prepared_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.csv");
-        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        let log = service_runtime::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
         let rows = (1..100).map(|id| row(&record(id, 100 + id * 10, 3, 3, DecisionOutcome::Held)));
         log.append(rows.collect()).await.unwrap();
         let prepared = prepare_compaction(
@@ -413,7 +351,7 @@ mod tests {
     async fn compaction_keeps_what_a_restart_needs() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("decisions.csv");
-        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        let log = service_runtime::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
         let mut rows = vec![
             row(&record(1, 100, 2, 4, DecisionOutcome::Applied)),
             row(&record(2, 110, 4, 3, DecisionOutcome::Applied)),
@@ -436,7 +374,7 @@ mod tests {
             before
         );
         // The journal goes on below its compacted rows.
-        let log = fleet::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
+        let log = service_runtime::csv_log::CsvLog::open(&path, &COLUMNS, "DECISIONS_CSV").unwrap();
         log.append(vec![row(&record(500, 9_000, 3, 3, DecisionOutcome::Held))])
             .await
             .unwrap();

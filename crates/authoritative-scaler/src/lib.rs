@@ -27,16 +27,16 @@ use chrono::Utc;
 use contract::Vote;
 use decider::Decider;
 use decision::{Added, Ballot, History, Tally, TallyConfig};
-use fleet::config::Secs;
-use fleet::csv_log::CsvLog;
-use fleet::kafka::{
-    AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
-};
-use fleet::ops::Health;
-use fleet::supervise::Tasks;
 use lock::ActiveLock;
 use metrics::ScalerMetrics;
 use prometheus::Registry;
+use service_runtime::config::Secs;
+use service_runtime::csv_log::CsvLog;
+use service_runtime::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
+};
+use service_runtime::ops::Health;
+use service_runtime::supervise::Tasks;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -164,7 +164,7 @@ impl Application {
         let ops_listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
-        let registry = fleet::ops::registry();
+        let registry = service_runtime::ops::registry();
         let metrics = ScalerMetrics::register(&registry)?;
         let kafka_metrics = KafkaMetrics::register(&registry)?;
         let lock = ActiveLock::open(&config.decisions_csv)?;
@@ -193,7 +193,7 @@ impl Application {
     }
 
     /// Tallies and decides until `shutdown` is cancelled. Every part runs supervised
-    /// ([`fleet::supervise`]): one that stops early fails `/healthz` and makes this return an
+    /// ([`service_runtime::supervise`]): one that stops early fails `/healthz` and makes this return an
     /// error, so that the process exits non-zero and its restart policy acts.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
@@ -202,141 +202,37 @@ impl Application {
         let lock = self.lock;
         let restored = match self.restored {
             Some(restored) => restored,
-            None => {
-                self.health
-                    .set("active", true, format!("standing by: {}", lock.holder()));
-                tracing::warn!(lock = %lock.path.display(), holder = %lock.holder(),
-                    "another scaler is active on this journal; standing by until it stops");
-                if !lock.wait(&stop).await? {
-                    return tasks.join().await;
-                }
-                self.metrics.active.set(1);
-                tracing::info!(lock = %lock.path.display(), "the active scaler stopped; this one takes over");
-                restore(&config, &self.metrics)?
-            }
+            None => match stand_by(&config, &lock, &self.health, &self.metrics, &stop).await? {
+                Some(restored) => restored,
+                None => return tasks.join().await,
+            },
         };
         self.health.set("active", true, "the active scaler");
-        let dead_letters = dead_letter_topic(&config.votes_topic);
-        let topics = [
-            config.votes_topic.as_str(),
-            config.decisions_topic.as_str(),
-            dead_letters.as_str(),
-        ];
-        let create = || ensure_topics(&config.kafka, &topics);
-        if !fleet::retry::until_ok(&stop, &self.health, "kafka", "creating the topics", create)
-            .await
-        {
+        let Some((producer, consumer)) =
+            connect(&config, &self.health, &self.kafka_metrics, &stop).await?
+        else {
             return tasks.join().await;
-        }
-        let producer = JsonProducer::new(
-            &config.kafka,
-            "authoritative-scaler",
-            self.kafka_metrics.clone(),
-        )?;
-        let consumer = AtLeastOnceConsumer::sole(
-            &config.kafka,
-            "authoritative-scaler",
-            &config.consumer_group,
-            &config.votes_topic,
-            self.kafka_metrics.clone(),
-        )?
-        .dead_letters(producer.clone());
+        };
         let Restored {
             tally,
             mut decider,
             in_flight,
         } = restored;
         decider.producer = Some(producer.clone());
-
-        let (ballots, mut inbox) = mpsc::channel::<Ballot>(1024);
+        let (ballots, inbox) = mpsc::channel::<Ballot>(1024);
         let tally = Arc::new(Mutex::new(tally));
-        let control_every = config.reconcile_interval_sec.std();
-        // Ends once the consumer and the window timer, which hold the senders, have ended.
-        tasks.spawn("decider", async move {
-            if let Some(intent) = in_flight {
-                decider.reconcile(intent).await;
-            }
-            // The controller's rounds, between batches of ballots; the first one at once.
-            let mut rounds = tokio::time::interval(control_every);
-            rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                let ballot = tokio::select! {
-                    ballot = inbox.recv() => ballot,
-                    _ = rounds.tick() => {
-                        decider.control().await;
-                        continue;
-                    }
-                };
-                let Some(ballot) = ballot else { break };
-                let mut batch = vec![ballot];
-                while batch.len() < fleet::kafka::MAX_BATCH {
-                    match inbox.try_recv() {
-                        Ok(ballot) => batch.push(ballot),
-                        Err(_) => break,
-                    }
-                }
-                decider.decide_all(batch).await;
-            }
-            decider.published().await;
-            Ok(())
-        });
-        {
-            let (tally, ballots, stop) = (tally.clone(), ballots.clone(), stop.clone());
-            tasks.spawn("window-timer", async move {
-                let mut tick = tokio::time::interval(EXPIRY_TICK);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tick.tick() => {}
-                    }
-                    let due = tally
-                        .lock()
-                        .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?
-                        .expire(Utc::now());
-                    for ballot in due {
-                        ballots
-                            .send(ballot)
-                            .await
-                            .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
-                    }
-                }
-            });
-        }
+        let rounds = config.reconcile_interval_sec.std();
+        tasks.spawn("decider", decide(decider, in_flight, inbox, rounds));
+        tasks.spawn(
+            "window-timer",
+            close_due_windows(tally.clone(), ballots.clone(), stop.clone()),
+        );
         self.health.set("tally", true, "counting votes");
         tracing::info!(from = %config.votes_topic, to = %config.decisions_topic, "deciding");
-        let metrics = self.metrics.clone();
-        tasks.spawn("consumer", async move {
-            consumer
-                .run_batches(&stop, fleet::kafka::MAX_BATCH, move |votes: &[Vote]| {
-                    let now = Utc::now();
-                    let complete = tally
-                        .lock()
-                        .map(|mut tally| {
-                            let mut complete = Vec::new();
-                            for vote in votes {
-                                let added = tally.add(vote.clone(), now);
-                                metrics.votes.with_label_values(&[added.as_str()]).inc();
-                                if let Added::Complete(ballot) = added {
-                                    complete.push(ballot);
-                                }
-                            }
-                            complete
-                        })
-                        .map_err(|_| anyhow::anyhow!("tally lock poisoned"));
-                    let ballots = ballots.clone();
-                    async move {
-                        for ballot in complete? {
-                            ballots
-                                .send(ballot)
-                                .await
-                                .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
-                        }
-                        Ok(())
-                    }
-                })
-                .await
-                .context("consuming votes failed")
-        });
+        tasks.spawn(
+            "consumer",
+            count_votes(consumer, tally, ballots, self.metrics.clone(), stop),
+        );
         let result = tasks.join().await;
         if let Err(e) = producer.flush(Duration::from_secs(10)).await {
             tracing::error!(error = %e, "decision records still queued at shutdown were not published");
@@ -345,5 +241,183 @@ impl Application {
         drop(lock);
         tracing::info!("authoritative-scaler stopped");
         Ok(())
+    }
+}
+
+/// Waits while another scaler holds the journal's lock; restores once this one has it (`None`:
+/// stopped first).
+async fn stand_by(
+    config: &ScalerConfig,
+    lock: &ActiveLock,
+    health: &Health,
+    metrics: &ScalerMetrics,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<Restored>> {
+    health.set("active", true, format!("standing by: {}", lock.holder()));
+    tracing::warn!(lock = %lock.path.display(), holder = %lock.holder(),
+        "another scaler is active on this journal; standing by until it stops");
+    if !lock.wait(stop).await? {
+        return Ok(None);
+    }
+    metrics.active.set(1);
+    tracing::info!(lock = %lock.path.display(), "the active scaler stopped; this one takes over");
+    restore(config, metrics).map(Some)
+}
+
+/// Creates the topics (retrying while the broker is away), then the decision producer and the
+/// vote consumer (`None`: stopped first).
+async fn connect(
+    config: &ScalerConfig,
+    health: &Health,
+    kafka_metrics: &KafkaMetrics,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<(JsonProducer, AtLeastOnceConsumer)>> {
+    let dead_letters = dead_letter_topic(&config.votes_topic);
+    let topics = [
+        config.votes_topic.as_str(),
+        config.decisions_topic.as_str(),
+        dead_letters.as_str(),
+    ];
+    let create = || ensure_topics(&config.kafka, &topics);
+    if !service_runtime::retry::until_ok(stop, health, "kafka", "creating the topics", create).await
+    {
+        return Ok(None);
+    }
+    let producer = JsonProducer::new(&config.kafka, "authoritative-scaler", kafka_metrics.clone())?;
+    let consumer = AtLeastOnceConsumer::sole(
+        &config.kafka,
+        "authoritative-scaler",
+        &config.consumer_group,
+        &config.votes_topic,
+        kafka_metrics.clone(),
+    )?
+    .dead_letters(producer.clone());
+    Ok(Some((producer, consumer)))
+}
+
+/// The decider: settles a change left in flight, then decides the ballots in batches, with the
+/// controller's rounds in between (the first one at once). Ends once the consumer and the window
+/// timer, which hold the senders, have ended.
+async fn decide(
+    mut decider: Decider,
+    in_flight: Option<journal::Intent>,
+    mut inbox: mpsc::Receiver<Ballot>,
+    every: Duration,
+) -> anyhow::Result<()> {
+    if let Some(intent) = in_flight {
+        decider.reconcile(intent).await;
+    }
+    let mut rounds = tokio::time::interval(every);
+    rounds.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ballot = tokio::select! {
+            ballot = inbox.recv() => ballot,
+            _ = rounds.tick() => {
+                decider.control().await;
+                continue;
+            }
+        };
+        let Some(ballot) = ballot else { break };
+        let mut batch = vec![ballot];
+        while batch.len() < service_runtime::kafka::MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(ballot) => batch.push(ballot),
+                Err(_) => break,
+            }
+        }
+        decider.decide_all(batch).await;
+    }
+    decider.published().await;
+    Ok(())
+}
+
+/// Sends the ballots of windows whose deadline passed, every [`EXPIRY_TICK`].
+async fn close_due_windows(
+    tally: Arc<Mutex<Tally>>,
+    ballots: mpsc::Sender<Ballot>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(EXPIRY_TICK);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let due = tally
+            .lock()
+            .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?
+            .expire(Utc::now());
+        for ballot in due {
+            ballots
+                .send(ballot)
+                .await
+                .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
+        }
+    }
+}
+
+/// Counts every vote into the tally and sends the ballots of the windows it completes.
+async fn count_votes(
+    consumer: AtLeastOnceConsumer,
+    tally: Arc<Mutex<Tally>>,
+    ballots: mpsc::Sender<Ballot>,
+    metrics: ScalerMetrics,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    consumer
+        .run_batches(
+            &stop,
+            service_runtime::kafka::MAX_BATCH,
+            move |votes: &[Vote]| {
+                let now = Utc::now();
+                let complete = tally
+                    .lock()
+                    .map(|mut tally| {
+                        let mut complete = Vec::new();
+                        for vote in votes {
+                            let added = tally.add(vote.clone(), now);
+                            metrics.votes.with_label_values(&[added.as_str()]).inc();
+                            if let Added::Complete(ballot) = added {
+                                complete.push(ballot);
+                            }
+                        }
+                        complete
+                    })
+                    .map_err(|_| anyhow::anyhow!("tally lock poisoned"));
+                let ballots = ballots.clone();
+                async move {
+                    for ballot in complete? {
+                        ballots
+                            .send(ballot)
+                            .await
+                            .map_err(|_| anyhow::anyhow!("the decider stopped"))?;
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .context("consuming votes failed")
+}
+
+/// Started by [`service_runtime::service::main`].
+impl service_runtime::service::Service for Application {
+    const NAME: &'static str = "authoritative-scaler";
+    type Config = ScalerConfig;
+
+    fn log_args(config: &ScalerConfig) -> &service_runtime::telemetry::LogArgs {
+        &config.log
+    }
+
+    async fn build(config: ScalerConfig) -> anyhow::Result<Self> {
+        Application::build(config).await
+    }
+
+    fn ops_addr(&self) -> SocketAddr {
+        Application::ops_addr(self)
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Application::run(self, shutdown).await
     }
 }

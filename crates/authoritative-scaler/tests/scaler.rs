@@ -6,7 +6,9 @@
 
 use chrono::Utc;
 use contract::{Action, DecisionOutcome, DecisionRecord, Message, Vote};
-use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
+use service_runtime::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
+};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -10,14 +10,12 @@
 //! variant per version. Today every message is at version `"1"`; a later version adds a variant
 //! and a conversion from the older one, so old messages still decode.
 
-mod csv_row;
 mod decision;
 mod feature_vector;
 mod features;
 mod sla;
 mod vote;
 
-pub use csv_row::{CsvLayout, csv_header};
 pub use decision::{DecisionOutcome, DecisionRecord, VoteSummary};
 pub use feature_vector::FeatureVector;
 pub use features::{

@@ -1,8 +1,8 @@
 //! Settings of one demo-service replica.
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
-use fleet::config::Validate;
-use fleet::telemetry::LogArgs;
+use service_runtime::config::Validate;
+use service_runtime::telemetry::LogArgs;
 use std::net::SocketAddr;
 
 /// How long each request holds its slot.
@@ -114,7 +114,7 @@ impl DemoConfig {
             error_rate: 0.0,
             record_scrapes: false,
             log: LogArgs {
-                log_format: fleet::telemetry::LogFormat::Human,
+                log_format: service_runtime::telemetry::LogFormat::Human,
                 log_level: "info".into(),
             },
         }

@@ -45,16 +45,16 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (LISTEN_ADDR): {e}", config.listen_addr)
         })?;
-        let registry = fleet::ops::registry();
+        let registry = service_runtime::ops::registry();
         let metrics = DemoMetrics::register(&registry)?;
-        let health = fleet::ops::Health::default();
+        let health = service_runtime::ops::Health::default();
         health.set(
             "server",
             true,
             format!("serving as {}", config.service_name),
         );
         let state = Arc::new(Replica::new(config, metrics));
-        let mut ops = fleet::ops::router(registry, health);
+        let mut ops = service_runtime::ops::router(registry, health);
         if config.record_scrapes {
             ops = ops.layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -4,9 +4,9 @@ use demo_service::{Application, DemoConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let config: DemoConfig = fleet::config::parse_or_exit();
-    fleet::telemetry::init(&config.log);
-    let shutdown = fleet::shutdown::on_signal();
+    let config: DemoConfig = service_runtime::config::parse_or_exit();
+    service_runtime::telemetry::init(&config.log);
+    let shutdown = service_runtime::shutdown::on_signal();
     let app = Application::build(&config).await?;
     tracing::info!(
         addr = %app.local_addr(),

@@ -1,8 +1,8 @@
 //! Settings of the Docker guard.
 
 use clap::Parser;
-use fleet::config::{Secs, Validate, positive_secs};
-use fleet::telemetry::LogArgs;
+use service_runtime::config::{Secs, Validate, positive_secs};
+use service_runtime::telemetry::LogArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -46,7 +46,7 @@ impl GuardConfig {
             engine_timeout_sec: Secs::new(60),
             max_connections: 16,
             log: LogArgs {
-                log_format: fleet::telemetry::LogFormat::Human,
+                log_format: service_runtime::telemetry::LogFormat::Human,
                 log_level: "info".into(),
             },
         }

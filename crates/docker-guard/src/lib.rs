@@ -21,13 +21,13 @@ pub use proxy::MAX_BODY;
 
 use anyhow::Context;
 use engine::Engine;
-use fleet::ops::Health;
 use hyper::Method;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use metrics::GuardMetrics;
 use prometheus::Registry;
 use proxy::Guard;
+use service_runtime::ops::Health;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,7 +66,7 @@ impl Application {
         let ops_listener = TcpListener::bind(config.metrics_addr)
             .await
             .with_context(|| format!("cannot listen on {} (METRICS_ADDR)", config.metrics_addr))?;
-        let registry = fleet::ops::registry();
+        let registry = service_runtime::ops::registry();
         let metrics = GuardMetrics::register(&registry)?;
         let engine = Engine::new(&config.docker_socket, config.engine_timeout_sec.std());
         let guard = Arc::new(Guard::new(engine.clone(), metrics));
@@ -97,7 +97,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then gives open connections [`GRACE`] to finish.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let ops = tokio::spawn(fleet::ops::serve(
+        let ops = tokio::spawn(service_runtime::ops::serve(
             self.ops_listener,
             self.registry,
             self.health.clone(),
@@ -192,5 +192,31 @@ async fn ping(engine: Engine, health: Health, stop: CancellationToken) {
             Ok(answer) => health.set("engine", false, format!("_ping answered {}", answer.status)),
             Err(e) => health.set("engine", false, e.to_string()),
         }
+    }
+}
+
+/// Started by [`service_runtime::service::main`].
+impl service_runtime::service::Service for Application {
+    const NAME: &'static str = "docker-guard";
+    type Config = GuardConfig;
+
+    fn log_args(config: &GuardConfig) -> &service_runtime::telemetry::LogArgs {
+        &config.log
+    }
+
+    async fn build(config: GuardConfig) -> anyhow::Result<Self> {
+        Application::build(config).await
+    }
+
+    fn ops_addr(&self) -> SocketAddr {
+        Application::ops_addr(self)
+    }
+
+    fn announce(&self) {
+        tracing::info!(proxy = %self.addr(), ops = %self.ops_addr(), "guarding the Docker engine");
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Application::run(self, shutdown).await
     }
 }

@@ -42,7 +42,7 @@ impl Fixture {
         );
         let project = ComposeProject::up(&testkit::unique("mlguard").replace('-', ""), &yaml);
         let config = GuardConfig {
-            engine_timeout_sec: fleet::config::Secs::new(30),
+            engine_timeout_sec: service_runtime::config::Secs::new(30),
             ..GuardConfig::local("/var/run/docker.sock")
         };
         let app = Application::build(config).await.unwrap();

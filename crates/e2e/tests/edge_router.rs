@@ -7,11 +7,11 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use demo_service::{Application, DemoConfig};
-use loadgen::engine::{Arrivals, RunSpec};
-use loadgen::pattern::Pattern;
-use loadgen::scenario::Scenario;
-use loadgen::stats::Stats;
-use loadgen::targets::Targets;
+use load_testing::engine::{Arrivals, RunSpec};
+use load_testing::pattern::Pattern;
+use load_testing::scenario::Scenario;
+use load_testing::stats::Stats;
+use load_testing::targets::Targets;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -146,7 +146,7 @@ async fn split(config: &std::path::Path) -> Split {
         let scenario = Scenario::Url {
             path: "/catalogue".into(),
         };
-        loadgen::engine::run(
+        load_testing::engine::run(
             &spec,
             &scenario,
             targets,

@@ -95,7 +95,7 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         "run",
         "-d",
         "--rm",
-        "loadgen",
+        "load-testing",
         "run",
         "--target",
         "http://demo:8080/catalogue",

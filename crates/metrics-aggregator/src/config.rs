@@ -2,9 +2,9 @@
 //! `POLL_INTERVAL_SEC`, `PROMETHEUS_URL`) are kept as they are.
 
 use clap::{Parser, ValueEnum};
-use fleet::config::{Secs, Validate, http_url, positive_secs};
-use fleet::kafka::KafkaArgs;
-use fleet::telemetry::LogArgs;
+use service_runtime::config::{Secs, Validate, http_url, positive_secs};
+use service_runtime::kafka::KafkaArgs;
+use service_runtime::telemetry::LogArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -14,13 +14,13 @@ pub use config::{AggregatorConfig, Mode};
 pub use poller::PollSettings;
 
 use anyhow::Context;
-use fleet::csv_log::CsvLog;
-use fleet::kafka::{JsonProducer, KafkaMetrics, ensure_topics};
-use fleet::ops::Health;
-use fleet::supervise::Tasks;
 use metrics::AggregatorMetrics;
 use poller::Poller;
 use prometheus::PrometheusClient;
+use service_runtime::csv_log::CsvLog;
+use service_runtime::kafka::{JsonProducer, KafkaMetrics, ensure_topics};
+use service_runtime::ops::Health;
+use service_runtime::supervise::Tasks;
 use sink::Sink;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,7 +52,7 @@ impl Application {
         let ops_listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
-        let registry = fleet::ops::registry();
+        let registry = service_runtime::ops::registry();
         let sink_name = match config.mode {
             Mode::Production => "kafka",
             Mode::Development => "csv",
@@ -74,7 +74,7 @@ impl Application {
             Mode::Development => {
                 let csv = CsvLog::open(
                     &config.dev_csv_path,
-                    &contract::csv_header(),
+                    &formats::dev_csv::header(),
                     "DEV_CSV_PATH",
                 )?;
                 (Sink::Csv(csv), None)
@@ -124,7 +124,7 @@ impl Application {
     }
 
     /// Creates the topic if needed (production), then polls until `shutdown` is cancelled. The
-    /// poll loop and the ops server run supervised ([`fleet::supervise`]): one that stops early
+    /// poll loop and the ops server run supervised ([`service_runtime::supervise`]): one that stops early
     /// makes this return an error.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
@@ -134,7 +134,7 @@ impl Application {
                 let topic = self.config.metrics_topic.as_str();
                 let topics = [topic];
                 let create = || ensure_topics(&self.config.kafka, &topics);
-                if !fleet::retry::until_ok(
+                if !service_runtime::retry::until_ok(
                     &stop,
                     &self.health,
                     "kafka",
@@ -166,5 +166,27 @@ impl Application {
         result?;
         tracing::info!("metrics-aggregator stopped");
         Ok(())
+    }
+}
+
+/// Started by [`service_runtime::service::main`].
+impl service_runtime::service::Service for Application {
+    const NAME: &'static str = "metrics-aggregator";
+    type Config = AggregatorConfig;
+
+    fn log_args(config: &AggregatorConfig) -> &service_runtime::telemetry::LogArgs {
+        &config.log
+    }
+
+    async fn build(config: AggregatorConfig) -> anyhow::Result<Self> {
+        Application::build(config).await
+    }
+
+    fn ops_addr(&self) -> SocketAddr {
+        Application::ops_addr(self)
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Application::run(self, shutdown).await
     }
 }

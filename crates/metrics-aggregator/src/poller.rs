@@ -17,7 +17,7 @@ use crate::sink::Sink;
 use chrono::{DateTime, Utc};
 use contract::FeatureVector;
 use features::{Capacity, FeatureBuilder, FeatureSettings, LONG_WINDOWS};
-use fleet::ops::Health;
+use service_runtime::ops::Health;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -1,8 +1,8 @@
 //! Where feature vectors go: Kafka in production mode, the CSV in development mode.
 
 use contract::FeatureVector;
-use fleet::csv_log::CsvLog;
-use fleet::kafka::JsonProducer;
+use service_runtime::csv_log::CsvLog;
+use service_runtime::kafka::JsonProducer;
 
 /// The destination of one mode.
 #[derive(Clone)]
@@ -45,7 +45,7 @@ impl Sink {
             Sink::Csv(csv) => {
                 let n = vectors.len();
                 match csv
-                    .append(vectors.iter().map(FeatureVector::csv_row).collect())
+                    .append(vectors.iter().map(formats::dev_csv::row).collect())
                     .await
                 {
                     Ok(()) => (n, Vec::new()),

@@ -1,5 +1,5 @@
 //! The aggregator against the real parts: Prometheus (Debian's), the tansu broker, demo replicas
-//! whose latency depends on load, and load from loadgen's engine.
+//! whose latency depends on load, and load from load-testing's engine.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -8,8 +8,8 @@ mod common;
 use common::{config, drive, replicas, start};
 use contract::{FeatureVector, METRICS_TOPIC};
 use demo_service::DemoConfig;
-use fleet::kafka::{AtLeastOnceConsumer, KafkaArgs, KafkaMetrics};
-use loadgen::pattern::Pattern;
+use load_testing::pattern::Pattern;
+use service_runtime::kafka::{AtLeastOnceConsumer, KafkaArgs, KafkaMetrics};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -242,7 +242,7 @@ fn rows(path: &std::path::Path) -> (Vec<String>, Vec<FeatureVector>) {
         .map(|r| {
             let r = r.unwrap();
             let cells: Vec<&str> = r.iter().collect();
-            FeatureVector::from_csv_row(&cells).unwrap()
+            formats::dev_csv::parse_row(&cells).unwrap()
         })
         .collect();
     (headers, vectors)

@@ -2,10 +2,10 @@
 //! ml-logistic-regression).
 
 use clap::Parser;
-use fleet::config::Validate;
-use fleet::kafka::KafkaArgs;
-use fleet::telemetry::LogArgs;
 use models::ModelKind;
+use service_runtime::config::Validate;
+use service_runtime::kafka::KafkaArgs;
+use service_runtime::telemetry::LogArgs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -7,7 +7,7 @@
 //! by service, and only then is the vector's offset stored. A redelivered vector can thus give a
 //! second vote for the same window and model; the scaler counts one.
 //!
-//! Vectors that are already waiting are voted on together (up to [`fleet::kafka::MAX_BATCH`]):
+//! Vectors that are already waiting are voted on together (up to [`service_runtime::kafka::MAX_BATCH`]):
 //! one model call, one file write and the votes' deliveries awaited together, so a burst of
 //! services costs one round trip to the broker, not one per service.
 
@@ -17,63 +17,21 @@ pub use config::InferenceConfig;
 
 use anyhow::Context;
 use chrono::Utc;
-use contract::{FeatureVector, Features, Vote, csv_header};
-use fleet::csv_log::CsvLog;
-use fleet::kafka::{
-    AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
-};
-use fleet::ops::Health;
-use fleet::supervise::Tasks;
+use contract::{FeatureVector, Features, Vote};
 use models::{LoadedModel, VoteDecision};
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use service_runtime::csv_log::CsvLog;
+use service_runtime::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
+};
+use service_runtime::ops::Health;
+use service_runtime::supervise::Tasks;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-
-/// Columns of the predictions CSV before the feature vector's own columns.
-pub const PREDICTION_COLUMNS: [&str; 10] = [
-    "voted_at",
-    "model",
-    "model_version",
-    "action",
-    "confidence",
-    "violation_probability",
-    "current_replicas",
-    "safe_replicas",
-    "forecast_rps",
-    "inference_us",
-];
-
-/// The predictions CSV header: the vote, then the feature vector as the development CSV has it,
-/// so outcomes observed later can be joined on (service, window_id) for retraining.
-pub fn predictions_header() -> Vec<&'static str> {
-    PREDICTION_COLUMNS
-        .iter()
-        .copied()
-        .chain(csv_header())
-        .collect()
-}
-
-fn prediction_row(vote: &Vote, forecast_rps: f64, vector: &FeatureVector) -> Vec<String> {
-    let mut row = vec![
-        vote.voted_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        vote.model.clone(),
-        vote.model_version.clone(),
-        vote.action.as_str().to_owned(),
-        vote.confidence.to_string(),
-        vote.violation_probability.to_string(),
-        vote.current_replicas.to_string(),
-        vote.safe_replicas.to_string(),
-        format!("{forecast_rps:.3}"),
-        format!("{:.1}", vote.inference_us),
-    ];
-    row.extend(vector.csv_row());
-    row
-}
 
 /// Counters of the service.
 #[derive(Clone)]
@@ -158,13 +116,13 @@ impl Application {
         let model = models::load(&path, config.model)?;
         let predictions = CsvLog::open(
             &config.predictions_csv(),
-            &predictions_header(),
+            &formats::predictions::header(),
             "PREDICTIONS_CSV",
         )?;
         let ops_listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("cannot listen on {} (LISTEN_ADDR)", config.listen_addr))?;
-        let registry = fleet::ops::registry();
+        let registry = service_runtime::ops::registry();
         let metrics = InferenceMetrics::register(&registry, config.model.as_str())?;
         let kafka_metrics = KafkaMetrics::register(&registry)?;
         let health = Health::default();
@@ -196,7 +154,7 @@ impl Application {
     }
 
     /// Consumes and votes until `shutdown` is cancelled; the consumer and the ops server run
-    /// supervised ([`fleet::supervise`]): one that stops early makes this return an error.
+    /// supervised ([`service_runtime::supervise`]): one that stops early makes this return an error.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let mut tasks = Tasks::with_ops(&shutdown, self.ops_listener, self.registry, &self.health);
         let stop = tasks.stop_token();
@@ -208,8 +166,14 @@ impl Application {
             dead_letters.as_str(),
         ];
         let create = || ensure_topics(&config.kafka, &topics);
-        if !fleet::retry::until_ok(&stop, &self.health, "kafka", "creating the topics", create)
-            .await
+        if !service_runtime::retry::until_ok(
+            &stop,
+            &self.health,
+            "kafka",
+            "creating the topics",
+            create,
+        )
+        .await
         {
             return tasks.join().await;
         }
@@ -239,7 +203,7 @@ impl Application {
             consumer
                 .run_batches(
                     &stop,
-                    fleet::kafka::MAX_BATCH,
+                    service_runtime::kafka::MAX_BATCH,
                     move |vectors: &[FeatureVector]| {
                         let (voter, vectors) = (voter.clone(), vectors.to_vec());
                         async move { voter.vote(&vectors).await }
@@ -326,7 +290,9 @@ impl Voter {
             .iter()
             .zip(&decisions)
             .zip(vectors)
-            .map(|((vote, decision), vector)| prediction_row(vote, decision.forecast_rps, vector))
+            .map(|((vote, decision), vector)| {
+                formats::predictions::row(vote, decision.forecast_rps, vector)
+            })
             .collect();
         let (logged, published) = tokio::join!(
             self.predictions.append(rows),
@@ -352,5 +318,27 @@ impl Voter {
                 probability = vote.violation_probability, safe = vote.safe_replicas, "voted");
         }
         Ok(())
+    }
+}
+
+/// Started by [`service_runtime::service::main`].
+impl service_runtime::service::Service for Application {
+    const NAME: &'static str = "ml-inference";
+    type Config = InferenceConfig;
+
+    fn log_args(config: &InferenceConfig) -> &service_runtime::telemetry::LogArgs {
+        &config.log
+    }
+
+    async fn build(config: InferenceConfig) -> anyhow::Result<Self> {
+        Application::build(config).await
+    }
+
+    fn ops_addr(&self) -> SocketAddr {
+        Application::ops_addr(self)
+    }
+
+    async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        Application::run(self, shutdown).await
     }
 }

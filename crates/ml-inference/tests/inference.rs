@@ -5,9 +5,11 @@
 
 use clap::Parser;
 use contract::{Action, FeatureVector, Message, Vote};
-use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
 use ml_inference::{Application, InferenceConfig};
 use models::ModelKind;
+use service_runtime::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -177,7 +179,7 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
         let mut reader = csv::Reader::from_path(&path).unwrap();
         assert_eq!(
             reader.headers().unwrap().iter().collect::<Vec<_>>(),
-            ml_inference::predictions_header()
+            formats::predictions::header()
         );
         assert_eq!(reader.records().count(), 4, "{kind}");
     }
@@ -293,7 +295,7 @@ async fn a_flood_of_bad_vectors_goes_to_the_dead_letter_topic_and_voting_goes_on
     let broker = Broker::start().await;
     let dir = tempfile::tempdir().unwrap();
     let (metrics_topic, votes_topic) = (testkit::unique("metrics"), testkit::unique("model-votes"));
-    let dead = fleet::kafka::dead_letter_topic(&metrics_topic);
+    let dead = service_runtime::kafka::dead_letter_topic(&metrics_topic);
     let mut args = KafkaArgs::local(broker.bootstrap());
     args.kafka_properties
         .push("auto.offset.reset=earliest".into());

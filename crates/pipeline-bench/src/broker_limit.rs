@@ -9,7 +9,7 @@ use crate::stats::{Latency, per_second};
 use crate::vectors::{Encoded, VectorSource};
 use anyhow::Context;
 use contract::FeatureVector;
-use fleet::kafka::{JsonProducer, KafkaArgs, ensure_topics};
+use service_runtime::kafka::{JsonProducer, KafkaArgs, ensure_topics};
 use std::time::{Duration, Instant};
 
 /// Services the round-trip vectors take turns on, so every partition carries some.

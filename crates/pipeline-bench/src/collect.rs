@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use contract::Message;
-use fleet::kafka::{AtLeastOnceConsumer, KafkaArgs};
+use service_runtime::kafka::{AtLeastOnceConsumer, KafkaArgs};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::thread::JoinHandle;

@@ -3,9 +3,9 @@
 //! `KAFKA_PROPERTIES` as the services name it).
 
 use clap::{ArgAction, Parser};
-use fleet::config::{Secs, Validate, positive_secs};
-use fleet::kafka::KafkaArgs;
-use fleet::telemetry::LogArgs;
+use service_runtime::config::{Secs, Validate, positive_secs};
+use service_runtime::kafka::KafkaArgs;
+use service_runtime::telemetry::LogArgs;
 use std::path::PathBuf;
 
 /// Measures the Kafka-compatible broker (tansu) on its own, with the services' own client

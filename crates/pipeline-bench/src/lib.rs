@@ -23,7 +23,7 @@ pub use config::BenchConfig;
 pub use report::Report;
 
 use anyhow::Context;
-use fleet::kafka::KafkaMetrics;
+use service_runtime::kafka::KafkaMetrics;
 use services::Binaries;
 use std::time::Instant;
 use testkit::Broker;

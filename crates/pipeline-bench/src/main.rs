@@ -5,9 +5,9 @@ use pipeline_bench::BenchConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: BenchConfig = fleet::config::parse_or_exit();
-    fleet::telemetry::init(&config.log);
-    let shutdown = fleet::shutdown::on_signal();
+    let config: BenchConfig = service_runtime::config::parse_or_exit();
+    service_runtime::telemetry::init(&config.log);
+    let shutdown = service_runtime::shutdown::on_signal();
     // Dropping the run on a signal kills the broker and the services (kill_on_drop).
     let report = tokio::select! {
         report = pipeline_bench::run(config) => report?,

@@ -14,8 +14,8 @@ use crate::vectors::{Encoded, VectorSource};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contract::DecisionRecord;
-use fleet::kafka::{JsonProducer, KafkaArgs, ensure_topics};
 use models::ModelKind;
+use service_runtime::kafka::{JsonProducer, KafkaArgs, ensure_topics};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

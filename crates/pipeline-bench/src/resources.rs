@@ -1,7 +1,7 @@
 //! Memory and CPU of the processes under test, read from `/proc/<pid>` (fleet's reader, the one
 //! behind every service's `process_*` metrics).
 
-use fleet::ops::{ProcessSample, sample_process};
+use service_runtime::ops::{ProcessSample, sample_process};
 use std::time::Instant;
 
 /// A process to watch.

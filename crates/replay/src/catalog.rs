@@ -197,7 +197,7 @@ impl Trained {
         let report = dir.join("evaluation.json");
         let weights = std::fs::read(&report)
             .map_err(|e| e.to_string())
-            .and_then(|bytes| decision::voting::held_out_f1(&bytes))
+            .and_then(|bytes| formats::evaluation::held_out_f1(&bytes))
             .map_err(|e| anyhow::anyhow!("{}: {e}", report.display()))?;
         Ok(Self { models, weights })
     }

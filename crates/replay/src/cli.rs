@@ -5,8 +5,8 @@ use crate::simulation::Settings;
 use chrono::Duration;
 use clap::{Args, Parser, Subcommand};
 use decision::Guardrails;
-use fleet::config::Validate;
 use models::Sla;
+use service_runtime::config::Validate;
 use std::path::PathBuf;
 
 /// Replays real request-rate traces against a simulated service calibrated on the demo target,
@@ -40,7 +40,7 @@ pub enum Command {
 pub struct HistoryArgs {
     /// Base URL of the Prometheus HTTP API that scrapes the service.
     #[arg(long, env = "PROMETHEUS_URL", default_value = "http://localhost:9090",
-          value_parser = fleet::config::http_url)]
+          value_parser = service_runtime::config::http_url)]
     pub prometheus_url: String,
     /// The service: its Prometheus job.
     #[arg(long, env = "REPLAY_SERVICE")]

@@ -151,8 +151,8 @@ pub fn calibrated_model(
             dataset.display()
         )
     };
-    let vectors = trainer::dataset::read_vectors(dataset).with_context(context)?;
-    let runs = loadgen::experiment::read_records(experiments).with_context(context)?;
+    let vectors = formats::dev_csv::read(dataset).with_context(context)?;
+    let runs = formats::experiments::read(experiments).with_context(context)?;
     let demo = DemoConfig::defaults()?;
     Ok(calibrate(
         &vectors,

@@ -13,8 +13,9 @@ use crate::traces::TraceLoad;
 use crate::{catalog, policy::Oracle, service::ServiceModel};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use contract::{FeatureVector, Features, csv_header};
-use loadgen::experiment::ExperimentRecord;
+use contract::{FeatureVector, Features};
+use formats::dev_csv;
+use formats::experiments::ExperimentRecord;
 use std::path::Path;
 
 /// Windows without load this long or longer are a gap in the trace, not a quiet spell.
@@ -128,7 +129,7 @@ pub fn export(
     }
     let mut rows = csv::Writer::from_path(&csv_path)
         .with_context(|| format!("cannot write {}", csv_path.display()))?;
-    rows.write_record(csv_header())?;
+    rows.write_record(dev_csv::header())?;
     let mut records = Vec::new();
     let mut current: Option<(usize, usize, f64)> = None; // (part, first window, start seconds)
     let mut written = 0;
@@ -175,7 +176,7 @@ pub fn export(
             produced_at: at(record.end),
             features,
         };
-        rows.write_record(vector.csv_row())?;
+        rows.write_record(dev_csv::row(&vector))?;
         written += 1;
     }
     close(&mut current, last_end, &mut records);

@@ -5,7 +5,7 @@
 use replay::cli::{Command, ReplayConfig};
 
 fn main() {
-    let config: ReplayConfig = fleet::config::parse_or_exit();
+    let config: ReplayConfig = service_runtime::config::parse_or_exit();
     let result = match &config.command {
         Command::Run(args) => replay::run_command(args),
         Command::Evaluate(args) => replay::evaluate_command(args),
@@ -15,6 +15,6 @@ fn main() {
     };
     match result {
         Ok(out) => println!("{out}"),
-        Err(e) => fleet::config::exit_failed("replay", &e),
+        Err(e) => service_runtime::config::exit_failed("replay", &e),
     }
 }

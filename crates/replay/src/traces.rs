@@ -1,9 +1,9 @@
 //! The real traces of `../shared/traces/` as loads: read, cut, scaled and compressed by the load
-//! generator's own replay code (`loadgen::trace`), so that the simulator and a live replay with
-//! `loadgen` apply the same rates at the same moments.
+//! generator's own replay code (`load_testing::trace`), so that the simulator and a live replay with
+//! `load-testing` apply the same rates at the same moments.
 
-use loadgen::pattern::Pattern;
-use loadgen::trace::{ReplayOptions, read_trace, replay};
+use load_testing::pattern::Pattern;
+use load_testing::trace::{ReplayOptions, read_trace, replay};
 use std::path::Path;
 use std::time::Duration;
 

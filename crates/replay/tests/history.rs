@@ -4,11 +4,11 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use demo_service::DemoConfig;
-use loadgen::engine::{Arrivals, RunSpec};
-use loadgen::pattern::Pattern;
-use loadgen::scenario::Scenario;
-use loadgen::stats::Stats;
-use loadgen::targets::Targets;
+use load_testing::engine::{Arrivals, RunSpec};
+use load_testing::pattern::Pattern;
+use load_testing::scenario::Scenario;
+use load_testing::stats::Stats;
+use load_testing::targets::Targets;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +64,7 @@ async fn a_services_own_traffic_becomes_a_trace_and_is_replayed() {
             .await
             .unwrap(),
     );
-    loadgen::engine::run(
+    load_testing::engine::run(
         &spec,
         &Scenario::Url {
             path: "/catalogue".into(),

@@ -4,11 +4,11 @@
 //! commits nothing, so it never moves the services' offsets.
 
 use clap::Parser;
-use fleet::config::Validate;
-use fleet::kafka::KafkaArgs;
-use fleet::telemetry::LogArgs;
 use rdkafka::Message;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use service_runtime::config::Validate;
+use service_runtime::kafka::KafkaArgs;
+use service_runtime::telemetry::LogArgs;
 use std::io::Write;
 use std::time::Duration;
 
@@ -45,8 +45,8 @@ impl Validate for Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config: Config = fleet::config::parse_or_exit();
-    fleet::telemetry::init(&config.log);
+    let config: Config = service_runtime::config::parse_or_exit();
+    service_runtime::telemetry::init(&config.log);
     let group = format!("topic-tail-{}", std::process::id());
     let mut client = config.kafka.consumer_config("topic-tail", &group);
     client.set("enable.auto.commit", "false").set(
@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let consumer: StreamConsumer = client.create()?;
     consumer.subscribe(&[&config.topic])?;
-    let shutdown = fleet::shutdown::on_signal();
+    let shutdown = service_runtime::shutdown::on_signal();
     let idle = config.idle_timeout_sec.map(Duration::from_secs);
     let mut printed = 0u64;
     let mut out = std::io::stdout().lock();

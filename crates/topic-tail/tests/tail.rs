@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use contract::{DecodeError, Message, Vote};
-use fleet::kafka::{JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
+use service_runtime::kafka::{JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
 
 #[tokio::test]
 async fn prints_each_message_on_its_own_line_with_its_key() {

@@ -2,9 +2,9 @@
 
 use crate::fit::Hyper;
 use clap::Parser;
-use fleet::config::Validate;
-use fleet::telemetry::LogArgs;
 use models::ModelKind;
+use service_runtime::config::Validate;
+use service_runtime::telemetry::LogArgs;
 use std::path::PathBuf;
 
 /// The features the models read by default: the load's own recent past and the same time a

@@ -9,9 +9,9 @@
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use contract::{CsvLayout, FeatureVector, Sla};
+use contract::{FeatureVector, Sla};
 use features::{FeatureBuilder, Observation, Quantiles};
-use loadgen::experiment::{ExperimentRecord, read_records};
+use formats::experiments::ExperimentRecord;
 use models::Horizons;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
@@ -89,32 +89,6 @@ pub struct Targets {
 /// Whether a window violates the SLA.
 pub fn violates(vector: &FeatureVector, sla: &Sla) -> bool {
     sla.violated_by(&vector.features)
-}
-
-/// Reads a development CSV; files of earlier versions (fewer feature columns) read with the
-/// newer features missing.
-pub fn read_vectors(path: &Path) -> anyhow::Result<Vec<FeatureVector>> {
-    let mut reader =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
-    let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    let layout = CsvLayout::from_header(&header).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a development CSV this version reads: {e}",
-            path.display()
-        )
-    })?;
-    reader
-        .records()
-        .enumerate()
-        .map(|(i, record)| {
-            let record = record?;
-            let cells: Vec<&str> = record.iter().collect();
-            layout
-                .read(&cells)
-                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 2))
-        })
-        .collect()
 }
 
 /// Computes the history features and capacity estimates of rows that lack them (written before
@@ -200,14 +174,14 @@ pub fn load(
         hasher.update(
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
         );
-        vectors.extend(read_vectors(path)?);
+        vectors.extend(formats::dev_csv::read(path)?);
     }
     let mut runs: Vec<Run> = Vec::new();
     for path in experiments {
         hasher.update(
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?,
         );
-        runs.extend(read_records(path)?.into_iter().map(to_run));
+        runs.extend(formats::experiments::read(path)?.into_iter().map(to_run));
     }
     if let Some(unknown) = excluded
         .iter()

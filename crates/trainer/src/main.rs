@@ -3,8 +3,8 @@
 use trainer::TrainerConfig;
 
 fn main() -> anyhow::Result<()> {
-    let config: TrainerConfig = fleet::config::parse_or_exit();
-    fleet::telemetry::init(&config.log);
+    let config: TrainerConfig = service_runtime::config::parse_or_exit();
+    service_runtime::telemetry::init(&config.log);
     let report = trainer::run(&config)?;
     for baseline in &report.baselines {
         println!(

@@ -275,7 +275,7 @@ experiment log of the runs, both as `scripts/collect-training-data.sh` wrote the
   Prometheus scraping every 2 s, with four demo services side by side, `demo1` to `demo4`, at
   1, 2, 3 and 4 replicas. Each replica has 4 slots of 50 ms mean (exponential) service time:
   80 requests per second of capacity C per replica.
-- Six rounds of 8 minutes, one per pattern, each service under its own `loadgen experiment`
+- Six rounds of 8 minutes, one per pattern, each service under its own `load-testing experiment`
   (open-loop Poisson arrivals, the `url` scenario on `/catalogue`), rates as fractions of the
   service's capacity: `constant` (0.6, 0.95, 0.8, 1.05 C for 1 to 4 replicas), `ramp`
   (0.15 to 1.1 C), `step` (0.3, 0.75, 1.0, 0.55, 0.95, 0.4 C, 80 s each), `spike` (0.45 C with

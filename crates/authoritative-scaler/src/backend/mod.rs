@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 
 /// Labels that opt a service in and set its bounds (on its containers, or on the Swarm
 /// service); the Docker guard reads the same ones.
-pub use fleet::labels::{MAX_LABEL, MIN_LABEL, OPT_IN_LABEL};
+pub use service_runtime::labels::{MAX_LABEL, MIN_LABEL, OPT_IN_LABEL};
 
 /// What a backend knows about a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,5 +249,5 @@ fn bound(labels: Option<&HashMap<String, String>>, key: &str) -> Option<u32> {
 
 /// Whether a label set opts its service in.
 fn opted_in(labels: Option<&HashMap<String, String>>) -> bool {
-    fleet::labels::opted_in(|key| labels?.get(key).map(String::as_str))
+    service_runtime::labels::opted_in(|key| labels?.get(key).map(String::as_str))
 }

@@ -20,8 +20,8 @@ pub mod service;
 #[cfg(test)]
 mod fuzz;
 
-pub use fleet::labels::{OPT_IN_LABEL, OPT_IN_VALUE};
 use serde_json::Value;
+pub use service_runtime::labels::{OPT_IN_LABEL, OPT_IN_VALUE};
 
 /// Why a request was refused, as a bounded label for the refusal counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +82,7 @@ impl Refusal {
 
 /// Whether a label object (`Config.Labels`, `Spec.Labels`, a listing's `Labels`) opts in.
 pub fn opted_in(labels: Option<&Value>) -> bool {
-    fleet::labels::opted_in(|key| labels?.get(key)?.as_str())
+    service_runtime::labels::opted_in(|key| labels?.get(key)?.as_str())
 }
 
 /// A label's value, `""` when absent.

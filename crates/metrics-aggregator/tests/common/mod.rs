@@ -4,11 +4,11 @@
 #![allow(dead_code)]
 
 use demo_service::DemoConfig;
-use loadgen::engine::{Arrivals, RunSpec};
-use loadgen::pattern::Pattern;
-use loadgen::scenario::Scenario;
-use loadgen::stats::Stats;
-use loadgen::targets::Targets;
+use load_testing::engine::{Arrivals, RunSpec};
+use load_testing::pattern::Pattern;
+use load_testing::scenario::Scenario;
+use load_testing::stats::Stats;
+use load_testing::targets::Targets;
 use metrics_aggregator::{AggregatorConfig, Application};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ pub fn drive(
         let scenario = Scenario::Url {
             path: "/catalogue".into(),
         };
-        loadgen::engine::run(
+        load_testing::engine::run(
             &spec,
             &scenario,
             targets,

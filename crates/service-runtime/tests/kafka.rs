@@ -5,7 +5,9 @@
 
 use chrono::{TimeZone, Utc};
 use contract::{FeatureVector, Features, METRICS_TOPIC, Message};
-use fleet::kafka::{AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics};
+use service_runtime::kafka::{
+    AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
+};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::Broker;
@@ -424,7 +426,7 @@ async fn what_cannot_be_processed_goes_to_the_dead_letter_topic_and_the_consumer
     let broker = Broker::start().await;
     let args = args(&broker);
     let topic = testkit::unique(METRICS_TOPIC);
-    let dead = fleet::kafka::dead_letter_topic(&topic);
+    let dead = service_runtime::kafka::dead_letter_topic(&topic);
     ensure_topics(&args, &[&topic, &dead]).await.unwrap();
     let m = metrics();
     let producer = JsonProducer::new(&args, "test", m.clone()).unwrap();
@@ -489,7 +491,8 @@ async fn what_cannot_be_processed_goes_to_the_dead_letter_topic_and_the_consumer
     // Window 3 was tried at most MAX_TRIES times alone (and perhaps once in a batch before).
     let tried = *tries.lock().unwrap();
     assert!(
-        (fleet::kafka::MAX_TRIES..=2 * fleet::kafka::MAX_TRIES).contains(&tried),
+        (service_runtime::kafka::MAX_TRIES..=2 * service_runtime::kafka::MAX_TRIES)
+            .contains(&tried),
         "tried {tried} times"
     );
 

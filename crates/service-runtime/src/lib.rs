@@ -3,7 +3,8 @@
 //! ([`csv_log`]), logging
 //! ([`telemetry`]), signal-driven shutdown ([`shutdown`]), supervised tasks ([`supervise`]), the
 //! `/metrics` and `/healthz` server ([`ops`]), the Kafka producer, consumer and topic
-//! administration ([`kafka`]) and the labels that opt a service in to scaling ([`labels`]).
+//! administration ([`kafka`]), the labels that opt a service in to scaling ([`labels`]), and the
+//! start-up skeleton that ties them together ([`service`]).
 
 pub mod config;
 pub mod csv_log;
@@ -11,6 +12,7 @@ pub mod kafka;
 pub mod labels;
 pub mod ops;
 pub mod retry;
+pub mod service;
 pub mod shutdown;
 pub mod supervise;
 pub mod telemetry;
