@@ -8,6 +8,8 @@
 //! | `output/decisions.csv`, the decision journal | [`journal`] | authoritative-scaler | the scaler at start and when compacting, tests |
 //! | `models/evaluation.json`, the trainer's report | [`evaluation`] | trainer | authoritative-scaler and replay (`weighted` vote) |
 //!
+//! The generated reports' templates are filled by [`template::fill`].
+//!
 //! Golden files in `tests/golden/` hold one of each as released versions wrote it: a change that
 //! cannot read them back is a change of format, to be made with a reader for the old one (as the
 //! development CSV reads files written before a feature joined the schema).
@@ -20,3 +22,4 @@ pub mod evaluation;
 pub mod experiments;
 pub mod journal;
 pub mod predictions;
+pub mod template;

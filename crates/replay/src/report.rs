@@ -19,15 +19,6 @@ pub const GOAL_CAPTURED: f64 = 0.67;
 
 const TEMPLATE: &str = include_str!("../templates/evaluation.md");
 
-/// Fills `{{name}}` in `template` with the values of `fields`.
-pub fn fill(template: &str, fields: &[(&str, String)]) -> String {
-    let mut out = template.to_owned();
-    for (name, value) in fields {
-        out = out.replace(&format!("{{{{{name}}}}}"), value);
-    }
-    out
-}
-
 /// How the reference ensemble fares against the goals on one trace in one scenario.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GoalCheck {
@@ -521,26 +512,6 @@ fn markdown(
         ("calibration_table", calibration_rows(c)),
         ("traces_dir", plan.traces_dir.display().to_string()),
     ];
-    let out = fill(TEMPLATE, &fields);
-    if let Some((_, rest)) = out.split_once("{{") {
-        anyhow::bail!(
-            "templates/evaluation.md names a field the report does not fill: {{{{{}",
-            rest.chars().take(30).collect::<String>()
-        );
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fields_are_filled_everywhere() {
-        assert_eq!(
-            fill("a {{b}} c {{b}}", &[("b", "x".into())]),
-            "a x c x",
-            "every occurrence"
-        );
-    }
+    formats::template::fill(TEMPLATE, &fields)
+        .map_err(|e| anyhow::anyhow!("templates/evaluation.md: {e}"))
 }

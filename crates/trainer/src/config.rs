@@ -100,6 +100,10 @@ pub struct TrainerConfig {
     #[arg(long, env = "TRAIN_MODELS", value_delimiter = ',', value_parser = parse_kind,
           default_value = "xgboost,random_forest,logistic_regression")]
     pub models: Vec<ModelKind>,
+    /// Only rewrites README.md in MODELS_DIR from the evaluation.json there, without training
+    /// (after its template, crates/trainer/templates/, changed).
+    #[arg(long, env = "TRAIN_REPORT_ONLY")]
+    pub report_only: bool,
     #[command(flatten)]
     pub log: LogArgs,
     /// Hyperparameters are fixed in code and recorded in each artifact.

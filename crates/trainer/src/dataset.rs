@@ -47,7 +47,7 @@ pub struct Example {
 }
 
 /// Why rows were not used.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Dropped {
     pub outside_runs: usize,
     /// Rows of runs listed as excluded.

@@ -1,10 +1,10 @@
 //! The seed's evaluation table (accuracy, precision, recall, F1 and ROC-AUC) and how well a
 //! forecast's quantiles hold (coverage and pinball loss).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Scores of one classifier on one set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub accuracy: f64,
     pub precision: f64,
@@ -72,7 +72,7 @@ pub fn roc_auc(actual: &[bool], scores: &[f64]) -> f64 {
 }
 
 /// How well a forecast's quantiles hold on a set of windows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForecastScores {
     pub windows: usize,
     /// Per level: the share of windows whose target was at most the forecast quantile.

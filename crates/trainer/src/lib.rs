@@ -21,7 +21,7 @@ pub mod synthetic;
 
 pub use config::TrainerConfig;
 pub use fit::Hyper;
-pub use report::table as report_table;
+pub use report::{rewrite_readme, table as report_table};
 
 use contract::Action;
 use dataset::{Example, Targets};
@@ -30,11 +30,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use models::{
     ForecastSpec, Horizons, LoadedModel, ModelKind, Sla, TrainingInfo, empirical_quantile,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 /// One model on one held-out pattern.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeldOut {
     pub pattern: String,
     pub forecast: Horizons<ForecastScores>,
@@ -44,7 +44,7 @@ pub struct HeldOut {
 }
 
 /// One model's result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelResult {
     pub model: ModelKind,
     pub model_version: String,
@@ -54,7 +54,7 @@ pub struct ModelResult {
 }
 
 /// The baselines on one held-out pattern.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baselines {
     pub pattern: String,
     /// The training targets' own quantiles, the same for every window: what a forecast must
@@ -70,7 +70,7 @@ pub struct Baselines {
 }
 
 /// Everything the trainer measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub data_sha256: String,
     pub window_sec: u32,

@@ -5,6 +5,11 @@ use trainer::TrainerConfig;
 fn main() -> anyhow::Result<()> {
     let config: TrainerConfig = service_runtime::config::parse_or_exit();
     service_runtime::telemetry::init(&config.log);
+    if config.report_only {
+        trainer::rewrite_readme(&config.out)?;
+        println!("{} rewritten", config.out.join("README.md").display());
+        return Ok(());
+    }
     let report = trainer::run(&config)?;
     for baseline in &report.baselines {
         println!(
