@@ -6,6 +6,7 @@
 //! models trained on one mean the same thing on the other.
 
 mod capacity;
+pub mod synthetic;
 mod trend;
 
 pub use capacity::{Capacity, CapacitySettings, DEFAULT_PRIOR_RPS, VIOLATING_SHARE};

@@ -58,7 +58,7 @@ impl VectorSource {
             window_end,
             poll_interval_sec: POLL_INTERVAL_SEC,
             produced_at: Utc::now(),
-            features: trainer::synthetic::features(rate, replicas),
+            features: features::synthetic::features(rate, replicas),
         }
     }
 

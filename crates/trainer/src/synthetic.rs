@@ -5,51 +5,18 @@
 use crate::dataset::Example;
 use crate::fit::{Hyper, Plan, fit};
 use chrono::DateTime;
-use contract::{FEATURE_COUNT, FeatureVector, Features, Sla, feature_index};
+use contract::{FeatureVector, Sla};
+use features::synthetic::with_history;
+pub use features::synthetic::{CAPACITY, features};
 use indicatif::ProgressBar;
 use models::{ForecastSpec, Horizons, LoadedModel, ModelKind, TrainingInfo};
 use std::path::Path;
-
-/// What one replica of the synthetic service carries within the SLA.
-pub const CAPACITY: f64 = 65.0;
 
 /// A deterministic number in [0, 1) for window `i` and stream `k`, scrambled (Knuth's
 /// multiplicative hash) so that it does not follow the windows' features.
 fn noise(i: usize, k: usize) -> f64 {
     let h = (i as u64 ^ (k as u64) << 32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (h >> 40) as f64 / (1u64 << 24) as f64
-}
-
-/// Features of a window at `rate` req/s per replica on `replicas` replicas, with a flat recent
-/// history and the synthetic capacity.
-pub fn features(rate: f64, replicas: u32) -> Features {
-    with_history(rate, replicas, 1.0, 0.0)
-}
-
-/// Features with the recent peak `recent_max` times this window's rate and the trend `trend`.
-fn with_history(rate: f64, replicas: u32, recent_max: f64, trend: f64) -> Features {
-    let mut values = [f64::NAN; FEATURE_COUNT];
-    let mut set = |name: &str, v: f64| values[feature_index(name).unwrap_or(0)] = v;
-    let replicas_f = f64::from(replicas);
-    set("request_rate", rate * replicas_f);
-    set("request_rate_per_replica", rate);
-    set("replicas", replicas_f);
-    set("error_ratio", 0.0);
-    set("latency_p50", 0.05 + (rate / 100.0).powi(4) / 2.0);
-    set("latency_p95", 0.1 + (rate / 100.0).powi(4));
-    set("latency_p99", 0.15 + (rate / 100.0).powi(4) * 2.0);
-    set("memory_per_replica", 5e6);
-    set("request_rate_trend", trend);
-    set("rate_trend_long", trend / 2.0);
-    set("rate_max_recent", recent_max);
-    set("rate_min_recent", 1.0 / recent_max);
-    set("rate_mean_long", 1.0);
-    set("rate_max_long", recent_max * 1.1);
-    set("rate_cv_long", (recent_max - 1.0) / 2.0 + 0.05);
-    set("capacity_per_replica", CAPACITY);
-    set("capacity_utilization", rate / CAPACITY);
-    Features::from_values(&values)
-        .unwrap_or_else(|e| unreachable!("synthetic features are valid: {e}"))
 }
 
 /// `n` windows over loads of 0 to 100 req/s per replica and 1 to 4 replicas, whose next peak is
