@@ -31,7 +31,7 @@ use crate::config::ScalerConfig;
 use crate::journal::{self, Intent};
 use crate::metrics::ScalerMetrics;
 use chrono::{DateTime, Utc};
-use contract::{DecisionOutcome, DecisionRecord, VoteSummary};
+use contract::{DecisionOutcome, DecisionRecord};
 use decision::{Ballot, Guardrails, History, Strategy};
 use service_runtime::csv_log::CsvLog;
 use service_runtime::kafka::JsonProducer;
@@ -458,31 +458,21 @@ impl Decider {
 
     /// Decides `ballot` and acts; the record is not emitted yet.
     async fn decide(&mut self, ballot: Ballot) -> DecisionRecord {
-        let votes: Vec<VoteSummary> = ballot
-            .votes
-            .iter()
-            .map(|v| VoteSummary {
-                model: v.model.clone(),
-                action: v.action,
-                confidence: v.confidence,
-                safe_replicas: v.safe_replicas,
-            })
-            .collect();
-        let service = ballot.service.clone();
-        let observed = ballot.observed_replicas();
+        let service = ballot.service;
+        let observed = ballot.observed_replicas;
         let mut record = DecisionRecord {
             decision_id: self.next_id,
             service: service.clone(),
             window_id: ballot.window_id,
             strategy: self.strategy.name().to_owned(),
-            votes,
+            votes: ballot.votes,
             action: contract::Action::NoAction,
             average_confidence: 0.0,
             current_replicas: observed,
             target_replicas: observed,
             outcome: DecisionOutcome::Unchanged,
             reason: String::new(),
-            features_produced_at: ballot.features_produced_at(),
+            features_produced_at: ballot.features_produced_at,
             decided_at: Utc::now(),
         };
         self.next_id += 1;
@@ -768,13 +758,8 @@ mod tests {
                 features_produced_at: produced,
                 voted_at: produced,
             })
-            .collect();
-        Ballot {
-            service: service.into(),
-            window_id,
-            votes,
-            complete: true,
-        }
+            .collect::<Vec<Vote>>();
+        Ballot::of(service, window_id, &votes, true)
     }
 
     fn journal_rows(dir: &std::path::Path) -> Vec<String> {

@@ -375,7 +375,7 @@ async fn count_votes(
                     .map(|mut tally| {
                         let mut complete = Vec::new();
                         for vote in votes {
-                            let added = tally.add(vote.clone(), now);
+                            let added = tally.add(vote, now);
                             metrics.votes.with_label_values(&[added.as_str()]).inc();
                             if let Added::Complete(ballot) = added {
                                 complete.push(ballot);

@@ -20,9 +20,8 @@
 //! of made-up windows larger than that can push a real service's floor out.
 
 use chrono::{DateTime, Duration, Utc};
-use contract::{Action, Vote};
+use contract::{Action, Vote, VoteSummary};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
 
 /// The settings of a tally.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,37 +39,59 @@ pub struct TallyConfig {
     pub max_open: usize,
 }
 
-/// The votes of one closed window, ready for a decision.
+/// The votes of one closed window, ready for a decision: what a decision reads of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ballot {
     pub service: String,
     pub window_id: u64,
-    /// One vote per model, in the order of [`TallyConfig::expected_models`].
-    pub votes: Vec<Vote>,
+    /// One per model that voted, in the order of [`TallyConfig::expected_models`].
+    pub votes: Vec<VoteSummary>,
+    /// The replica count the models saw (the most common among the votes).
+    pub observed_replicas: u32,
+    /// When the window's feature vector was produced (the earliest the votes report).
+    pub features_produced_at: DateTime<Utc>,
     /// Every expected model voted (else the window timed out).
     pub complete: bool,
 }
 
 impl Ballot {
-    /// When the window's feature vector was produced (the earliest the votes report).
-    pub fn features_produced_at(&self) -> DateTime<Utc> {
-        self.votes
+    /// The ballot of `votes`, all for `service` and `window_id`.
+    pub fn of(service: &str, window_id: u64, votes: &[Vote], complete: bool) -> Self {
+        let kept: Vec<(&str, Kept)> = votes
             .iter()
-            .map(|v| v.features_produced_at)
-            .min()
-            .unwrap_or_default()
+            .map(|v| (v.model.as_str(), Kept::of(v)))
+            .collect();
+        Self::from_kept(service.to_owned(), window_id, &kept, complete)
     }
 
-    /// The replica count the models saw (the most common among the votes).
-    pub fn observed_replicas(&self) -> u32 {
+    fn from_kept(service: String, window_id: u64, kept: &[(&str, Kept)], complete: bool) -> Self {
         let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
-        for v in &self.votes {
-            *counts.entry(v.current_replicas).or_default() += 1;
+        for (_, k) in kept {
+            *counts.entry(k.current_replicas).or_default() += 1;
         }
-        counts
-            .into_iter()
-            .max_by_key(|(r, n)| (*n, *r))
-            .map_or(1, |(r, _)| r)
+        Ballot {
+            service,
+            window_id,
+            votes: kept
+                .iter()
+                .map(|(model, k)| VoteSummary {
+                    model: (*model).to_owned(),
+                    action: k.action,
+                    confidence: k.confidence,
+                    safe_replicas: k.safe_replicas,
+                })
+                .collect(),
+            observed_replicas: counts
+                .into_iter()
+                .max_by_key(|(r, n)| (*n, *r))
+                .map_or(1, |(r, _)| r),
+            features_produced_at: kept
+                .iter()
+                .map(|(_, k)| k.features_produced_at)
+                .min()
+                .unwrap_or_default(),
+            complete,
+        }
     }
 }
 
@@ -123,41 +144,31 @@ impl Added {
 struct Open {
     opened_at: DateTime<Utc>,
     /// One slot per expected model, in their order. Open windows are most of the scaler's
-    /// memory in a burst: a map of whole votes here cost about a kilobyte per window, the slots
-    /// about a quarter of that.
+    /// memory in a burst (the pipeline benchmark holds tens of thousands open): a map of whole
+    /// votes here cost about a kilobyte per window, slots of whole votes a quarter of that, the
+    /// slots of what a decision reads about a tenth.
     votes: Box<[Option<Kept>]>,
 }
 
-/// A vote as an open window keeps it: the service is the window's, the model its slot's, and
-/// the model version shared with the slot's other votes.
-#[derive(Debug, Clone)]
+/// A vote as an open window keeps it: what a decision reads of it (the service is the window's,
+/// the model its slot's), 32 bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Kept {
-    model_version: Arc<str>,
     action: Action,
     confidence: f64,
-    violation_probability: f64,
     current_replicas: u32,
     safe_replicas: u32,
-    inference_us: f64,
     features_produced_at: DateTime<Utc>,
-    voted_at: DateTime<Utc>,
 }
 
 impl Kept {
-    fn vote(self, service: &str, window_id: u64, model: &str) -> Vote {
-        Vote {
-            service: service.to_owned(),
-            window_id,
-            model: model.to_owned(),
-            model_version: self.model_version.to_string(),
-            action: self.action,
-            confidence: self.confidence,
-            violation_probability: self.violation_probability,
-            current_replicas: self.current_replicas,
-            safe_replicas: self.safe_replicas,
-            inference_us: self.inference_us,
-            features_produced_at: self.features_produced_at,
-            voted_at: self.voted_at,
+    fn of(vote: &Vote) -> Self {
+        Kept {
+            action: vote.action,
+            confidence: vote.confidence,
+            current_replicas: vote.current_replicas,
+            safe_replicas: vote.safe_replicas,
+            features_produced_at: vote.features_produced_at,
         }
     }
 }
@@ -178,14 +189,11 @@ pub struct Tally {
     /// forget them.
     floors_order: BTreeMap<(DateTime<Utc>, u64), String>,
     floors_set: u64,
-    /// Per expected model, the version its last vote named, shared by the votes kept.
-    versions: Vec<Option<Arc<str>>>,
 }
 
 impl Tally {
     pub fn new(config: TallyConfig) -> Self {
         Self {
-            versions: vec![None; config.expected_models.len()],
             config,
             open: HashMap::new(),
             closed: HashMap::new(),
@@ -284,7 +292,7 @@ impl Tally {
     }
 
     /// Counts one vote at time `now`.
-    pub fn add(&mut self, vote: Vote, now: DateTime<Utc>) -> Added {
+    pub fn add(&mut self, vote: &Vote, now: DateTime<Utc>) -> Added {
         let Some(slot) = self
             .config
             .expected_models
@@ -305,59 +313,47 @@ impl Tally {
             return Added::Overflow;
         }
         let models = self.config.expected_models.len();
-        let open = self.open.entry(key.clone()).or_insert_with(|| Open {
+        let open = self.open.entry(key).or_insert_with(|| Open {
             opened_at: now,
             votes: vec![None; models].into_boxed_slice(),
         });
         if open.votes[slot].is_some() {
             return Added::Duplicate;
         }
-        let version = match &self.versions[slot] {
-            Some(v) if **v == *vote.model_version => v.clone(),
-            _ => {
-                let v: Arc<str> = Arc::from(vote.model_version.as_str());
-                self.versions[slot] = Some(v.clone());
-                v
-            }
-        };
-        open.votes[slot] = Some(Kept {
-            model_version: version,
-            action: vote.action,
-            confidence: vote.confidence,
-            violation_probability: vote.violation_probability,
-            current_replicas: vote.current_replicas,
-            safe_replicas: vote.safe_replicas,
-            inference_us: vote.inference_us,
-            features_produced_at: vote.features_produced_at,
-            voted_at: vote.voted_at,
-        });
+        open.votes[slot] = Some(Kept::of(vote));
         if open.votes.iter().all(Option::is_some) {
-            Added::Complete(self.close(key, true, now))
+            Added::Complete(self.close(&vote.service, vote.window_id, true, now))
         } else {
             Added::Pending
         }
     }
 
-    fn close(&mut self, key: (String, u64), complete: bool, now: DateTime<Utc>) -> Ballot {
-        let votes = self
+    fn close(
+        &mut self,
+        service: &str,
+        window_id: u64,
+        complete: bool,
+        now: DateTime<Utc>,
+    ) -> Ballot {
+        let (service, open) = self
             .open
-            .remove(&key)
+            .remove_entry(&(service.to_owned(), window_id))
+            .map_or_else(
+                || ((service.to_owned(), window_id), None),
+                |(k, o)| (k, Some(o)),
+            );
+        let kept: Vec<(&str, Kept)> = open
             .map(|o| {
                 o.votes
-                    .into_vec()
-                    .into_iter()
+                    .iter()
                     .zip(&self.config.expected_models)
-                    .filter_map(|(kept, model)| Some(kept?.vote(&key.0, key.1, model)))
+                    .filter_map(|(kept, model)| Some((model.as_str(), (*kept)?)))
                     .collect()
             })
             .unwrap_or_default();
-        self.mark_closed(&key.0, key.1, now);
-        Ballot {
-            service: key.0,
-            window_id: key.1,
-            votes,
-            complete,
-        }
+        let ballot = Ballot::from_kept(service.0, window_id, &kept, complete);
+        self.mark_closed(&ballot.service, window_id, now);
+        ballot
     }
 
     /// Closes the windows that waited their full time by `now`, oldest first.
@@ -371,7 +367,7 @@ impl Tally {
             .collect();
         due.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         due.into_iter()
-            .map(|(key, _)| self.close(key, false, now))
+            .map(|((service, window_id), _)| self.close(&service, window_id, false, now))
             .collect()
     }
 
@@ -431,18 +427,18 @@ mod tests {
     fn closes_when_all_voted_and_refuses_replays() {
         let mut tally = Tally::new(config());
         assert_eq!(
-            tally.add(vote(MODELS[0], "orders", 10), t(100)),
+            tally.add(&vote(MODELS[0], "orders", 10), t(100)),
             Added::Pending
         );
         assert_eq!(
-            tally.add(vote(MODELS[0], "orders", 10), t(110)),
+            tally.add(&vote(MODELS[0], "orders", 10), t(110)),
             Added::Duplicate
         );
         assert_eq!(
-            tally.add(vote(MODELS[1], "orders", 10), t(120)),
+            tally.add(&vote(MODELS[1], "orders", 10), t(120)),
             Added::Pending
         );
-        let Added::Complete(ballot) = tally.add(vote(MODELS[2], "orders", 10), t(130)) else {
+        let Added::Complete(ballot) = tally.add(&vote(MODELS[2], "orders", 10), t(130)) else {
             panic!("the third vote completes the window")
         };
         let order: Vec<&str> = ballot.votes.iter().map(|v| v.model.as_str()).collect();
@@ -452,11 +448,11 @@ mod tests {
         );
         assert!(ballot.complete);
         assert_eq!(
-            tally.add(vote(MODELS[1], "orders", 10), t(140)),
+            tally.add(&vote(MODELS[1], "orders", 10), t(140)),
             Added::Late
         );
         assert_eq!(
-            tally.add(vote("lstm", "orders", 11), t(140)),
+            tally.add(&vote("lstm", "orders", 11), t(140)),
             Added::Unexpected
         );
     }
@@ -464,8 +460,8 @@ mod tests {
     #[test]
     fn times_out_with_the_votes_it_has() {
         let mut tally = Tally::new(config());
-        tally.add(vote(MODELS[0], "orders", 10), t(0));
-        tally.add(vote(MODELS[2], "carts", 10), t(1_000));
+        tally.add(&vote(MODELS[0], "orders", 10), t(0));
+        tally.add(&vote(MODELS[2], "carts", 10), t(1_000));
         assert_eq!(tally.next_deadline(), Some(t(5_000)));
         assert!(tally.expire(t(4_999)).is_empty());
         let closed = tally.expire(t(6_000));
@@ -475,7 +471,7 @@ mod tests {
             ("orders", false)
         );
         assert_eq!(
-            tally.add(vote(MODELS[1], "orders", 10), t(7_000)),
+            tally.add(&vote(MODELS[1], "orders", 10), t(7_000)),
             Added::Late
         );
     }
@@ -484,12 +480,12 @@ mod tests {
     fn stale_votes_and_remembered_decisions_are_ignored() {
         let mut tally = Tally::new(config());
         assert_eq!(
-            tally.add(vote(MODELS[0], "orders", 10), t(61_000)),
+            tally.add(&vote(MODELS[0], "orders", 10), t(61_000)),
             Added::Stale
         );
         tally.mark_closed("orders", 20, t(50));
         assert_eq!(
-            tally.add(vote(MODELS[0], "orders", 20), t(100)),
+            tally.add(&vote(MODELS[0], "orders", 20), t(100)),
             Added::Late
         );
     }
@@ -500,14 +496,14 @@ mod tests {
         // Open windows: ten at most; the eleventh is refused, a vote in an open one is not.
         for service in 0..10 {
             let v = vote(MODELS[0], &format!("made-up-{service}"), 1);
-            assert_eq!(tally.add(v, t(100)), Added::Pending);
+            assert_eq!(tally.add(&v, t(100)), Added::Pending);
         }
         assert_eq!(
-            tally.add(vote(MODELS[0], "orders", 1), t(100)),
+            tally.add(&vote(MODELS[0], "orders", 1), t(100)),
             Added::Overflow
         );
         assert_eq!(
-            tally.add(vote(MODELS[1], "made-up-0", 1), t(100)),
+            tally.add(&vote(MODELS[1], "made-up-0", 1), t(100)),
             Added::Pending
         );
         assert_eq!(tally.expire(t(5_100)).len(), 10);
@@ -528,7 +524,7 @@ mod tests {
         assert!(tally.closed.is_empty());
         assert!(tally.floors.is_empty() && tally.floors_order.is_empty());
         assert_eq!(
-            tally.add(vote(MODELS[0], "orders", 1), t(66_001)),
+            tally.add(&vote(MODELS[0], "orders", 1), t(66_001)),
             Added::Stale,
             "a vote for a forgotten window is stale anyway"
         );
@@ -544,7 +540,7 @@ mod tests {
         });
         for window in 1..=3 {
             assert_eq!(
-                tally.add(vote(MODELS[0], "orders", window), t(100)),
+                tally.add(&vote(MODELS[0], "orders", window), t(100)),
                 Added::Pending
             );
         }
@@ -557,7 +553,7 @@ mod tests {
             ("orders", 4, Added::Pending),
             ("shipping", 1, Added::Pending),
         ] {
-            let added = tally.add(vote(MODELS[1], service, window), t(5_200));
+            let added = tally.add(&vote(MODELS[1], service, window), t(5_200));
             assert_eq!(added, expected, "{service} window {window}");
         }
     }
@@ -576,7 +572,7 @@ mod tests {
             for (model, window, at) in arrivals {
                 let mut v = vote(MODELS[model], "orders", window);
                 v.features_produced_at = t(at);
-                if let Added::Complete(b) = tally.add(v, t(at)) {
+                if let Added::Complete(b) = tally.add(&v, t(at)) {
                     decided.push(b.window_id);
                 }
                 decided.extend(tally.expire(t(at)).into_iter().map(|b| b.window_id));
