@@ -225,7 +225,12 @@ impl Application {
         tasks.spawn("decider", decide(decider, in_flight, inbox, rounds));
         tasks.spawn(
             "window-timer",
-            close_due_windows(tally.clone(), ballots.clone(), stop.clone()),
+            close_due_windows(
+                tally.clone(),
+                ballots.clone(),
+                self.metrics.clone(),
+                stop.clone(),
+            ),
         );
         self.health.set("tally", true, "counting votes");
         tracing::info!(from = %config.votes_topic, to = %config.decisions_topic, "deciding");
@@ -335,6 +340,7 @@ async fn decide(
 async fn close_due_windows(
     tally: Arc<Mutex<Tally>>,
     ballots: mpsc::Sender<Ballot>,
+    metrics: ScalerMetrics,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(EXPIRY_TICK);
@@ -343,10 +349,14 @@ async fn close_due_windows(
             _ = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        let due = tally
-            .lock()
-            .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?
-            .expire(Utc::now());
+        let due = {
+            let mut tally = tally
+                .lock()
+                .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?;
+            let due = tally.expire(Utc::now());
+            metrics.tally(&tally);
+            due
+        };
         for ballot in due {
             ballots
                 .send(ballot)
@@ -381,6 +391,7 @@ async fn count_votes(
                                 complete.push(ballot);
                             }
                         }
+                        metrics.tally(&tally);
                         complete
                     })
                     .map_err(|_| anyhow::anyhow!("tally lock poisoned"));

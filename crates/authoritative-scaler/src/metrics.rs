@@ -27,9 +27,22 @@ pub struct ScalerMetrics {
     pub replicas: IntGaugeVec,
     /// From the feature vector's production to the decision.
     pub decision_latency: Histogram,
+    /// Windows the tally holds: `open` (waiting for votes) and `closed` (remembered to refuse
+    /// their replayed votes); both bounded.
+    pub windows: IntGaugeVec,
 }
 
 impl ScalerMetrics {
+    /// Sets the gauges that follow the tally.
+    pub fn tally(&self, tally: &decision::Tally) {
+        self.windows
+            .with_label_values(&["open"])
+            .set(tally.open_windows() as i64);
+        self.windows
+            .with_label_values(&["closed"])
+            .set(tally.closed_windows() as i64);
+    }
+
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let votes = IntCounterVec::new(
             Opts::new(
@@ -100,7 +113,15 @@ impl ScalerMetrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ]),
         )?;
+        let windows = IntGaugeVec::new(
+            Opts::new(
+                "scaler_windows",
+                "Windows the tally holds: open (waiting for votes), closed (remembered to refuse replayed votes)",
+            ),
+            &["state"],
+        )?;
         registry.register(Box::new(votes.clone()))?;
+        registry.register(Box::new(windows.clone()))?;
         registry.register(Box::new(decisions.clone()))?;
         registry.register(Box::new(backend_errors.clone()))?;
         registry.register(Box::new(refused.clone()))?;
@@ -110,6 +131,9 @@ impl ScalerMetrics {
         registry.register(Box::new(target_replicas.clone()))?;
         registry.register(Box::new(replicas.clone()))?;
         registry.register(Box::new(decision_latency.clone()))?;
+        for state in ["open", "closed"] {
+            windows.with_label_values(&[state]);
+        }
         for outcome in decision::Added::OUTCOMES {
             votes.with_label_values(&[outcome]);
         }
@@ -141,6 +165,7 @@ impl ScalerMetrics {
             target_replicas,
             replicas,
             decision_latency,
+            windows,
         })
     }
 }

@@ -17,11 +17,13 @@
 //! service a floor: votes for that window or an older one of the service are late, so a backlog
 //! of more than `remember` windows (a burst, a stalled scaler) does not decide one twice. The
 //! floors are bounded the same way (at most `remember`, each for `max_vote_age`); only a flood
-//! of made-up windows larger than that can push a real service's floor out.
+//! of made-up windows larger than that can push a real service's floor out. Each service name is
+//! held once, shared by its windows and floor, and dropped with the last of them.
 
 use chrono::{DateTime, Duration, Utc};
 use contract::{Action, Vote, VoteSummary};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 /// The settings of a tally.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,21 +175,28 @@ impl Kept {
     }
 }
 
+/// A service name, held once by the tally however many windows name it.
+type Name = Arc<str>;
+
 /// Votes of open windows, and the windows already closed.
 #[derive(Debug, Clone)]
 pub struct Tally {
     config: TallyConfig,
-    open: HashMap<(String, u64), Open>,
+    /// Every service name the structures below hold, once: a window shares its service's name
+    /// instead of holding a copy. A name is dropped with the last window, closed window or
+    /// floor that holds it ([`Tally::release`]), so this is bounded as they are.
+    names: HashSet<Name>,
+    open: HashMap<(Name, u64), Open>,
     /// Closed windows per service, to look up.
-    closed: HashMap<String, BTreeSet<u64>>,
+    closed: HashMap<Name, BTreeSet<u64>>,
     /// The same windows with when they closed, oldest first, to forget them.
-    closed_order: VecDeque<(DateTime<Utc>, String, u64)>,
+    closed_order: VecDeque<(DateTime<Utc>, Name, u64)>,
     /// Per service, the newest window forgotten while its votes could be fresh, and its key in
     /// `floors_order`: that window and older ones are closed.
-    floors: HashMap<String, (u64, (DateTime<Utc>, u64))>,
+    floors: HashMap<Name, (u64, (DateTime<Utc>, u64))>,
     /// The floors by when their window closed (and a sequence number), oldest first, to
     /// forget them.
-    floors_order: BTreeMap<(DateTime<Utc>, u64), String>,
+    floors_order: BTreeMap<(DateTime<Utc>, u64), Name>,
     floors_set: u64,
 }
 
@@ -195,6 +204,7 @@ impl Tally {
     pub fn new(config: TallyConfig) -> Self {
         Self {
             config,
+            names: HashSet::new(),
             open: HashMap::new(),
             closed: HashMap::new(),
             closed_order: VecDeque::new(),
@@ -204,16 +214,40 @@ impl Tally {
         }
     }
 
+    /// The shared name of `service`.
+    fn name(&mut self, service: &str) -> Name {
+        if let Some(name) = self.names.get(service) {
+            return name.clone();
+        }
+        let name: Name = Arc::from(service);
+        self.names.insert(name.clone());
+        name
+    }
+
+    /// Lets go of one holder of `name`, and of the name itself once nothing else holds it (the
+    /// tally's structures hold every other reference; the set and `name` are these two).
+    fn release(&mut self, name: Name) {
+        if Arc::strong_count(&name) <= 2 {
+            self.names.remove(&*name);
+        }
+    }
+
     /// Marks a window as closed at `at` (also one decided before a restart, at its decision).
     pub fn mark_closed(&mut self, service: &str, window_id: u64, at: DateTime<Utc>) {
+        let name = self.name(service);
+        self.mark_name_closed(name, window_id, at);
+    }
+
+    fn mark_name_closed(&mut self, name: Name, window_id: u64, at: DateTime<Utc>) {
         if self
             .closed
-            .entry(service.to_owned())
+            .entry(name.clone())
             .or_default()
             .insert(window_id)
         {
-            self.closed_order
-                .push_back((at, service.to_owned(), window_id));
+            self.closed_order.push_back((at, name, window_id));
+        } else {
+            self.release(name);
         }
         while self.closed_order.len() > self.config.remember.max(1) {
             if let Some((at, service, window_id)) = self.forget_oldest() {
@@ -224,11 +258,11 @@ impl Tally {
 
     /// Closes `window_id` and older windows of `service` for good (until `max_vote_age` after
     /// `at`, when their votes are stale).
-    fn raise_floor(&mut self, service: String, window_id: u64, at: DateTime<Utc>) {
+    fn raise_floor(&mut self, service: Name, window_id: u64, at: DateTime<Utc>) {
         self.floors_set += 1;
         let mut key = (at, self.floors_set);
         let mut floor = window_id;
-        if let Some((old_floor, old_key)) = self.floors.get(&service).copied() {
+        if let Some((old_floor, old_key)) = self.floors.get(&*service).copied() {
             self.floors_order.remove(&old_key);
             floor = floor.max(old_floor);
             key.0 = key.0.max(old_key.0);
@@ -242,7 +276,8 @@ impl Tally {
 
     fn forget_oldest_floor(&mut self) {
         if let Some((_, service)) = self.floors_order.pop_first() {
-            self.floors.remove(&service);
+            self.floors.remove(&*service);
+            self.release(service);
         }
     }
 
@@ -253,7 +288,9 @@ impl Tally {
             .front()
             .is_some_and(|(at, _, _)| now - *at > self.config.max_vote_age)
         {
-            self.forget_oldest();
+            if let Some((_, service, _)) = self.forget_oldest() {
+                self.release(service);
+            }
         }
         while self
             .floors_order
@@ -265,12 +302,12 @@ impl Tally {
     }
 
     /// Forgets the oldest closed window; which it was.
-    fn forget_oldest(&mut self) -> Option<(DateTime<Utc>, String, u64)> {
+    fn forget_oldest(&mut self) -> Option<(DateTime<Utc>, Name, u64)> {
         let (at, service, window_id) = self.closed_order.pop_front()?;
-        if let Some(set) = self.closed.get_mut(&service) {
+        if let Some(set) = self.closed.get_mut(&*service) {
             set.remove(&window_id);
             if set.is_empty() {
-                self.closed.remove(&service);
+                self.closed.remove(&*service);
             }
         }
         Some((at, service, window_id))
@@ -308,8 +345,11 @@ impl Tally {
         if now - vote.features_produced_at > self.config.max_vote_age {
             return Added::Stale;
         }
-        let key = (vote.service.clone(), vote.window_id);
+        let name = self.name(&vote.service);
+        let key = (name.clone(), vote.window_id);
         if self.open.len() >= self.config.max_open && !self.open.contains_key(&key) {
+            drop(key);
+            self.release(name);
             return Added::Overflow;
         }
         let models = self.config.expected_models.len();
@@ -322,26 +362,14 @@ impl Tally {
         }
         open.votes[slot] = Some(Kept::of(vote));
         if open.votes.iter().all(Option::is_some) {
-            Added::Complete(self.close(&vote.service, vote.window_id, true, now))
+            Added::Complete(self.close(name, vote.window_id, true, now))
         } else {
             Added::Pending
         }
     }
 
-    fn close(
-        &mut self,
-        service: &str,
-        window_id: u64,
-        complete: bool,
-        now: DateTime<Utc>,
-    ) -> Ballot {
-        let (service, open) = self
-            .open
-            .remove_entry(&(service.to_owned(), window_id))
-            .map_or_else(
-                || ((service.to_owned(), window_id), None),
-                |(k, o)| (k, Some(o)),
-            );
+    fn close(&mut self, name: Name, window_id: u64, complete: bool, now: DateTime<Utc>) -> Ballot {
+        let open = self.open.remove(&(name.clone(), window_id));
         let kept: Vec<(&str, Kept)> = open
             .map(|o| {
                 o.votes
@@ -351,15 +379,15 @@ impl Tally {
                     .collect()
             })
             .unwrap_or_default();
-        let ballot = Ballot::from_kept(service.0, window_id, &kept, complete);
-        self.mark_closed(&ballot.service, window_id, now);
+        let ballot = Ballot::from_kept(name.to_string(), window_id, &kept, complete);
+        self.mark_name_closed(name, window_id, now);
         ballot
     }
 
     /// Closes the windows that waited their full time by `now`, oldest first.
     pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<Ballot> {
         self.forget_past(now);
-        let mut due: Vec<((String, u64), DateTime<Utc>)> = self
+        let mut due: Vec<((Name, u64), DateTime<Utc>)> = self
             .open
             .iter()
             .filter(|(_, o)| now - o.opened_at >= self.config.window)
@@ -367,7 +395,7 @@ impl Tally {
             .collect();
         due.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         due.into_iter()
-            .map(|((service, window_id), _)| self.close(&service, window_id, false, now))
+            .map(|((name, window_id), _)| self.close(name, window_id, false, now))
             .collect()
     }
 
@@ -503,6 +531,11 @@ mod tests {
             Added::Overflow
         );
         assert_eq!(
+            tally.names.len(),
+            10,
+            "a refused vote leaves no name behind"
+        );
+        assert_eq!(
             tally.add(&vote(MODELS[1], "made-up-0", 1), t(100)),
             Added::Pending
         );
@@ -518,11 +551,13 @@ mod tests {
             "services with nothing left are forgotten"
         );
         assert_eq!(tally.floors.len(), 100, "and their floors as many at most");
+        assert_eq!(tally.names.len(), 200, "names only of what is held");
         // And none once no vote for them could be fresh: a minute after they closed.
         tally.expire(t(66_001));
         assert_eq!(tally.closed_windows(), 0);
         assert!(tally.closed.is_empty());
         assert!(tally.floors.is_empty() && tally.floors_order.is_empty());
+        assert!(tally.names.is_empty(), "{:?}", tally.names);
         assert_eq!(
             tally.add(&vote(MODELS[0], "orders", 1), t(66_001)),
             Added::Stale,

@@ -52,6 +52,10 @@ pub struct BenchConfig {
     #[arg(long, env = "BENCH_THROUGHPUT_WINDOWS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub throughput_windows: u64,
+    /// Floods after the throughput phase: this many bad or made-up messages on each of
+    /// `metrics` and the votes topic (0: none); memory is read again after them.
+    #[arg(long, env = "BENCH_FLOOD_MESSAGES", default_value_t = 100_000)]
+    pub flood_messages: u64,
     /// Throughput: how long to wait for every decision, from the first vector produced.
     #[arg(long, env = "BENCH_THROUGHPUT_TIMEOUT_SEC", default_value = "180", value_parser = positive_secs)]
     pub throughput_timeout_sec: Secs,

@@ -9,6 +9,7 @@
 pub mod broker_limit;
 pub mod collect;
 pub mod config;
+pub mod floods;
 pub mod goals;
 pub mod pipeline;
 pub mod produce;

@@ -5,6 +5,7 @@
 
 use crate::collect::Collector;
 use crate::config::BenchConfig;
+use crate::floods::{self, FloodFigures};
 use crate::produce::{flood, paced, warm_up};
 use crate::resources::{self, ProcessFigures, Watched};
 use crate::services::{Binaries, Fleet, Settings, Topics};
@@ -20,7 +21,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// What the harness keeps of a decision record.
-struct Decided {
+pub(crate) struct Decided {
     service: String,
     window_id: u64,
     /// Votes counted (fewer than the models: the window timed out waiting for one).
@@ -42,7 +43,7 @@ impl Decided {
     }
 
     /// The (service, window) of a decision of the phase whose services start with `prefix`.
-    fn key_in(&self, prefix: &str) -> Option<(String, u64)> {
+    pub(crate) fn key_in(&self, prefix: &str) -> Option<(String, u64)> {
         self.service
             .starts_with(prefix)
             .then(|| (self.service.clone(), self.window_id))
@@ -87,6 +88,8 @@ pub struct PipelineFigures {
     pub latency: LatencyFigures,
     pub throughput: ThroughputFigures,
     pub processes: Vec<ProcessFigures>,
+    /// The floods after it, and the processes read after them (`None`: BENCH_FLOOD_MESSAGES=0).
+    pub floods: Option<(FloodFigures, Vec<ProcessFigures>)>,
     /// Services that were no longer running at the end.
     pub exited: Vec<String>,
 }
@@ -177,6 +180,23 @@ pub async fn measure(
     let before = resources::sample_all(&watched);
     let throughput = throughput(&producer, &topics, &mut decisions, config, source, env).await?;
     let processes = resources::figures_since(&watched, &before);
+    let floods = if config.flood_messages > 0 {
+        let before = resources::sample_all(&watched);
+        let figures = floods::run(
+            &producer,
+            &topics.metrics,
+            &topics.votes,
+            &mut decisions,
+            source,
+            config.flood_messages,
+            config.in_flight as usize,
+            config.throughput_timeout_sec.std(),
+        )
+        .await?;
+        Some((figures, resources::figures_since(&watched, &before)))
+    } else {
+        None
+    };
     let exited = fleet.exited();
     fleet.stop().await;
     decisions.stop().await?;
@@ -184,6 +204,7 @@ pub async fn measure(
         latency,
         throughput,
         processes,
+        floods,
         exited,
     })
 }

@@ -235,26 +235,25 @@ impl Report {
             out,
             "### Memory and CPU (read after the throughput phase)\n"
         )?;
-        writeln!(
-            out,
-            "| process | pid | VmRSS (MiB) | VmHWM, peak (MiB) | CPU in the throughput phase (s) | (% of one core) |"
-        )?;
-        writeln!(out, "|---|---|---|---|---|---|")?;
-        let mib = |bytes: f64| format!("{:.1}", bytes / (1024.0 * 1024.0));
-        for process in &p.processes {
-            let pid = process.pid.map_or("-".into(), |p| p.to_string());
-            let (rss, peak) = process.sample.map_or(("gone".into(), "-".into()), |s| {
-                (mib(s.resident_bytes), mib(s.peak_resident_bytes))
-            });
-            let (cpu, share) = match (process.cpu_during, process.cpu_share) {
-                (Some(cpu), Some(share)) => (format!("{cpu:.2}"), format!("{:.0}", 100.0 * share)),
-                _ => ("-".into(), "-".into()),
-            };
+        process_table(out, &p.processes, "the throughput phase")?;
+        if let Some((f, processes)) = &p.floods {
             writeln!(
                 out,
-                "| {} | {pid} | {rss} | {peak} | {cpu} | {share} |",
-                process.name
+                "\n### Floods (after the throughput phase)\n\n\
+                 {} messages on `metrics` (a quarter each: not JSON, another version, a billion \
+                 replicas, vectors of {} made-up services) and {} on the votes topic (half not \
+                 JSON, {} votes forged for made-up services and windows); then {} real vectors, \
+                 {} decided, the last {:.1} s after the first flood message. Memory read after \
+                 them (the peak is the process's whole life):\n",
+                f.metrics,
+                f.made_up_vectors,
+                f.votes,
+                f.forged_votes,
+                f.sentinels,
+                f.sentinels_decided,
+                f.took.as_secs_f64()
             )?;
+            process_table(out, processes, "the floods")?;
         }
         writeln!(out)?;
         for exited in &p.exited {
@@ -289,4 +288,34 @@ impl Report {
             goals::THROUGHPUT_SHARE
         )
     }
+}
+
+/// Memory and CPU of each process, CPU over `phase`.
+fn process_table(
+    out: &mut String,
+    processes: &[crate::resources::ProcessFigures],
+    phase: &str,
+) -> std::fmt::Result {
+    writeln!(
+        out,
+        "| process | pid | VmRSS (MiB) | VmHWM, peak (MiB) | CPU in {phase} (s) | (% of one core) |"
+    )?;
+    writeln!(out, "|---|---|---|---|---|---|")?;
+    let mib = |bytes: f64| format!("{:.1}", bytes / (1024.0 * 1024.0));
+    for process in processes {
+        let pid = process.pid.map_or("-".into(), |p| p.to_string());
+        let (rss, peak) = process.sample.map_or(("gone".into(), "-".into()), |s| {
+            (mib(s.resident_bytes), mib(s.peak_resident_bytes))
+        });
+        let (cpu, share) = match (process.cpu_during, process.cpu_share) {
+            (Some(cpu), Some(share)) => (format!("{cpu:.2}"), format!("{:.0}", 100.0 * share)),
+            _ => ("-".into(), "-".into()),
+        };
+        writeln!(
+            out,
+            "| {} | {pid} | {rss} | {peak} | {cpu} | {share} |",
+            process.name
+        )?;
+    }
+    Ok(())
 }
