@@ -52,18 +52,30 @@ pub enum Refused {
     NotInScaledServices,
     NotOptedIn,
     UnknownService,
+    TooManyServices,
 }
+
+/// Services the scaler keeps state for (guardrail history, when votes last came, the
+/// per-service series): a decision for another one is refused (`too_many_services`). The
+/// engine's opt-in bounds them already, except under the log backend, which takes every
+/// service that has votes; a flood of made-up names must not grow the scaler without bound.
+pub const MAX_SERVICES: usize = 2_000;
 
 impl Refused {
     /// Every value of [`Refused::as_str`], for the counter's labels.
-    pub const REASONS: [&'static str; 3] =
-        ["not_in_scaled_services", "not_opted_in", "unknown_service"];
+    pub const REASONS: [&'static str; 4] = [
+        "not_in_scaled_services",
+        "not_opted_in",
+        "unknown_service",
+        "too_many_services",
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Refused::NotInScaledServices => "not_in_scaled_services",
             Refused::NotOptedIn => "not_opted_in",
             Refused::UnknownService => "unknown_service",
+            Refused::TooManyServices => "too_many_services",
         }
     }
 
@@ -75,6 +87,9 @@ impl Refused {
             }
             Refused::UnknownService => {
                 "no opted-in service by that name (label autoscaler.enable=true) in the engine"
+            }
+            Refused::TooManyServices => {
+                "the scaler already keeps state for MAX_SERVICES (2,000) other services"
             }
         }
     }
@@ -480,6 +495,10 @@ impl Decider {
             self.refuse(&mut record, Refused::NotInScaledServices, None);
             return record;
         }
+        if self.histories.len() >= MAX_SERVICES && !self.histories.contains_key(&service) {
+            self.refuse(&mut record, Refused::TooManyServices, None);
+            return record;
+        }
         let age = Utc::now() - record.features_produced_at;
         if age > self.config.max_vote_age_sec.delta() {
             let tallied =
@@ -841,6 +860,36 @@ mod tests {
             1
         );
         assert_eq!(journal_rows(dir.path()).len(), 2);
+    }
+
+    /// The log backend takes every service that has votes: a flood of made-up names stops at
+    /// MAX_SERVICES, and the services already known are still decided.
+    #[tokio::test]
+    async fn a_flood_of_made_up_services_is_refused_past_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(dir.path(), &[]);
+        let ballots: Vec<Ballot> = (0..MAX_SERVICES + 10)
+            .map(|i| ballot(&format!("made-up-{i}"), 100, 1))
+            .collect();
+        let records = decider.decide_all(ballots).await;
+        assert_eq!(decider.histories.len(), MAX_SERVICES);
+        assert_eq!(decider.last_ballot.len(), MAX_SERVICES);
+        let refused: Vec<&DecisionRecord> = records
+            .iter()
+            .filter(|r| r.reason.contains("MAX_SERVICES"))
+            .collect();
+        assert_eq!(refused.len(), 10);
+        assert!(refused.iter().all(|r| r.outcome == DecisionOutcome::Held));
+        let known = decider.decide_all(vec![ballot("made-up-0", 101, 1)]).await;
+        assert!(!known[0].reason.contains("refused"), "{}", known[0].reason);
+        assert_eq!(
+            decider
+                .metrics
+                .refused
+                .with_label_values(&["too_many_services"])
+                .get(),
+            10
+        );
     }
 
     #[tokio::test]
