@@ -15,23 +15,33 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 /// smartcore's forest type for our data: f64 inputs and targets.
 pub type SmartcoreForest = RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>;
 
+/// One node, 24 bytes (a voter holds some 30,000 of them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Node {
-    /// Input index compared at this node.
-    feature: u32,
     /// Go to `when_le` when the input is at most this, else to `when_gt` (smartcore's rule).
     threshold: f64,
+    /// Input index compared at this node; [`LEAF`] at a leaf.
+    feature: u32,
+    /// At a leaf: its slot among the tree's leaves (in node order).
     when_le: u32,
     when_gt: u32,
-    leaf: bool,
-    /// smartcore's answer at a leaf: the mean of its bootstrap targets.
-    output: f64,
+}
+
+/// `Node::feature` of a leaf.
+const LEAF: u32 = u32::MAX;
+
+/// One flattened tree.
+#[derive(Debug, Clone, PartialEq)]
+struct Tree {
+    nodes: Vec<Node>,
+    /// smartcore's answer at each leaf (by slot): the mean of its bootstrap targets.
+    outputs: Vec<f64>,
 }
 
 /// The trees of a forest, flattened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trees {
-    trees: Vec<Vec<Node>>,
+    trees: Vec<Tree>,
 }
 
 impl Trees {
@@ -67,17 +77,28 @@ impl Trees {
 
     /// Nodes of tree `t`.
     pub fn nodes(&self, t: usize) -> usize {
-        self.trees.get(t).map_or(0, Vec::len)
+        self.trees.get(t).map_or(0, |tree| tree.nodes.len())
     }
 
-    /// The leaf `row` reaches in tree `t`.
+    /// Leaves of tree `t`.
+    fn leaves(&self, t: usize) -> usize {
+        self.trees.get(t).map_or(0, |tree| tree.outputs.len())
+    }
+
+    /// The slot among tree `t`'s leaves of node `node`, if it is a leaf.
+    fn slot(&self, t: usize, node: usize) -> Option<usize> {
+        let node = self.trees.get(t)?.nodes.get(node)?;
+        (node.feature == LEAF).then_some(node.when_le as usize)
+    }
+
+    /// The leaf (its node index) `row` reaches in tree `t`.
     pub fn leaf(&self, t: usize, row: &[f64]) -> usize {
-        let tree = &self.trees[t];
+        let tree = &self.trees[t].nodes;
         let mut at = 0usize;
         // Depth is bounded by the node count; the bound guards against a cyclic artifact.
         for _ in 0..tree.len() {
             let node = &tree[at];
-            if node.leaf {
+            if node.feature == LEAF {
                 return at;
             }
             at = if row.get(node.feature as usize).copied().unwrap_or(0.0) <= node.threshold {
@@ -95,7 +116,10 @@ impl Trees {
     /// (to check this reading of the trees against smartcore).
     pub fn mean_output(&self, row: &[f64]) -> f64 {
         let sum: f64 = (0..self.trees.len())
-            .map(|t| self.trees[t][self.leaf(t, row)].output)
+            .map(|t| {
+                let slot = self.slot(t, self.leaf(t, row)).unwrap_or(usize::MAX);
+                self.trees[t].outputs.get(slot).copied().unwrap_or(f64::NAN)
+            })
             .sum();
         sum / self.trees.len() as f64
     }
@@ -167,8 +191,9 @@ impl LeafTable {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forest {
     trees: Trees,
-    /// Per tree, `nodes x levels` quantiles (NaN where a node is not a leaf with samples).
-    quantiles: Vec<Vec<f64>>,
+    /// Per tree, `leaves x levels` quantiles by leaf slot, as the leaf table has them (NaN for a
+    /// leaf without samples).
+    quantiles: Vec<Vec<f32>>,
     levels: usize,
 }
 
@@ -191,17 +216,13 @@ impl Forest {
         let width = levels.len();
         let mut quantiles = Vec::with_capacity(trees.len());
         for (t, leaves) in table.trees.iter().enumerate() {
-            let mut flat = vec![f64::NAN; trees.nodes(t) * width];
+            let mut flat = vec![f32::NAN; trees.leaves(t) * width];
             for leaf in leaves {
-                if leaf.node >= trees.nodes(t) || leaf.quantiles.len() != width {
+                let slot = trees.slot(t, leaf.node);
+                let (Some(slot), true) = (slot, leaf.quantiles.len() == width) else {
                     return Err(format!("a leaf of tree {t} does not fit the tree"));
-                }
-                for (slot, q) in flat[leaf.node * width..(leaf.node + 1) * width]
-                    .iter_mut()
-                    .zip(&leaf.quantiles)
-                {
-                    *slot = f64::from(*q);
-                }
+                };
+                flat[slot * width..(slot + 1) * width].copy_from_slice(&leaf.quantiles);
             }
             quantiles.push(flat);
         }
@@ -220,15 +241,17 @@ impl Forest {
         out.resize(start + self.levels, 0.0);
         let mut counted = 0.0;
         for (t, table) in self.quantiles.iter().enumerate() {
-            let leaf = self.trees.leaf(t, row);
-            let Some(q) = table.get(leaf * self.levels..(leaf + 1) * self.levels) else {
+            let Some(slot) = self.trees.slot(t, self.trees.leaf(t, row)) else {
+                continue;
+            };
+            let Some(q) = table.get(slot * self.levels..(slot + 1) * self.levels) else {
                 continue;
             };
             if q.iter().any(|v| v.is_nan()) {
                 continue;
             }
             for (o, v) in out[start..].iter_mut().zip(q) {
-                *o += v;
+                *o += f64::from(*v);
             }
             counted += 1.0;
         }
@@ -269,7 +292,7 @@ struct SmartcoreNode {
     false_child: Option<u64>,
 }
 
-fn read_tree(nodes: Vec<SmartcoreNode>, width: usize) -> Result<Vec<Node>, String> {
+fn read_tree(nodes: Vec<SmartcoreNode>, width: usize) -> Result<Tree, String> {
     let count = nodes.len();
     if count == 0 {
         return Err("a tree has no nodes".into());
@@ -281,27 +304,36 @@ fn read_tree(nodes: Vec<SmartcoreNode>, width: usize) -> Result<Vec<Node>, Strin
             None => Ok(None),
         }
     };
-    nodes
+    let mut outputs = Vec::new();
+    let nodes = nodes
         .into_iter()
         .map(|n| {
             let (le, gt) = (index(n.true_child)?, index(n.false_child)?);
+            if le.is_none() && gt.is_none() {
+                let slot = outputs.len() as u32;
+                outputs.push(n.output.unwrap_or(f64::NAN));
+                return Ok(Node {
+                    threshold: f64::NAN,
+                    feature: LEAF,
+                    when_le: slot,
+                    when_gt: slot,
+                });
+            }
             let feature = u32::try_from(n.split_feature).unwrap_or(u32::MAX);
-            let leaf = le.is_none() && gt.is_none();
-            if !leaf && feature as usize >= width {
+            if feature as usize >= width {
                 return Err(format!(
                     "a split on input {feature}, but the model has {width} inputs"
                 ));
             }
             Ok(Node {
-                feature,
                 threshold: n.split_value.unwrap_or(f64::NAN),
+                feature,
                 when_le: le.unwrap_or(0),
                 when_gt: gt.or(le).unwrap_or(0),
-                leaf,
-                output: n.output.unwrap_or(f64::NAN),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Tree { nodes, outputs })
 }
 
 #[cfg(test)]
