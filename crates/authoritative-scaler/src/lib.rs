@@ -49,8 +49,11 @@ const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// Closed windows remembered in all to refuse their replayed votes (each only while a vote for
 /// it could still be fresh, `MAX_VOTE_AGE_SEC`): a bound for floods of made-up windows.
 const REMEMBER_WINDOWS: usize = 20_000;
-/// Windows open at once; a vote that would open another is refused (`overflow`). Each holds up
-/// to three votes (about a kilobyte); the pipeline benchmark's burst of 50,000 windows fits.
+/// Windows open at once; a vote that would open another is refused (`overflow`). Each costs
+/// about 200 bytes with three votes: 50,000 are 10 MB. A fleet opens one window per service per
+/// poll interval and closes it within the voters' lag; the pipeline benchmark's burst (1,000
+/// services x 50 windows at once) needs about 50,000: at 20,000, 1,796 of its windows lost a
+/// vote to the bound and were decided on two (docs/BENCHMARKS.md).
 const MAX_OPEN_WINDOWS: usize = 50_000;
 
 /// A built, not yet running scaler.

@@ -22,7 +22,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use contract::{Action, Vote, VoteSummary};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// The settings of a tally.
@@ -187,8 +187,9 @@ pub struct Tally {
     /// floor that holds it ([`Tally::release`]), so this is bounded as they are.
     names: HashSet<Name>,
     open: HashMap<(Name, u64), Open>,
-    /// Closed windows per service, to look up.
-    closed: HashMap<Name, BTreeSet<u64>>,
+    /// Closed windows, to look up (a set per service cost a tree node each, most of the
+    /// memory of a flood of made-up names).
+    closed: HashSet<(Name, u64)>,
     /// The same windows with when they closed, oldest first, to forget them.
     closed_order: VecDeque<(DateTime<Utc>, Name, u64)>,
     /// Per service, the newest window forgotten while its votes could be fresh, and its key in
@@ -206,7 +207,7 @@ impl Tally {
             config,
             names: HashSet::new(),
             open: HashMap::new(),
-            closed: HashMap::new(),
+            closed: HashSet::new(),
             closed_order: VecDeque::new(),
             floors: HashMap::new(),
             floors_order: BTreeMap::new(),
@@ -239,12 +240,7 @@ impl Tally {
     }
 
     fn mark_name_closed(&mut self, name: Name, window_id: u64, at: DateTime<Utc>) {
-        if self
-            .closed
-            .entry(name.clone())
-            .or_default()
-            .insert(window_id)
-        {
+        if self.closed.insert((name.clone(), window_id)) {
             self.closed_order.push_back((at, name, window_id));
         } else {
             self.release(name);
@@ -304,12 +300,7 @@ impl Tally {
     /// Forgets the oldest closed window; which it was.
     fn forget_oldest(&mut self) -> Option<(DateTime<Utc>, Name, u64)> {
         let (at, service, window_id) = self.closed_order.pop_front()?;
-        if let Some(set) = self.closed.get_mut(&*service) {
-            set.remove(&window_id);
-            if set.is_empty() {
-                self.closed.remove(&*service);
-            }
-        }
+        self.closed.remove(&(service.clone(), window_id));
         Some((at, service, window_id))
     }
 
@@ -319,9 +310,10 @@ impl Tally {
     }
 
     fn is_closed(&self, service: &str, window_id: u64) -> bool {
-        self.closed
-            .get(service)
-            .is_some_and(|set| set.contains(&window_id))
+        let Some(name) = self.names.get(service) else {
+            return false;
+        };
+        self.closed.contains(&(name.clone(), window_id))
             || self
                 .floors
                 .get(service)

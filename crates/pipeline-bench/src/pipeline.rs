@@ -70,6 +70,9 @@ pub struct ThroughputFigures {
     pub vectors: u64,
     pub decided: u64,
     pub repeats: u64,
+    /// Decided without every model's vote (a window that timed out: a vote refused while the
+    /// scaler's tally was full, or late).
+    pub incomplete: u64,
     /// First send to the last acknowledgement.
     pub produced_in: Duration,
     /// First send to the last decision consumed (to the deadline when none came).
@@ -293,6 +296,12 @@ async fn throughput(
     );
     let (produced_in, gathered) = (produced?, gathered?);
     let decided = gathered.first.len() as u64;
+    let models = ModelKind::ALL.len();
+    let incomplete = gathered
+        .first
+        .values()
+        .filter(|a| a.item.votes < models)
+        .count() as u64;
     let elapsed = gathered.last_at.unwrap_or(deadline).duration_since(start);
     let mut stages = Vec::new();
     for kind in ModelKind::ALL {
@@ -314,6 +323,7 @@ async fn throughput(
         vectors,
         decided,
         repeats: gathered.repeats,
+        incomplete,
         produced_in,
         elapsed,
         per_second: per_second(decided, elapsed),

@@ -187,16 +187,17 @@ impl Report {
         )?;
         writeln!(
             out,
-            "| vectors | decided | missing | repeated | all sent after (s) | first vector to last decision (s) | vectors/s |"
+            "| vectors | decided | missing | repeated | without every vote | all sent after (s) | first vector to last decision (s) | vectors/s |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|")?;
         writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.0} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.0} |\n",
             t.vectors,
             t.decided,
             t.vectors - t.decided,
             t.repeats,
+            t.incomplete,
             t.produced_in.as_secs_f64(),
             t.elapsed.as_secs_f64(),
             t.per_second
