@@ -52,8 +52,7 @@ const REMEMBER_WINDOWS: usize = 20_000;
 /// Windows open at once; a vote that would open another is refused (`overflow`). Each costs
 /// about 200 bytes with three votes: 50,000 are 10 MB. A fleet opens one window per service per
 /// poll interval and closes it within the voters' lag; the pipeline benchmark's burst (1,000
-/// services x 50 windows at once) needs about 50,000: at 20,000, 1,796 of its windows lost a
-/// vote to the bound and were decided on two (docs/BENCHMARKS.md).
+/// services x 50 windows at once) and its flood of forged votes fill it (docs/BENCHMARKS.md).
 const MAX_OPEN_WINDOWS: usize = 50_000;
 
 /// A built, not yet running scaler.

@@ -93,6 +93,9 @@ pub struct PipelineFigures {
     pub processes: Vec<ProcessFigures>,
     /// The floods after it, and the processes read after them (`None`: BENCH_FLOOD_MESSAGES=0).
     pub floods: Option<(FloodFigures, Vec<ProcessFigures>)>,
+    /// The scaler's votes by what its tally did with them, after the throughput phase and
+    /// after the floods (`scaler_votes_total`).
+    pub scaler_votes: Vec<(&'static str, Vec<(String, u64)>)>,
     /// Services that were no longer running at the end.
     pub exited: Vec<String>,
 }
@@ -183,6 +186,7 @@ pub async fn measure(
     let before = resources::sample_all(&watched);
     let throughput = throughput(&producer, &topics, &mut decisions, config, source, env).await?;
     let processes = resources::figures_since(&watched, &before);
+    let mut scaler_votes = vec![("after the throughput phase", fleet.scaler_votes().await)];
     let floods = if config.flood_messages > 0 {
         let before = resources::sample_all(&watched);
         let figures = floods::run(
@@ -200,6 +204,9 @@ pub async fn measure(
     } else {
         None
     };
+    if floods.is_some() {
+        scaler_votes.push(("after the floods", fleet.scaler_votes().await));
+    }
     let exited = fleet.exited();
     fleet.stop().await;
     decisions.stop().await?;
@@ -208,6 +215,7 @@ pub async fn measure(
         throughput,
         processes,
         floods,
+        scaler_votes,
         exited,
     })
 }

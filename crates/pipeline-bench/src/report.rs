@@ -257,6 +257,18 @@ impl Report {
             process_table(out, processes, "the floods")?;
         }
         writeln!(out)?;
+        for (when, votes) in &p.scaler_votes {
+            let counts: Vec<String> = votes
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(outcome, n)| format!("{outcome} {n}"))
+                .collect();
+            writeln!(
+                out,
+                "The scaler's votes by what its tally did with them, {when} (`scaler_votes_total`): {}.\n",
+                counts.join(", ")
+            )?;
+        }
         for exited in &p.exited {
             writeln!(out, "**Stopped early:** {exited}\n")?;
         }

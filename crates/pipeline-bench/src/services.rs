@@ -222,6 +222,30 @@ impl Fleet {
             .collect()
     }
 
+    /// The scaler's `scaler_votes_total` by outcome (`complete`, `late`, `overflow`, ...), read
+    /// from its /metrics; empty when it does not answer.
+    pub async fn scaler_votes(&self) -> Vec<(String, u64)> {
+        let Some(scaler) = self
+            .services
+            .iter()
+            .find(|s| s.name == "authoritative-scaler")
+        else {
+            return Vec::new();
+        };
+        let url = format!("http://{}/metrics", scaler.ops);
+        let Ok(response) = reqwest::get(&url).await else {
+            return Vec::new();
+        };
+        let text = response.text().await.unwrap_or_default();
+        text.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("scaler_votes_total{outcome=\"")?;
+                let (outcome, value) = rest.split_once("\"} ")?;
+                Some((outcome.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
     /// Kills every service and waits for it to go.
     pub async fn stop(mut self) {
         for service in &mut self.services {
