@@ -72,7 +72,10 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
     };
     let pipeline_figures = pipeline::measure(&environment, &config, &source).await?;
     drop(broker);
-    let kept_dir = config.keep_dir.then(|| dir.keep());
+    // A run where a window went undecided or was decided twice keeps its files to look into.
+    let t = &pipeline_figures.throughput;
+    let keep = config.keep_dir || t.decided < t.vectors || t.repeats > 0;
+    let kept_dir = keep.then(|| dir.keep());
     Ok(Report {
         config,
         broker: broker_figures,
