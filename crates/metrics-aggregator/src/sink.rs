@@ -29,7 +29,12 @@ impl Sink {
     pub async fn publish(&self, vectors: Vec<FeatureVector>) -> (usize, Vec<String>) {
         match self {
             Sink::Kafka { producer, topic } => {
-                let sends = vectors.iter().map(|v| producer.send(topic, v));
+                // Queued in order: a service's windows (a backfill sends several) reach their
+                // partition in order, which sends racing for room in a full queue would not keep.
+                let mut sends = Vec::with_capacity(vectors.len());
+                for v in &vectors {
+                    sends.push(producer.queue(topic, v).await);
+                }
                 let results = futures::future::join_all(sends).await;
                 let mut errors = Vec::new();
                 for (vector, result) in vectors.iter().zip(results) {

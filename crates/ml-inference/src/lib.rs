@@ -285,7 +285,13 @@ impl Voter {
                 voted_at,
             })
             .collect();
-        // The log and the votes' deliveries at once: the offsets wait for both anyway.
+        // Queued in order, so a service's votes reach their partition in its windows' order
+        // (sends racing for room in a full queue could reorder them); then the log and the
+        // deliveries at once: the offsets wait for both anyway.
+        let mut deliveries = Vec::with_capacity(votes.len());
+        for vote in &votes {
+            deliveries.push(self.producer.queue(&self.votes_topic, vote).await);
+        }
         let rows = votes
             .iter()
             .zip(&decisions)
@@ -296,11 +302,7 @@ impl Voter {
             .collect();
         let (logged, published) = tokio::join!(
             self.predictions.append(rows),
-            futures::future::try_join_all(
-                votes
-                    .iter()
-                    .map(|v| self.producer.send(&self.votes_topic, v))
-            )
+            futures::future::try_join_all(deliveries)
         );
         logged.context("cannot append to the predictions CSV")?;
         published.context("cannot publish the votes")?;

@@ -64,7 +64,11 @@ where
 }
 
 /// Sends every message with at most `in_flight` sends outstanding (librdkafka batches them);
-/// returns when all were acknowledged.
+/// returns when all were acknowledged. Messages are queued in order, so each key's messages
+/// reach their partition in the order given, as the aggregator sends a service's windows: sends
+/// raced for room in a full producer queue (each retrying on its own) once put a service's
+/// window behind later ones, and the scaler, rightly, refused it as older than a window it had
+/// decided and forgotten (1,264 windows of a burst were never decided).
 pub async fn flood(
     producer: &JsonProducer,
     topic: &str,
@@ -73,7 +77,11 @@ pub async fn flood(
 ) -> anyhow::Result<()> {
     let mut pending = FuturesUnordered::new();
     for message in messages {
-        pending.push(producer.send_raw(topic, &message.key, &message.payload));
+        pending.push(
+            producer
+                .queue_raw(topic, &message.key, &message.payload)
+                .await,
+        );
         if pending.len() >= in_flight.max(1)
             && let Some(sent) = pending.next().await
         {

@@ -57,10 +57,19 @@ impl JsonProducer {
         topic: &str,
         message: &M,
     ) -> BoxFuture<'static, Result<Delivered, KafkaError>> {
-        let payload = message.encode();
-        let record = FutureRecord::to(topic)
-            .key(message.key())
-            .payload(&payload[..]);
+        self.queue_raw(topic, message.key(), &message.encode())
+            .await
+    }
+
+    /// [`JsonProducer::queue`] for bytes already encoded: queued in call order (if the local
+    /// queue is full, this one's delivery is awaited here before the next can be queued).
+    pub async fn queue_raw(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+    ) -> BoxFuture<'static, Result<Delivered, KafkaError>> {
+        let record = FutureRecord::to(topic).key(key).payload(payload);
         match self.inner.send_result(record) {
             Ok(delivery) => {
                 let (metrics, topic) = (self.metrics.clone(), topic.to_owned());
@@ -78,7 +87,7 @@ impl JsonProducer {
                 })
             }
             Err(_full) => {
-                let result = self.send(topic, message).await;
+                let result = self.send_raw(topic, key, payload).await;
                 Box::pin(async move { result })
             }
         }
