@@ -9,6 +9,7 @@
 use crate::collect::Collector;
 use crate::pipeline::Decided;
 use crate::produce::flood;
+use crate::services::Topics;
 use crate::vectors::{Encoded, VectorSource};
 use anyhow::Context as _;
 use chrono::Utc;
@@ -83,11 +84,9 @@ fn bad_vote(i: u64) -> Encoded {
 
 /// Sends `count` bad messages to each topic, then the sentinels, and waits for the sentinels'
 /// decisions (until `timeout`).
-#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     producer: &JsonProducer,
-    metrics_topic: &str,
-    votes_topic: &str,
+    topics: &Topics,
     decisions: &mut Collector<Decided>,
     source: &VectorSource,
     count: u64,
@@ -99,8 +98,8 @@ pub(crate) async fn run(
     let votes: Vec<Encoded> = (0..count).map(bad_vote).collect();
     let start = Instant::now();
     let (sent_vectors, sent_votes) = tokio::join!(
-        flood(producer, metrics_topic, &vectors, in_flight),
-        flood(producer, votes_topic, &votes, in_flight),
+        flood(producer, &topics.metrics, &vectors, in_flight),
+        flood(producer, &topics.votes, &votes, in_flight),
     );
     sent_vectors.context("the flood on metrics")?;
     sent_votes.context("the flood on the votes")?;
@@ -108,7 +107,7 @@ pub(crate) async fn run(
     let sentinels: Vec<Encoded> = (0..SENTINELS)
         .map(|k| Encoded::of(&source.vector(format!("after-flood-{k}"), 0, k)))
         .collect();
-    flood(producer, metrics_topic, &sentinels, in_flight).await?;
+    flood(producer, &topics.metrics, &sentinels, in_flight).await?;
     let gathered = decisions
         .gather(
             "sentinels after the floods",

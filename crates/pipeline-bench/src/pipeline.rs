@@ -3,7 +3,7 @@
 //! each decision, both stamped on this host), throughput (a flood of vectors over many services;
 //! first vector sent to last decision consumed), and the processes' memory and CPU.
 
-use crate::collect::Collector;
+use crate::collect::{Collector, Gathered};
 use crate::config::BenchConfig;
 use crate::floods::{self, FloodFigures};
 use crate::produce::{flood, paced, warm_up};
@@ -48,6 +48,16 @@ impl Decided {
             .starts_with(prefix)
             .then(|| (self.service.clone(), self.window_id))
     }
+}
+
+/// Windows decided without every model's vote, among those gathered.
+fn incomplete<K>(gathered: &Gathered<K, Decided>) -> u64 {
+    let models = ModelKind::ALL.len();
+    gathered
+        .first
+        .values()
+        .filter(|a| a.item.votes < models)
+        .count() as u64
 }
 
 /// Decision latency.
@@ -191,8 +201,7 @@ pub async fn measure(
         let before = resources::sample_all(&watched);
         let figures = floods::run(
             &producer,
-            &topics.metrics,
-            &topics.votes,
+            &topics,
             &mut decisions,
             source,
             config.flood_messages,
@@ -251,12 +260,7 @@ async fn decision_latency(
         .iter()
         .map(|s| s.acknowledged.saturating_duration_since(s.started))
         .collect();
-    let models = ModelKind::ALL.len();
-    let incomplete = gathered
-        .first
-        .values()
-        .filter(|a| a.item.votes < models)
-        .count() as u64;
+    let incomplete = incomplete(&gathered);
     let samples: Vec<Duration> = gathered.first.values().map(|a| a.item.latency).collect();
     Ok(LatencyFigures {
         missing: sent - samples.len() as u64,
@@ -304,12 +308,7 @@ async fn throughput(
     );
     let (produced_in, gathered) = (produced?, gathered?);
     let decided = gathered.first.len() as u64;
-    let models = ModelKind::ALL.len();
-    let incomplete = gathered
-        .first
-        .values()
-        .filter(|a| a.item.votes < models)
-        .count() as u64;
+    let incomplete = incomplete(&gathered);
     let elapsed = gathered.last_at.unwrap_or(deadline).duration_since(start);
     let mut stages = Vec::new();
     for kind in ModelKind::ALL {

@@ -237,11 +237,12 @@ impl Fleet {
             return Vec::new();
         };
         let text = response.text().await.unwrap_or_default();
-        text.lines()
-            .filter_map(|line| {
-                let rest = line.strip_prefix("scaler_votes_total{outcome=\"")?;
-                let (outcome, value) = rest.split_once("\"} ")?;
-                Some((outcome.to_owned(), value.trim().parse().ok()?))
+        decision::Added::OUTCOMES
+            .iter()
+            .map(|outcome| {
+                let label = format!("outcome=\"{outcome}\"");
+                let sum = testkit::metric_sum(&text, "scaler_votes_total{", &[&label]);
+                ((*outcome).to_owned(), sum as u64)
             })
             .collect()
     }
