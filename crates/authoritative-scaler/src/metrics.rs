@@ -39,6 +39,9 @@ impl ScalerMetrics {
             .with_label_values(&["open"])
             .set(tally.open_windows() as i64);
         self.windows
+            .with_label_values(&["open_new"])
+            .set(tally.open_new_windows() as i64);
+        self.windows
             .with_label_values(&["closed"])
             .set(tally.closed_windows() as i64);
     }
@@ -116,7 +119,7 @@ impl ScalerMetrics {
         let windows = IntGaugeVec::new(
             Opts::new(
                 "scaler_windows",
-                "Windows the tally holds: open (waiting for votes), closed (remembered to refuse replayed votes)",
+                "Windows the tally holds: open (waiting for votes), open_new (of these, of services that have not completed a window lately), closed (remembered to refuse replayed votes)",
             ),
             &["state"],
         )?;

@@ -10,8 +10,14 @@
 //! Memory is bounded whatever arrives: a closed window is remembered only while a vote for it
 //! could still be fresh (`max_vote_age` after it closed; any later vote for it is stale anyway),
 //! and at most `remember` of them across all services; at most `max_open` windows are open at
-//! once, and a vote that would open another is refused (`overflow`). A flood of made-up service
-//! names or window ids costs bounded memory and delays nothing real past `window`.
+//! once, and a vote that would open another is refused (`overflow`). Of these, at most
+//! `max_open_new` belong to services that have not completed a window lately (every expected
+//! model voted, in the last [`KNOWN_FOR`] `max_vote_age`s; at most `remember` services are known
+//! so): made-up names, forged votes that never complete, and a service's first windows. A flood
+//! of made-up service names or window ids costs little memory and delays nothing known past
+//! `window`; a new service's first window waits only while such a flood fills its budget. The
+//! tables give back what a flood made them grow once it is over, and ballots are handed out in
+//! bounded batches ([`Tally::expire`]), so that the memory a flood takes is returned.
 //!
 //! A window forgotten because of the count, while its votes could still be fresh, leaves its
 //! service a floor: votes for that window or an older one of the service are late, so a backlog
@@ -22,7 +28,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use contract::{Action, Vote, VoteSummary};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// The settings of a tally.
@@ -39,7 +45,12 @@ pub struct TallyConfig {
     pub remember: usize,
     /// Most windows open at once.
     pub max_open: usize,
+    /// Most of these for services not known (no window of theirs completed lately).
+    pub max_open_new: usize,
 }
+
+/// A service that completed a window is known for this many `max_vote_age`s after.
+pub const KNOWN_FOR: i32 = 10;
 
 /// The votes of one closed window, ready for a decision: what a decision reads of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +156,8 @@ impl Added {
 #[derive(Debug, Clone)]
 struct Open {
     opened_at: DateTime<Utc>,
+    /// Counted in the budget of services not known (`max_open_new`).
+    new: bool,
     /// One slot per expected model, in their order. Open windows are most of the scaler's
     /// memory in a burst (the pipeline benchmark holds tens of thousands open): a map of whole
     /// votes here cost about a kilobyte per window, slots of whole votes a quarter of that, the
@@ -199,6 +212,53 @@ pub struct Tally {
     /// forget them.
     floors_order: BTreeMap<(DateTime<Utc>, u64), Name>,
     floors_set: u64,
+    /// Services that completed a window, and when they last did (at most `remember`).
+    known: HashMap<Name, DateTime<Utc>>,
+    /// When `known` was last cleared of services not seen for [`KNOWN_FOR`].
+    known_pruned_at: Option<DateTime<Utc>>,
+    /// Open windows of services not known.
+    open_new: usize,
+}
+
+/// A table that can give back the room a flood made it take.
+trait Shrink {
+    fn len_and_capacity(&self) -> (usize, usize);
+    fn shrink(&mut self, to: usize);
+
+    /// Gives back most of the room once three quarters of it are unused.
+    fn give_back(&mut self) {
+        let (len, capacity) = self.len_and_capacity();
+        if capacity > 1_024 && len < capacity / 4 {
+            self.shrink(len * 2);
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Shrink for HashMap<K, V> {
+    fn len_and_capacity(&self) -> (usize, usize) {
+        (self.len(), self.capacity())
+    }
+    fn shrink(&mut self, to: usize) {
+        self.shrink_to(to);
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Shrink for HashSet<K> {
+    fn len_and_capacity(&self) -> (usize, usize) {
+        (self.len(), self.capacity())
+    }
+    fn shrink(&mut self, to: usize) {
+        self.shrink_to(to);
+    }
+}
+
+impl<T> Shrink for VecDeque<T> {
+    fn len_and_capacity(&self) -> (usize, usize) {
+        (self.len(), self.capacity())
+    }
+    fn shrink(&mut self, to: usize) {
+        self.shrink_to(to);
+    }
 }
 
 impl Tally {
@@ -212,7 +272,33 @@ impl Tally {
             floors: HashMap::new(),
             floors_order: BTreeMap::new(),
             floors_set: 0,
+            known: HashMap::new(),
+            known_pruned_at: None,
+            open_new: 0,
         }
+    }
+
+    /// Counts `service` as known at `at` (one that decided windows before a restart, say), so
+    /// that its windows open in the budget of known services.
+    pub fn mark_known(&mut self, service: &str, at: DateTime<Utc>) {
+        let name = self.name(service);
+        self.know(name, at);
+    }
+
+    fn know(&mut self, name: Name, at: DateTime<Utc>) {
+        if let Some(last) = self.known.get_mut(&*name) {
+            *last = (*last).max(at);
+            self.release(name);
+        } else if self.known.len() < self.config.remember.max(1) {
+            self.known.insert(name, at);
+        } else {
+            self.release(name);
+        }
+    }
+
+    /// Services known now.
+    pub fn known_services(&self) -> usize {
+        self.known.len()
     }
 
     /// The shared name of `service`.
@@ -295,6 +381,35 @@ impl Tally {
         {
             self.forget_oldest_floor();
         }
+        let known_for = self.config.max_vote_age * KNOWN_FOR;
+        if self
+            .known_pruned_at
+            .is_none_or(|at| now - at >= self.config.max_vote_age)
+        {
+            self.known_pruned_at = Some(now);
+            let mut gone = Vec::new();
+            self.known.retain(|name, at| {
+                let keep = now - *at <= known_for;
+                if !keep {
+                    gone.push(name.clone());
+                }
+                keep
+            });
+            for name in gone {
+                self.release(name);
+            }
+        }
+        self.give_back();
+    }
+
+    /// Gives back the room of tables a flood made grow.
+    fn give_back(&mut self) {
+        self.names.give_back();
+        self.open.give_back();
+        self.closed.give_back();
+        self.closed_order.give_back();
+        self.floors.give_back();
+        self.known.give_back();
     }
 
     /// Forgets the oldest closed window; which it was.
@@ -339,16 +454,29 @@ impl Tally {
         }
         let name = self.name(&vote.service);
         let key = (name.clone(), vote.window_id);
-        if self.open.len() >= self.config.max_open && !self.open.contains_key(&key) {
-            drop(key);
-            self.release(name);
-            return Added::Overflow;
+        if !self.open.contains_key(&key) {
+            let new = !self.known.contains_key(&*name);
+            if self.open.len() >= self.config.max_open
+                || (new && self.open_new >= self.config.max_open_new)
+            {
+                drop(key);
+                self.release(name);
+                return Added::Overflow;
+            }
+            let models = self.config.expected_models.len();
+            self.open_new += usize::from(new);
+            self.open.insert(
+                key.clone(),
+                Open {
+                    opened_at: now,
+                    new,
+                    votes: vec![None; models].into_boxed_slice(),
+                },
+            );
         }
-        let models = self.config.expected_models.len();
-        let open = self.open.entry(key).or_insert_with(|| Open {
-            opened_at: now,
-            votes: vec![None; models].into_boxed_slice(),
-        });
+        let Some(open) = self.open.get_mut(&key) else {
+            return Added::Overflow;
+        };
         if open.votes[slot].is_some() {
             return Added::Duplicate;
         }
@@ -362,6 +490,12 @@ impl Tally {
 
     fn close(&mut self, name: Name, window_id: u64, complete: bool, now: DateTime<Utc>) -> Ballot {
         let open = self.open.remove(&(name.clone(), window_id));
+        if open.as_ref().is_some_and(|o| o.new) {
+            self.open_new -= 1;
+        }
+        if complete {
+            self.know(name.clone(), now);
+        }
         let kept: Vec<(&str, Kept)> = open
             .map(|o| {
                 o.votes
@@ -376,19 +510,27 @@ impl Tally {
         ballot
     }
 
-    /// Closes the windows that waited their full time by `now`, oldest first.
-    pub fn expire(&mut self, now: DateTime<Utc>) -> Vec<Ballot> {
+    /// Closes the windows that waited their full time by `now`, oldest first, at most `max` of
+    /// them (call again while it returns `max`): a flood's windows, timing out together, are
+    /// handed out in batches rather than all copied at once.
+    pub fn expire(&mut self, now: DateTime<Utc>, max: usize) -> Vec<Ballot> {
         self.forget_past(now);
-        let mut due: Vec<((Name, u64), DateTime<Utc>)> = self
-            .open
-            .iter()
-            .filter(|(_, o)| now - o.opened_at >= self.config.window)
-            .map(|(k, o)| (k.clone(), o.opened_at))
+        let mut due: BinaryHeap<(DateTime<Utc>, Name, u64)> = BinaryHeap::new();
+        for ((name, window_id), open) in &self.open {
+            if now - open.opened_at >= self.config.window {
+                due.push((open.opened_at, name.clone(), *window_id));
+                if due.len() > max {
+                    due.pop();
+                }
+            }
+        }
+        let ballots = due
+            .into_sorted_vec()
+            .into_iter()
+            .map(|(_, name, window_id)| self.close(name, window_id, false, now))
             .collect();
-        due.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-        due.into_iter()
-            .map(|((name, window_id), _)| self.close(name, window_id, false, now))
-            .collect()
+        self.give_back();
+        ballots
     }
 
     /// When the next open window times out.
@@ -402,6 +544,11 @@ impl Tally {
     /// Windows still open.
     pub fn open_windows(&self) -> usize {
         self.open.len()
+    }
+
+    /// Of these, windows of services not known.
+    pub fn open_new_windows(&self) -> usize {
+        self.open_new
     }
 }
 
@@ -423,6 +570,7 @@ mod tests {
             max_vote_age: Duration::seconds(60),
             remember: 100,
             max_open: 10,
+            max_open_new: 10,
         }
     }
 
@@ -483,8 +631,8 @@ mod tests {
         tally.add(&vote(MODELS[0], "orders", 10), t(0));
         tally.add(&vote(MODELS[2], "carts", 10), t(1_000));
         assert_eq!(tally.next_deadline(), Some(t(5_000)));
-        assert!(tally.expire(t(4_999)).is_empty());
-        let closed = tally.expire(t(6_000));
+        assert!(tally.expire(t(4_999), usize::MAX).is_empty());
+        let closed = tally.expire(t(6_000), usize::MAX);
         assert_eq!(closed.len(), 2);
         assert_eq!(
             (closed[0].service.as_str(), closed[0].complete),
@@ -531,7 +679,7 @@ mod tests {
             tally.add(&vote(MODELS[1], "made-up-0", 1), t(100)),
             Added::Pending
         );
-        assert_eq!(tally.expire(t(5_100)).len(), 10);
+        assert_eq!(tally.expire(t(5_100), usize::MAX).len(), 10);
         // Closed windows: a hundred at most, however many names.
         for i in 0..1_000u64 {
             tally.mark_closed(&format!("made-up-{i}"), i, t(6_000));
@@ -545,7 +693,7 @@ mod tests {
         assert_eq!(tally.floors.len(), 100, "and their floors as many at most");
         assert_eq!(tally.names.len(), 200, "names only of what is held");
         // And none once no vote for them could be fresh: a minute after they closed.
-        tally.expire(t(66_001));
+        tally.expire(t(66_001), usize::MAX);
         assert_eq!(tally.closed_windows(), 0);
         assert!(tally.closed.is_empty());
         assert!(tally.floors.is_empty() && tally.floors_order.is_empty());
@@ -555,6 +703,73 @@ mod tests {
             Added::Stale,
             "a vote for a forgotten window is stale anyway"
         );
+    }
+
+    /// Forged votes that never complete a window, under names never seen: they fill the budget
+    /// of services not known, and a known service's windows still open.
+    #[test]
+    fn votes_for_unknown_services_have_a_budget_of_their_own() {
+        let mut tally = Tally::new(TallyConfig {
+            max_open: 10,
+            max_open_new: 3,
+            ..config()
+        });
+        for model in MODELS {
+            tally.add(&vote(model, "orders", 1), t(0));
+        }
+        assert_eq!(tally.known_services(), 1, "orders completed a window");
+        let outcomes: Vec<Added> = (0..5)
+            .map(|i| tally.add(&vote(MODELS[0], &format!("forged-{i}"), 1), t(10)))
+            .collect();
+        assert_eq!(outcomes.iter().filter(|a| **a == Added::Pending).count(), 3);
+        assert_eq!(outcomes[3..], [Added::Overflow, Added::Overflow]);
+        assert_eq!(tally.open_new_windows(), 3);
+        for window in 2..=8 {
+            assert_eq!(
+                tally.add(&vote(MODELS[0], "orders", window), t(20)),
+                Added::Pending,
+                "window {window} of a known service"
+            );
+        }
+        assert_eq!(
+            tally.add(&vote(MODELS[0], "orders", 9), t(20)),
+            Added::Overflow,
+            "all ten open"
+        );
+        // Once the forged windows time out, a new service's window opens again.
+        assert_eq!(tally.expire(t(5_010), 2).len(), 2, "in batches of two");
+        assert_eq!(tally.expire(t(5_010), 2).len(), 1);
+        assert_eq!(tally.open_new_windows(), 0);
+        assert_eq!(
+            tally.add(&vote(MODELS[0], "carts", 1), t(5_010)),
+            Added::Pending
+        );
+        // A service is known for KNOWN_FOR vote ages after its last complete window.
+        let later = 60_000 * i64::from(KNOWN_FOR) + 1;
+        tally.expire(t(later), usize::MAX);
+        assert_eq!(tally.known_services(), 0);
+        tally.expire(t(later + 60_001), usize::MAX);
+        assert!(tally.names.is_empty(), "{:?}", tally.names);
+    }
+
+    /// The tables give back the room a flood made them take.
+    #[test]
+    fn a_flood_over_gives_its_memory_back() {
+        let mut tally = Tally::new(TallyConfig {
+            max_open: 100_000,
+            max_open_new: 100_000,
+            remember: 100_000,
+            ..config()
+        });
+        for i in 0..20_000 {
+            tally.add(&vote(MODELS[0], &format!("forged-{i}"), 1), t(0));
+        }
+        assert!(tally.open.capacity() >= 20_000);
+        while tally.expire(t(5_000), 256).len() == 256 {}
+        assert_eq!(tally.open_windows(), 0);
+        assert!(tally.open.capacity() < 1_024, "{}", tally.open.capacity());
+        tally.expire(t(66_000), usize::MAX);
+        assert!(tally.closed.capacity() < 1_024 && tally.names.capacity() < 1_024);
     }
 
     /// More windows closed than remembered, while their votes are fresh (a backlog): a late vote
@@ -571,7 +786,7 @@ mod tests {
                 Added::Pending
             );
         }
-        assert_eq!(tally.expire(t(5_100)).len(), 3);
+        assert_eq!(tally.expire(t(5_100), usize::MAX).len(), 3);
         assert_eq!(tally.closed_windows(), 2, "window 1 forgotten");
         for (service, window, expected) in [
             ("orders", 1, Added::Late),
@@ -602,7 +817,7 @@ mod tests {
                 if let Added::Complete(b) = tally.add(&v, t(at)) {
                     decided.push(b.window_id);
                 }
-                decided.extend(tally.expire(t(at)).into_iter().map(|b| b.window_id));
+                decided.extend(tally.expire(t(at), usize::MAX).into_iter().map(|b| b.window_id));
             }
             let mut unique = decided.clone();
             unique.sort_unstable();

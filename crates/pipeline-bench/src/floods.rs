@@ -3,18 +3,22 @@
 //! vectors of another version, vectors out of bounds (a billion replicas) and vectors of
 //! made-up services; on the votes topic, bytes that are not JSON and votes forged for made-up
 //! services and windows (each opens a window in the scaler's tally until it times out). Then a
-//! few real vectors after them on every partition: once these are decided, every service has
-//! read past the flood, and the memory it took is in each process's peak.
+//! few real vectors after them on every partition, the next window of services of the throughput
+//! phase: once these are decided, every service has read past the flood, and the memory it took
+//! is in each process's peak. (A service never seen before would have its first window refused
+//! while the flood's windows fill the budget of services not known, `MAX_OPEN_NEW_WINDOWS`.)
 
 use crate::collect::Collector;
-use crate::pipeline::Decided;
+use crate::config::BenchConfig;
+use crate::pipeline::{Decided, THROUGHPUT_PREFIX};
 use crate::produce::flood;
 use crate::services::Topics;
 use crate::vectors::{Encoded, VectorSource};
 use anyhow::Context as _;
 use chrono::Utc;
-use contract::{Action, Message, Vote};
+use contract::{Action, FeatureVector, Message, Vote};
 use service_runtime::kafka::JsonProducer;
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 /// Real vectors sent after the flood, over this many services (keys), so that every partition
@@ -82,17 +86,18 @@ fn bad_vote(i: u64) -> Encoded {
     Encoded { key, payload }
 }
 
-/// Sends `count` bad messages to each topic, then the sentinels, and waits for the sentinels'
-/// decisions (until `timeout`).
+/// Sends `config.flood_messages` bad messages to each topic, then the sentinels, and waits for
+/// the sentinels' decisions (until the throughput phase's timeout).
 pub(crate) async fn run(
     producer: &JsonProducer,
     topics: &Topics,
     decisions: &mut Collector<Decided>,
     source: &VectorSource,
-    count: u64,
-    in_flight: usize,
-    timeout: Duration,
+    config: &BenchConfig,
 ) -> anyhow::Result<FloodFigures> {
+    let count = config.flood_messages;
+    let in_flight = config.in_flight as usize;
+    let timeout = config.throughput_timeout_sec.std();
     tracing::info!(count, "floods: bad and made-up messages on both topics");
     let vectors: Vec<Encoded> = (0..count).map(|i| bad_vector(source, i)).collect();
     let votes: Vec<Encoded> = (0..count).map(bad_vote).collect();
@@ -104,16 +109,28 @@ pub(crate) async fn run(
     sent_vectors.context("the flood on metrics")?;
     sent_votes.context("the flood on the votes")?;
     drop((vectors, votes));
-    let sentinels: Vec<Encoded> = (0..SENTINELS)
-        .map(|k| Encoded::of(&source.vector(format!("after-flood-{k}"), 0, k)))
+    let sentinels: Vec<FeatureVector> = (0..SENTINELS.min(config.throughput_services))
+        .map(|k| {
+            source.vector(
+                format!("{THROUGHPUT_PREFIX}-{k}"),
+                config.throughput_windows,
+                k,
+            )
+        })
         .collect();
-    flood(producer, &topics.metrics, &sentinels, in_flight).await?;
+    let keys: HashSet<(String, u64)> = sentinels
+        .iter()
+        .map(|v| (v.service.clone(), v.window_id))
+        .collect();
+    let encoded: Vec<Encoded> = sentinels.iter().map(Encoded::of).collect();
+    let prefix = format!("{THROUGHPUT_PREFIX}-");
+    flood(producer, &topics.metrics, &encoded, in_flight).await?;
     let gathered = decisions
         .gather(
             "sentinels after the floods",
-            SENTINELS as usize,
+            keys.len(),
             start + timeout,
-            |d| d.key_in("after-flood-"),
+            |d| d.key_in(&prefix).filter(|key| keys.contains(key)),
         )
         .await?;
     Ok(FloodFigures {
@@ -121,7 +138,7 @@ pub(crate) async fn run(
         made_up_vectors: (0..count).filter(|i| i % 4 == 3).count() as u64,
         votes: count,
         forged_votes: count / 2,
-        sentinels: SENTINELS,
+        sentinels: keys.len() as u64,
         sentinels_decided: gathered.first.len() as u64,
         took: gathered
             .last_at

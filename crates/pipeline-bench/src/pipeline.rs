@@ -199,16 +199,7 @@ pub async fn measure(
     let mut scaler_votes = vec![("after the throughput phase", fleet.scaler_votes().await)];
     let floods = if config.flood_messages > 0 {
         let before = resources::sample_all(&watched);
-        let figures = floods::run(
-            &producer,
-            &topics,
-            &mut decisions,
-            source,
-            config.flood_messages,
-            config.in_flight as usize,
-            config.throughput_timeout_sec.std(),
-        )
-        .await?;
+        let figures = floods::run(&producer, &topics, &mut decisions, source, config).await?;
         Some((figures, resources::figures_since(&watched, &before)))
     } else {
         None
@@ -272,6 +263,9 @@ async fn decision_latency(
     })
 }
 
+/// The throughput phase's services are `svc-0`, `svc-1`, ...
+pub(crate) const THROUGHPUT_PREFIX: &str = "svc";
+
 /// Vectors over many services, as fast as the producer takes them.
 async fn throughput(
     producer: &JsonProducer,
@@ -283,7 +277,7 @@ async fn throughput(
 ) -> anyhow::Result<ThroughputFigures> {
     let vectors = config.throughput_vectors();
     let batch: Vec<Encoded> = source
-        .batch("svc", config.throughput_services, vectors)
+        .batch(THROUGHPUT_PREFIX, config.throughput_services, vectors)
         .iter()
         .map(Encoded::of)
         .collect();
@@ -293,6 +287,7 @@ async fn throughput(
         windows = config.throughput_windows,
         "pipeline: throughput"
     );
+    let keys = format!("{THROUGHPUT_PREFIX}-");
     let started_at = Utc::now();
     let start = Instant::now();
     let deadline = start + config.throughput_timeout_sec.std();
@@ -303,7 +298,7 @@ async fn throughput(
                 .map(|()| start.elapsed())
         },
         decisions.gather("throughput decisions", vectors as usize, deadline, |d| {
-            d.key_in("svc-")
+            d.key_in(&keys)
         }),
     );
     let (produced_in, gathered) = (produced?, gathered?);
@@ -317,14 +312,14 @@ async fn throughput(
             &format!("{kind} votes"),
             &path,
             "voted_at",
-            "svc-",
+            &keys,
         )?);
     }
     stages.push(stages::read(
         "scaler decisions",
         &env.dir.join("decisions.csv"),
         "decided_at",
-        "svc-",
+        &keys,
     )?);
     Ok(ThroughputFigures {
         vectors,

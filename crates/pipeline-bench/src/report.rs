@@ -243,7 +243,8 @@ impl Report {
                 "\n### Floods (after the throughput phase)\n\n\
                  {} messages on `metrics` (a quarter each: not JSON, another version, a billion \
                  replicas, vectors of {} made-up services) and {} on the votes topic (half not \
-                 JSON, {} votes forged for made-up services and windows); then {} real vectors, \
+                 JSON, {} votes forged for made-up services and windows); then {} real vectors (the next window \
+                 of services of the throughput phase), \
                  {} decided, the last {:.1} s after the first flood message. Memory read after \
                  them (the peak is the process's whole life):\n",
                 f.metrics,
