@@ -47,8 +47,10 @@ use tokio_util::sync::CancellationToken;
 /// How often open windows are checked for their deadline.
 const EXPIRY_TICK: Duration = Duration::from_millis(100);
 /// Closed windows remembered in all to refuse their replayed votes (each only while a vote for
-/// it could still be fresh, `MAX_VOTE_AGE_SEC`): a bound for floods of made-up windows.
-const REMEMBER_WINDOWS: usize = 20_000;
+/// it could still be fresh, `MAX_VOTE_AGE_SEC`): a bound for floods of made-up windows. At the
+/// default two minutes and a 15 s poll, 10,000 are every window of 1,250 services; beyond that a
+/// service's floor refuses what was forgotten (`decision::tally`).
+const REMEMBER_WINDOWS: usize = 10_000;
 /// Windows open at once; a vote that would open another is refused (`overflow`). Each costs
 /// about 200 bytes with three votes: 50,000 are 10 MB. A fleet opens one window per service per
 /// poll interval and closes it within the voters' lag; the pipeline benchmark's burst (1,000

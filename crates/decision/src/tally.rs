@@ -15,7 +15,7 @@
 //! model voted, in the last [`KNOWN_FOR`] `max_vote_age`s; at most `remember` services are known
 //! so): made-up names, forged votes that never complete, and a service's first windows. A flood
 //! of made-up service names or window ids costs little memory and delays nothing known past
-//! `window`; a new service's first window waits only while such a flood fills its budget. The
+//! `window`; a new service's first windows are refused only while such a flood fills its budget. The
 //! tables give back what a flood made them grow once it is over, and ballots are handed out in
 //! bounded batches ([`Tally::expire`]), so that the memory a flood takes is returned.
 //!
