@@ -284,10 +284,14 @@ impl KafkaArgs {
                 ("auto.offset.reset", "latest"),
                 ("fetch.wait.max.ms", "25"),
                 // Memory: by default librdkafka prefetches up to 100,000 messages or 64 MiB per
-                // partition; a few thousand messages of at most 64 KiB keep a service busy.
+                // partition; a few thousand messages of at most 64 KiB keep a service busy. A
+                // prefetched message keeps its whole fetch response alive, so the responses are
+                // kept small too (a larger first message is still fetched; `fetch.max.bytes`
+                // may not be below `message.max.bytes`, four times the contract's 64 KiB here).
                 ("queued.min.messages", "2000"),
-                ("queued.max.messages.kbytes", "2048"),
-                ("fetch.max.bytes", "1048576"),
+                ("queued.max.messages.kbytes", "1024"),
+                ("fetch.max.bytes", "524288"),
+                ("message.max.bytes", "262144"),
                 // Once that queue is full, librdkafka waits a whole second (its default) before
                 // fetching again, which cut the pipeline to a tenth of its rate; 10 ms keeps the
                 // bound and the rate (docs/BENCHMARKS.md, "Memory bounds").
