@@ -34,6 +34,60 @@ pub enum Command {
     /// Reads a service's request rate from your Prometheus over a range, writes it as a trace
     /// and replays it: what the ensemble and HPA would have run on your own traffic.
     History(HistoryArgs),
+    /// Replays traces as a Kafka topic's production rate against a simulated consumer group,
+    /// under KEDA's lag scaler, HPA on the consumers' CPU, a forecasting policy and an oracle.
+    Consumers(ConsumersArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsumersArgs {
+    /// The directory of the real traces.
+    #[arg(long, env = "REPLAY_TRACES_DIR", default_value = "../shared/traces")]
+    pub traces_dir: PathBuf,
+    /// The traces (nasa, alibaba, twitter), each replayed whole.
+    #[arg(
+        long = "trace",
+        env = "REPLAY_TRACES",
+        value_delimiter = ',',
+        default_value = "twitter,nasa,alibaba"
+    )]
+    pub traces: Vec<String>,
+    /// Production in the trace's quietest minute, messages a minute.
+    #[arg(long, env = "REPLAY_LOW_PER_MINUTE", default_value = "20000")]
+    pub low_per_minute: f64,
+    /// Production in the trace's busiest minute, messages a minute.
+    #[arg(long, env = "REPLAY_HIGH_PER_MINUTE", default_value = "120000")]
+    pub high_per_minute: f64,
+    /// Partitions of the topic (the most consumers).
+    #[arg(long, env = "REPLAY_PARTITIONS", default_value = "40")]
+    pub partitions: u32,
+    /// Messages a second one consumer reads at most.
+    #[arg(long, env = "REPLAY_CONSUMER_CAPACITY", default_value = "60")]
+    pub consumer_capacity: f64,
+    /// Seconds a new consumer takes to start.
+    #[arg(long, env = "REPLAY_STARTUP_SEC", default_value = "10")]
+    pub startup_sec: f64,
+    /// Seconds the group reads nothing while it rebalances.
+    #[arg(long, env = "REPLAY_REBALANCE_PAUSE_SEC", default_value = "15")]
+    pub rebalance_pause_sec: f64,
+    /// Lag in seconds (lag over production) above which a minute is a violation.
+    #[arg(long, env = "REPLAY_LAG_TARGET_SEC", default_value = "60")]
+    pub lag_target_sec: f64,
+    /// Prints one JSON object per policy per line (with its trace) instead of the tables.
+    #[arg(long, env = "REPLAY_JSON")]
+    pub json: bool,
+}
+
+impl ConsumersArgs {
+    pub fn spec(&self) -> crate::consumers::GroupSpec {
+        crate::consumers::GroupSpec {
+            partitions: self.partitions,
+            capacity: self.consumer_capacity,
+            startup_sec: self.startup_sec,
+            rebalance_pause_sec: self.rebalance_pause_sec,
+            lag_target_sec: self.lag_target_sec,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -420,6 +474,37 @@ impl Validate for ReplayConfig {
                 evaluate.sim.validate()
             }
             Command::Calibrate(sim) => sim.validate(),
+            Command::Consumers(consumers) => {
+                for key in &consumers.traces {
+                    if !crate::traces::STANDARD.iter().any(|t| t.key == key) {
+                        return Err(format!(
+                            "REPLAY_TRACES (--trace): {key:?} is not nasa, alibaba or twitter"
+                        ));
+                    }
+                }
+                let positive = [
+                    consumers.consumer_capacity,
+                    consumers.lag_target_sec,
+                    consumers.low_per_minute,
+                ];
+                if consumers.partitions == 0
+                    || consumers.partitions > 10_000
+                    || positive.iter().any(|v| !v.is_finite() || *v <= 0.0)
+                    || consumers.high_per_minute <= consumers.low_per_minute
+                    || !consumers.high_per_minute.is_finite()
+                    || [consumers.startup_sec, consumers.rebalance_pause_sec]
+                        .iter()
+                        .any(|v| !v.is_finite() || *v < 0.0 || *v > 3_600.0)
+                {
+                    return Err(
+                        "consumers: --partitions must be 1 to 10,000, --consumer-capacity, \
+                         --lag-target-sec and --low-per-minute positive, --high-per-minute above \
+                         --low-per-minute, --startup-sec and --rebalance-pause-sec 0 to 3,600"
+                            .into(),
+                    );
+                }
+                Ok(())
+            }
             Command::History(history) => {
                 contract::validate_service(&history.service)
                     .map_err(|e| format!("REPLAY_SERVICE (--service): {e}"))?;

@@ -11,6 +11,7 @@
 pub mod calibration;
 pub mod catalog;
 pub mod cli;
+pub mod consumers;
 pub mod evaluate;
 pub mod export;
 pub mod history;
@@ -295,6 +296,45 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<String> {
         args.out.with_extension("csv").display(),
         args.out.with_extension("experiments.csv").display()
     ))
+}
+
+/// `replay consumers`: each trace as a topic's production rate against a simulated consumer
+/// group, under every consumer-group policy.
+pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
+    let spec = args.spec();
+    let mut out = String::new();
+    for key in &args.traces {
+        let trace = traces::STANDARD
+            .iter()
+            .find(|t| t.key == key)
+            .ok_or_else(|| anyhow::anyhow!("{key} is not nasa, alibaba or twitter"))?;
+        let rates = consumers::trace_rates(
+            &args.traces_dir,
+            trace.file,
+            args.low_per_minute,
+            args.high_per_minute,
+        )?;
+        let figures = consumers::compare(&spec, &rates);
+        if args.json {
+            for f in &figures {
+                let mut line = serde_json::to_value(f)?;
+                line["trace"] = trace.key.into();
+                out.push_str(&serde_json::to_string(&line)?);
+                out.push('\n');
+            }
+        } else {
+            let mean = rates.iter().sum::<f64>() / rates.len().max(1) as f64 * 60.0;
+            let title = format!(
+                "{} ({} minutes, mean {:.0} messages a minute)",
+                trace.title,
+                rates.len() / 60,
+                mean
+            );
+            out.push_str(&consumers::table(&title, &figures));
+            out.push('\n');
+        }
+    }
+    Ok(out.trim_end().to_owned())
 }
 
 /// `replay history`: a service's own traffic from Prometheus, written as a trace and replayed.

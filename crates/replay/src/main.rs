@@ -1,4 +1,5 @@
-//! replay: the trace replay's command line (`run`, `evaluate`, `calibrate`, `export`, `history`);
+//! replay: the trace replay's command line (`run`, `evaluate`, `calibrate`, `export`, `history`,
+//! `consumers`);
 //! what each does is in `replay::cli`. A bad setting, or a run that fails, exits with 2 and one
 //! line saying what.
 
@@ -12,6 +13,7 @@ fn main() {
         Command::Calibrate(args) => replay::calibrate_command(args),
         Command::Export(args) => replay::export_command(args),
         Command::History(args) => replay::history_command(args),
+        Command::Consumers(args) => replay::consumers_command(args),
     };
     match result {
         Ok(out) => println!("{out}"),
