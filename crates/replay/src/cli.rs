@@ -73,6 +73,10 @@ pub struct ConsumersArgs {
     /// Lag in seconds (lag over production) above which a minute is a violation.
     #[arg(long, env = "REPLAY_LAG_TARGET_SEC", default_value = "60")]
     pub lag_target_sec: f64,
+    /// Seconds between the consumers' offset commits (the lag read from the broker includes
+    /// half an interval's production).
+    #[arg(long, env = "REPLAY_COMMIT_INTERVAL_SEC", default_value = "5")]
+    pub commit_interval_sec: f64,
     /// Prints one JSON object per policy per line (with its trace) instead of the tables.
     #[arg(long, env = "REPLAY_JSON")]
     pub json: bool,
@@ -86,6 +90,7 @@ impl ConsumersArgs {
             startup_sec: self.startup_sec,
             rebalance_pause_sec: self.rebalance_pause_sec,
             lag_target_sec: self.lag_target_sec,
+            commit_interval_sec: self.commit_interval_sec,
         }
     }
 }
@@ -492,14 +497,19 @@ impl Validate for ReplayConfig {
                     || positive.iter().any(|v| !v.is_finite() || *v <= 0.0)
                     || consumers.high_per_minute <= consumers.low_per_minute
                     || !consumers.high_per_minute.is_finite()
-                    || [consumers.startup_sec, consumers.rebalance_pause_sec]
-                        .iter()
-                        .any(|v| !v.is_finite() || *v < 0.0 || *v > 3_600.0)
+                    || [
+                        consumers.startup_sec,
+                        consumers.rebalance_pause_sec,
+                        consumers.commit_interval_sec,
+                    ]
+                    .iter()
+                    .any(|v| !v.is_finite() || *v < 0.0 || *v > 3_600.0)
                 {
                     return Err(
                         "consumers: --partitions must be 1 to 10,000, --consumer-capacity, \
                          --lag-target-sec and --low-per-minute positive, --high-per-minute above \
-                         --low-per-minute, --startup-sec and --rebalance-pause-sec 0 to 3,600"
+                         --low-per-minute, --startup-sec, --rebalance-pause-sec and \
+                         --commit-interval-sec 0 to 3,600"
                             .into(),
                     );
                 }

@@ -331,6 +331,11 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
                 mean
             );
             out.push_str(&consumers::table(&title, &figures));
+            out.push_str(&format!(
+                "\nThe goal for forecast {}% (chosen on Twitter):\n\n",
+                consumers::CHOSEN_UTILIZATION
+            ));
+            out.push_str(&consumers::goals(&figures));
             out.push('\n');
         }
     }
