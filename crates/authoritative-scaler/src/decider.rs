@@ -35,6 +35,7 @@ use contract::{DecisionOutcome, DecisionRecord};
 use decision::{Ballot, Guardrails, History, Strategy};
 use service_runtime::csv_log::CsvLog;
 use service_runtime::kafka::JsonProducer;
+use service_runtime::telemetry::LogThrottle;
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::io::Write;
@@ -132,6 +133,8 @@ pub struct Decider {
     /// millisecond; an engine's change, a second).
     pub(crate) durable: bool,
     pub(crate) metrics: ScalerMetrics,
+    /// Refusal warnings, one per reason every ten seconds.
+    pub(crate) refusal_log: LogThrottle,
 }
 
 /// Retries `call` with backoff while its error may pass.
@@ -536,8 +539,10 @@ impl Decider {
         record
     }
 
-    /// Records a window whose service is not touched: held, counted, one log line.
-    fn refuse(&self, record: &mut DecisionRecord, why: Refused, detail: Option<&str>) {
+    /// Records a window whose service is not touched: held, counted, and a warning (one per
+    /// reason every ten seconds, saying how many it stands for: the decision block and its
+    /// outcome line say it for each window already).
+    fn refuse(&mut self, record: &mut DecisionRecord, why: Refused, detail: Option<&str>) {
         let tallied = decision::voting::tally(&self.strategy, &record.votes, self.config.min_votes);
         record.action = tallied.action;
         record.average_confidence = tallied.average_confidence;
@@ -547,9 +552,12 @@ impl Decider {
             .refused
             .with_label_values(&[why.as_str()])
             .inc();
-        tracing::warn!(service = %record.service, window_id = record.window_id,
-            action = tallied.action.as_str(), reason = why.as_str(), detail = detail.unwrap_or(""),
-            "votes for a service the scaler may not change: refused, nothing touched");
+        if let Some(held_back) = self.refusal_log.allow(why.as_str()) {
+            tracing::warn!(service = %record.service, window_id = record.window_id,
+                action = tallied.action.as_str(), reason = why.as_str(),
+                detail = detail.unwrap_or(""), refused_before_not_logged = held_back,
+                "votes for a service the scaler may not change: refused, nothing touched");
+        }
     }
 
     async fn act(&mut self, record: &mut DecisionRecord, state: ServiceState) {
@@ -756,6 +764,7 @@ mod tests {
             // As with an engine: these tests are about what is on disk.
             durable: true,
             metrics: ScalerMetrics::register(&prometheus::Registry::new()).unwrap(),
+            refusal_log: Default::default(),
         }
     }
 

@@ -158,6 +158,7 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
         compacting: None,
         durable,
         metrics: metrics.clone(),
+        refusal_log: Default::default(),
     };
     Ok(Restored {
         tally,

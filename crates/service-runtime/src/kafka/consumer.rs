@@ -29,6 +29,7 @@
 //! falls behind amortizes its model call, file write and produce round trip over the batch.
 
 use super::{JsonProducer, KafkaArgs, KafkaMetrics};
+use crate::telemetry::LogThrottle;
 use contract::Message as ContractMessage;
 use futures::FutureExt;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -36,8 +37,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// A consumer of one topic: a member of its group ([`AtLeastOnceConsumer::new`]) or the group's
@@ -103,8 +103,6 @@ enum Handled {
 /// after a crash mid-batch.
 pub const MAX_BATCH: usize = 256;
 
-/// Log lines about bad input are limited to one per reason per this interval.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 /// Handler retry backoff bounds.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(5);
@@ -393,7 +391,7 @@ impl AtLeastOnceConsumer {
                         .skipped
                         .with_label_values(&[self.topic.as_str(), reason])
                         .inc();
-                    if self.dead_letters.is_none() && throttle.allow(reason) {
+                    if self.dead_letters.is_none() && throttle.allow(reason).is_some() {
                         tracing::warn!(
                             topic = %self.topic,
                             partition = message.partition(),
@@ -501,7 +499,7 @@ impl AtLeastOnceConsumer {
         true
     }
 
-    /// One line per reason every [`LOG_EVERY`] at most.
+    /// One line per reason every ten seconds at most ([`LogThrottle`]).
     fn log_dead_letter(
         &self,
         message: &BorrowedMessage<'_>,
@@ -512,7 +510,7 @@ impl AtLeastOnceConsumer {
         let Some(dead) = &self.dead_letters else {
             return;
         };
-        if throttle.allow(reason) {
+        if throttle.allow(reason).is_some() {
             tracing::warn!(
                 topic = %self.topic,
                 partition = message.partition(),
@@ -557,7 +555,7 @@ impl AtLeastOnceConsumer {
             .consume_errors
             .with_label_values(&[&kind])
             .inc();
-        if throttle.allow(&kind) {
+        if throttle.allow(&kind).is_some() {
             tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
         }
     }
@@ -635,24 +633,5 @@ fn error_kind(e: &KafkaError) -> String {
     match e.rdkafka_error_code() {
         Some(code) => format!("{code:?}"),
         None => "other".into(),
-    }
-}
-
-/// Allows one log line per key per [`LOG_EVERY`].
-#[derive(Default)]
-struct LogThrottle {
-    last: HashMap<String, Instant>,
-}
-
-impl LogThrottle {
-    fn allow(&mut self, key: &str) -> bool {
-        let now = Instant::now();
-        match self.last.get(key) {
-            Some(at) if now.duration_since(*at) < LOG_EVERY => false,
-            _ => {
-                self.last.insert(key.to_owned(), now);
-                true
-            }
-        }
     }
 }
