@@ -3,8 +3,9 @@
 //! 0. A service the operator did not hand over is refused, whatever the votes say: one that
 //!    `SCALED_SERVICES` leaves out (before the engine is asked anything), one whose labels do
 //!    not opt in (`autoscaler.enable=true`), one the engine does not know (or, through the Docker
-//!    guard, that is not opted in). Each refusal is a `held` decision, counted in
-//!    `scaler_refused_total` and logged in one line.
+//!    guard, that is not opted in). Each refusal is a `held` decision (its block and outcome
+//!    line), counted in `scaler_refused_total` and warned of (one warning per reason every ten
+//!    seconds, with how many refusals it stands for).
 //! 1. The backend says how many replicas run now, and the service's bounds.
 //! 2. [`decision::plan`]: the voting strategy turns the votes into an action, the proportional
 //!    target follows from the agreeing votes, and it goes through the guardrails.
