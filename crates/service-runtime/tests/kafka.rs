@@ -6,7 +6,7 @@
 use chrono::{TimeZone, Utc};
 use contract::{FeatureVector, Features, METRICS_TOPIC, Message};
 use service_runtime::kafka::{
-    AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
+    AtLeastOnceConsumer, GroupProbe, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
 };
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -166,6 +166,51 @@ async fn round_trip_skips_and_counts_what_it_cannot_read() {
             .get(),
         1
     );
+}
+
+/// A group's position read from the broker: what was produced, what the group committed, the
+/// lag between, and the rates between two readings.
+#[tokio::test]
+async fn a_groups_lag_and_rates_are_read_from_the_broker() {
+    let (_broker, args, topic, m, producer) = a_topic_on_a_broker().await;
+    for w in 1..=30 {
+        let service = format!("svc-{}", w % 7);
+        producer.send(&topic, &vector(&service, w)).await.unwrap();
+    }
+    let group = testkit::unique("g");
+    let handled = consume(&args, &topic, &group, &m, 10, &[]).await;
+    let probe = {
+        let (args, group, topic) = (args.clone(), group.clone(), topic.clone());
+        move || GroupProbe::new(&args, &group, &topic, Duration::from_secs(10)).unwrap()
+    };
+    let first = tokio::task::spawn_blocking({
+        let probe = probe.clone();
+        move || probe().read().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(first.partitions.len() >= 2, "{first:?}");
+    let end: i64 = first.partitions.iter().map(|p| p.end - p.start).sum();
+    assert_eq!(end, 30, "{first:?}");
+    assert_eq!(first.lag(), 30 - handled.len() as i64, "{first:?}");
+    assert_eq!(first.members.unwrap_or(0), 0, "the consumer has left");
+
+    for w in 31..=50 {
+        let service = format!("svc-{}", w % 7);
+        producer.send(&topic, &vector(&service, w)).await.unwrap();
+    }
+    let second = tokio::task::spawn_blocking(move || probe().read().unwrap())
+        .await
+        .unwrap();
+    let rates = second.since(&first);
+    assert_eq!(rates.lag, 50 - handled.len() as i64);
+    assert_eq!(rates.lag_per_partition.iter().sum::<i64>(), rates.lag);
+    assert!(
+        rates.production > 0.0 && rates.consumption == 0.0,
+        "{rates:?}"
+    );
+    assert_eq!(rates.lag_seconds, None, "nothing read since");
+    assert_eq!(rates.partitions as usize, first.partitions.len());
 }
 
 #[tokio::test]
