@@ -107,6 +107,13 @@ pub struct AggregatorConfig {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:9101")]
     pub listen_addr: SocketAddr,
 
+    /// Consumer groups to read from the broker every poll, as service=group@topic, comma-
+    /// separated: lag, lag in seconds, production and consumption rates, partitions and members
+    /// on /metrics (`aggregator_consumer_*{service}`).
+    #[arg(long, env = "CONSUMER_GROUPS", value_delimiter = ',',
+          value_parser = crate::groups::GroupTarget::parse)]
+    pub consumer_groups: Vec<crate::groups::GroupTarget>,
+
     #[command(flatten)]
     pub kafka: KafkaArgs,
 

@@ -5,6 +5,7 @@
 //! [`Application::run`] polls until the shutdown token is cancelled, then flushes.
 
 pub mod config;
+pub mod groups;
 mod metrics;
 mod poller;
 pub mod prometheus;
@@ -44,6 +45,8 @@ pub struct Application {
     poller: Poller,
     /// The producer, kept to flush it at shutdown (production mode).
     producer: Option<JsonProducer>,
+    /// The consumer groups read from the broker (`CONSUMER_GROUPS`), if any.
+    groups: Option<groups::GroupWatcher>,
 }
 
 impl Application {
@@ -106,6 +109,16 @@ impl Application {
             capacity_state_path: config.capacity_state_path.clone(),
         };
         let poller = Poller::new(client, sink, settings, metrics, health.clone());
+        let groups = if config.consumer_groups.is_empty() {
+            None
+        } else {
+            let metrics = groups::GroupMetrics::register(&registry, &config.consumer_groups)?;
+            Some(groups::GroupWatcher::new(
+                config.kafka.clone(),
+                config.consumer_groups.clone(),
+                metrics,
+            ))
+        };
         Ok(Self {
             config,
             ops_listener,
@@ -113,6 +126,7 @@ impl Application {
             health,
             poller,
             producer,
+            groups,
         })
     }
 
@@ -151,6 +165,14 @@ impl Application {
                 csv = %self.config.dev_csv_path.display(),
                 "development mode: appending feature vectors to the CSV"
             ),
+        }
+        if let Some(watcher) = self.groups {
+            let (stop, every) = (stop.clone(), self.config.poll_interval_sec.std());
+            tracing::info!(groups = ?self.config.consumer_groups, "reading consumer groups from the broker");
+            tasks.spawn("consumer-groups", async move {
+                watcher.run(stop, every).await;
+                Ok(())
+            });
         }
         let poller = self.poller;
         tasks.spawn("poller", async move {

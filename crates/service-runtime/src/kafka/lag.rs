@@ -63,7 +63,7 @@ pub struct GroupRates {
     pub lag: i64,
     pub lag_per_partition: Vec<i64>,
     /// How long the group takes to read its lag at its consumption rate; `None` while it reads
-    /// nothing.
+    /// nothing and has lag.
     pub lag_seconds: Option<f64>,
     pub partitions: u32,
     pub members: Option<u32>,
@@ -101,7 +101,11 @@ impl GroupReading {
             consumption,
             lag,
             lag_per_partition: self.partitions.iter().map(PartitionPosition::lag).collect(),
-            lag_seconds: (consumption > 0.0).then(|| lag as f64 / consumption),
+            lag_seconds: if lag == 0 {
+                Some(0.0)
+            } else {
+                (consumption > 0.0).then(|| lag as f64 / consumption)
+            },
             partitions: self.partitions.len() as u32,
             members: self.members,
         }
