@@ -2,7 +2,8 @@
 //! (in all, and in seconds at the group's consumption rate), production and consumption rates,
 //! partitions and members, exported on /metrics for the dashboard (issue 14's measurement; the
 //! models do not vote for consumer groups yet). A group that cannot be read is counted and
-//! warned of (one line per group every ten seconds); the others go on.
+//! warned of (one line per group every five minutes, saying how many failures it stands for: a
+//! topic not created yet is no reason to fill the log); the others go on.
 
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use service_runtime::kafka::{GroupProbe, GroupReading, KafkaArgs};
@@ -130,7 +131,7 @@ impl GroupWatcher {
             metrics,
             probes: HashMap::new(),
             previous: HashMap::new(),
-            warnings: LogThrottle::default(),
+            warnings: LogThrottle::new(Duration::from_secs(300)),
         }
     }
 
