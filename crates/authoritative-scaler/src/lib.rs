@@ -57,8 +57,9 @@ const REMEMBER_WINDOWS: usize = 10_000;
 /// poll interval and closes it within the voters' lag; the pipeline benchmark's burst (1,000
 /// services x 50 windows at once) keeps up to about 17,000 open (docs/BENCHMARKS.md).
 const MAX_OPEN_WINDOWS: usize = 28_000;
-/// Of these, windows of services that have not completed a window lately: a service's first
-/// windows, and what made-up names and forged votes open (the benchmark's flood sends 50,000).
+/// Of these, windows of services not known (no window of theirs closed with two models' votes
+/// lately): a service's first windows, and what made-up names and forged votes of one model
+/// open (the benchmark's flood sends 50,000).
 const MAX_OPEN_NEW_WINDOWS: usize = 5_000;
 
 /// A built, not yet running scaler.

@@ -11,9 +11,11 @@
 //! could still be fresh (`max_vote_age` after it closed; any later vote for it is stale anyway),
 //! and at most `remember` of them across all services; at most `max_open` windows are open at
 //! once, and a vote that would open another is refused (`overflow`). Of these, at most
-//! `max_open_new` belong to services that have not completed a window lately (every expected
-//! model voted, in the last [`KNOWN_FOR`] `max_vote_age`s; at most `remember` services are known
-//! so): made-up names, forged votes that never complete, and a service's first windows. A flood
+//! `max_open_new` belong to services not known: a service is known once a window of it closed
+//! with votes of two models or more (all of them, if fewer are expected), for [`KNOWN_FOR`]
+//! `max_vote_age`s after (at most `remember` services are known so; one voter down does not make
+//! every service unknown). Made-up names, forged votes of one model and a service's first
+//! windows share that budget. A flood
 //! of made-up service names or window ids costs little memory and delays nothing known past
 //! `window`; a new service's first windows are refused only while such a flood fills its budget. The
 //! tables give back what a flood made them grow once it is over, and ballots are handed out in
@@ -45,11 +47,13 @@ pub struct TallyConfig {
     pub remember: usize,
     /// Most windows open at once.
     pub max_open: usize,
-    /// Most of these for services not known (no window of theirs completed lately).
+    /// Most of these for services not known (no window of theirs closed with votes of two
+    /// models or more lately).
     pub max_open_new: usize,
 }
 
-/// A service that completed a window is known for this many `max_vote_age`s after.
+/// A service is known for this many `max_vote_age`s after a window of it closed with votes of
+/// two models or more.
 pub const KNOWN_FOR: i32 = 10;
 
 /// The votes of one closed window, ready for a decision: what a decision reads of them.
@@ -196,8 +200,8 @@ type Name = Arc<str>;
 pub struct Tally {
     config: TallyConfig,
     /// Every service name the structures below hold, once: a window shares its service's name
-    /// instead of holding a copy. A name is dropped with the last window, closed window or
-    /// floor that holds it ([`Tally::release`]), so this is bounded as they are.
+    /// instead of holding a copy. A name is dropped with the last window, closed window, floor
+    /// or known service that holds it ([`Tally::release`]), so this is bounded as they are.
     names: HashSet<Name>,
     open: HashMap<(Name, u64), Open>,
     /// Closed windows, to look up (a set per service cost a tree node each, most of the
@@ -212,7 +216,8 @@ pub struct Tally {
     /// forget them.
     floors_order: BTreeMap<(DateTime<Utc>, u64), Name>,
     floors_set: u64,
-    /// Services that completed a window, and when they last did (at most `remember`).
+    /// Services known (a window closed with votes of two models or more), and when they last
+    /// were (at most `remember`).
     known: HashMap<Name, DateTime<Utc>>,
     /// When `known` was last cleared of services not seen for [`KNOWN_FOR`].
     known_pruned_at: Option<DateTime<Utc>>,
@@ -493,7 +498,10 @@ impl Tally {
         if open.as_ref().is_some_and(|o| o.new) {
             self.open_new -= 1;
         }
-        if complete {
+        let votes = open
+            .as_ref()
+            .map_or(0, |o| o.votes.iter().filter(|v| v.is_some()).count());
+        if votes >= self.config.expected_models.len().min(2) {
             self.know(name.clone(), now);
         }
         let kept: Vec<(&str, Kept)> = open
@@ -691,13 +699,18 @@ mod tests {
             "services with nothing left are forgotten"
         );
         assert_eq!(tally.floors.len(), 100, "and their floors as many at most");
-        assert_eq!(tally.names.len(), 200, "names only of what is held");
+        assert_eq!(
+            tally.names.len(),
+            201,
+            "names only of what is held (and made-up-0, known: two models voted in its window)"
+        );
         // And none once no vote for them could be fresh: a minute after they closed.
         tally.expire(t(66_001), usize::MAX);
         assert_eq!(tally.closed_windows(), 0);
         assert!(tally.closed.is_empty());
         assert!(tally.floors.is_empty() && tally.floors_order.is_empty());
-        assert!(tally.names.is_empty(), "{:?}", tally.names);
+        assert_eq!(tally.known_services(), 1);
+        assert_eq!(tally.names.len(), 1, "{:?}", tally.names);
         assert_eq!(
             tally.add(&vote(MODELS[0], "orders", 1), t(66_001)),
             Added::Stale,

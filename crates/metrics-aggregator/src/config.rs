@@ -123,6 +123,18 @@ pub struct AggregatorConfig {
 
 impl Validate for AggregatorConfig {
     fn validate(&self) -> Result<(), String> {
+        let mut labels = std::collections::BTreeSet::new();
+        if let Some(twice) = self
+            .consumer_groups
+            .iter()
+            .find(|g| !labels.insert(g.service.as_str()))
+        {
+            return Err(format!(
+                "CONSUMER_GROUPS (--consumer-groups): the service {:?} is named twice; each \
+                 group needs a service label of its own",
+                twice.service
+            ));
+        }
         if let Some(service) = self.services.iter().find(|s| s.contains('"')) {
             return Err(format!(
                 "SERVICES (--services): {service:?} is not a job name"

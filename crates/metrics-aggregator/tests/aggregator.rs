@@ -566,8 +566,13 @@ fn run_binary(env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn invalid_configuration_exits_with_one_line_naming_the_setting() {
-    let cases: [(&[(&str, &str)], &str); 5] = [
+    let cases: [(&[(&str, &str)], &str); 7] = [
         (&[("MODE", "staging")], "MODE"),
+        (&[("CONSUMER_GROUPS", "shipping")], "CONSUMER_GROUPS"),
+        (
+            &[("CONSUMER_GROUPS", "a=g1@orders,a=g2@payments")],
+            "CONSUMER_GROUPS",
+        ),
         (&[("POLL_INTERVAL_SEC", "0")], "POLL_INTERVAL_SEC"),
         (&[("POLL_INTERVAL_SEC", "-5")], "POLL_INTERVAL_SEC"),
         (&[("PROMETHEUS_URL", "prometheus:9090")], "PROMETHEUS_URL"),

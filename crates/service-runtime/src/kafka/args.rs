@@ -301,6 +301,15 @@ impl KafkaArgs {
         config.set("group.id", group_id);
         // Offsets are stored by hand: the user must not switch that back on.
         config.set("enable.auto.offset.store", "false");
+        // librdkafka refuses a consumer whose fetches are smaller than `message.max.bytes`: a
+        // larger one set for the producers (KAFKA_PROPERTIES applies to every client) raises
+        // the fetch size with it.
+        let bytes = |key: &str| config.get(key).and_then(|v| v.trim().parse::<u64>().ok());
+        if let (Some(message), Some(fetch)) = (bytes("message.max.bytes"), bytes("fetch.max.bytes"))
+            && message > fetch
+        {
+            config.set("fetch.max.bytes", message.to_string());
+        }
         config
     }
 
@@ -313,6 +322,17 @@ impl KafkaArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_larger_message_size_for_the_producers_raises_the_consumers_fetches() {
+        let mut args = KafkaArgs::local("kafka:9092");
+        let consumer = args.consumer_config("c", "g");
+        assert_eq!(consumer.get("fetch.max.bytes"), Some("524288"));
+        args.kafka_properties = vec!["message.max.bytes=2000000".into()];
+        let consumer = args.consumer_config("c", "g");
+        assert_eq!(consumer.get("fetch.max.bytes"), Some("2000000"));
+        assert!(consumer.create::<rdkafka::consumer::BaseConsumer>().is_ok());
+    }
 
     #[test]
     fn a_secret_with_commas_is_one_value_and_never_shown() {

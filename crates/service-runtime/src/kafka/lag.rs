@@ -132,6 +132,9 @@ impl GroupProbe {
 
     /// Reads where the group stands on every partition of its topic (blocks).
     pub fn read(&self) -> Result<GroupReading, KafkaError> {
+        // Serves the client's queue (errors while the broker was away), which nothing else
+        // polls: it never subscribes, so no message comes.
+        let _ = self.consumer.poll(Duration::ZERO);
         let metadata = self
             .consumer
             .fetch_metadata(Some(&self.topic), self.timeout)?;
