@@ -451,6 +451,16 @@ pub struct EvaluateArgs {
     pub sim: SimArgs,
 }
 
+/// Refuses a `--trace` that is not one of the standard traces.
+fn standard_traces(keys: &[String]) -> Result<(), String> {
+    match keys.iter().find(|k| crate::traces::standard(k).is_none()) {
+        Some(key) => Err(format!(
+            "REPLAY_TRACES (--trace): {key:?} is not nasa, alibaba or twitter"
+        )),
+        None => Ok(()),
+    }
+}
+
 impl Validate for ReplayConfig {
     fn validate(&self) -> Result<(), String> {
         match &self.command {
@@ -461,13 +471,7 @@ impl Validate for ReplayConfig {
                 run.sim.validate()
             }
             Command::Evaluate(evaluate) => {
-                for key in &evaluate.traces {
-                    if !crate::traces::STANDARD.iter().any(|t| t.key == key) {
-                        return Err(format!(
-                            "REPLAY_TRACES (--trace): {key:?} is not nasa, alibaba or twitter"
-                        ));
-                    }
-                }
+                standard_traces(&evaluate.traces)?;
                 for key in &evaluate.scenarios {
                     if !crate::evaluate::SCENARIOS.iter().any(|s| s.key == key) {
                         return Err(format!(
@@ -480,13 +484,7 @@ impl Validate for ReplayConfig {
             }
             Command::Calibrate(sim) => sim.validate(),
             Command::Consumers(consumers) => {
-                for key in &consumers.traces {
-                    if !crate::traces::STANDARD.iter().any(|t| t.key == key) {
-                        return Err(format!(
-                            "REPLAY_TRACES (--trace): {key:?} is not nasa, alibaba or twitter"
-                        ));
-                    }
-                }
+                standard_traces(&consumers.traces)?;
                 let positive = [
                     consumers.consumer_capacity,
                     consumers.lag_target_sec,

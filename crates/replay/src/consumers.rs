@@ -63,6 +63,12 @@ impl GroupSpec {
         f64::from(self.partitions) * self.capacity / f64::from(most)
     }
 
+    /// The lag read from the broker: the partitions' backlog, plus what was read since the last
+    /// commit (half a commit interval's production at `rate`, on average).
+    fn read_lag(&self, backlog: &[f64], rate: f64) -> f64 {
+        backlog.iter().sum::<f64>() + rate * self.commit_interval_sec / 2.0
+    }
+
     /// Messages a second to read beyond production to drain the lag within half the target,
     /// once it is more than half the target behind (less drains on its own, and sizing for it
     /// would change the count, and pause the group, after every rebalance).
@@ -457,7 +463,7 @@ pub fn simulate(
                 now,
                 production,
                 consumption: consumed / span,
-                lag: lags.iter().sum::<f64>() + production * spec.commit_interval_sec / 2.0,
+                lag: spec.read_lag(&lags, production),
                 consumers,
                 busy: busy_seconds / (span * f64::from(consumers)),
                 minutes: &minutes,
@@ -504,7 +510,7 @@ pub fn simulate(
                 busy_seconds += read / spec.capacity;
             }
         }
-        let lag = lags.iter().sum::<f64>() + rate * spec.commit_interval_sec / 2.0;
+        let lag = spec.read_lag(&lags, rate);
         let behind = lag / rate.max(1e-9);
         lag_seconds.push(behind as f32);
         minute_worst = minute_worst.max(behind);

@@ -304,9 +304,7 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
     let spec = args.spec();
     let mut out = String::new();
     for key in &args.traces {
-        let trace = traces::STANDARD
-            .iter()
-            .find(|t| t.key == key)
+        let trace = traces::standard(key)
             .ok_or_else(|| anyhow::anyhow!("{key} is not nasa, alibaba or twitter"))?;
         let rates = consumers::trace_rates(
             &args.traces_dir,

@@ -50,6 +50,11 @@ pub const STANDARD: [TraceSpec; 3] = [
     },
 ];
 
+/// The trace of [`STANDARD`] named `key` (nasa, alibaba, twitter).
+pub fn standard(key: &str) -> Option<&'static TraceSpec> {
+    STANDARD.iter().find(|t| t.key == key)
+}
+
 /// A trace ready to replay.
 #[derive(Debug, Clone)]
 pub struct TraceLoad {
