@@ -17,7 +17,7 @@ mod sla;
 mod vote;
 
 pub use decision::{DecisionOutcome, DecisionRecord, VoteSummary};
-pub use feature_vector::FeatureVector;
+pub use feature_vector::{ConsumerGroup, FeatureVector, MAX_PARTITIONS};
 pub use features::{
     FEATURE_COUNT, FEATURE_SCHEMA, FeatureSpec, Features, MAX_REPLICAS, feature_index,
     feature_names,

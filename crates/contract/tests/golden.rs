@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use contract::{
-    Action, DecisionOutcome, DecisionRecord, DecodeError, FeatureVector, Features, Message, Vote,
-    VoteSummary,
+    Action, ConsumerGroup, DecisionOutcome, DecisionRecord, DecodeError, FeatureVector, Features,
+    Message, Vote, VoteSummary,
 };
 use serde_json::Value;
 
@@ -63,6 +63,7 @@ fn feature_vector() -> FeatureVector {
             capacity_per_replica: None,
             capacity_utilization: None,
         },
+        consumer_group: None,
     }
 }
 
@@ -84,6 +85,36 @@ fn feature_vector_v2() -> FeatureVector {
         capacity_utilization: Some(0.7604),
         ..v.features
     };
+    v
+}
+
+/// Version 3: a consumer group's vector (production rate, members, one consumer's capacity).
+fn feature_vector_v3() -> FeatureVector {
+    let mut v = feature_vector_v2();
+    v.service = "shipping-workers".into();
+    v.features = Features {
+        request_rate: 1_400.0,
+        request_rate_per_replica: 175.0,
+        error_ratio: 0.0,
+        replicas: 8.0,
+        latency_p50: None,
+        latency_p95: None,
+        latency_p99: None,
+        cpu_per_replica: None,
+        memory_per_replica: None,
+        latency_p95_trend: None,
+        capacity_per_replica: Some(160.0),
+        capacity_utilization: Some(1.09375),
+        ..v.features
+    };
+    v.consumer_group = Some(ConsumerGroup {
+        group: "shipping".into(),
+        topic: "orders.v1".into(),
+        partitions: 40,
+        lag_messages: 21_000.0,
+        consumption_rate: 1_280.0,
+        lag_target_sec: 60.0,
+    });
     v
 }
 
@@ -113,6 +144,29 @@ fn feature_vector_v1_still_decodes() {
 #[test]
 fn feature_vector_v2_golden() {
     assert_golden("feature_vector_v2.json", &feature_vector_v2());
+}
+
+#[test]
+fn feature_vector_v3_golden() {
+    let v = feature_vector_v3();
+    assert_golden("feature_vector_v3.json", &v);
+    let group = v.consumer_group.as_ref().unwrap();
+    assert_eq!(group.lag_seconds(v.features.request_rate), 15.0);
+    // An HTTP service's vector stays at version 2; version 3 needs the group.
+    let http: Value = serde_json::from_slice(&feature_vector_v2().encode()).unwrap();
+    assert_eq!(http["version"], "2");
+    let mut bytes: Value = serde_json::from_slice(&golden("feature_vector_v3.json")).unwrap();
+    bytes.as_object_mut().unwrap().remove("consumer_group");
+    let err = FeatureVector::decode(&serde_json::to_vec(&bytes).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("needs consumer_group"), "{err}");
+    let mut more_than_the_bound = v.clone();
+    more_than_the_bound
+        .consumer_group
+        .as_mut()
+        .unwrap()
+        .partitions = 1_000_000;
+    let err = FeatureVector::decode(&more_than_the_bound.encode()).unwrap_err();
+    assert!(err.to_string().contains("partitions is 1000000"), "{err}");
 }
 
 #[test]
@@ -171,7 +225,7 @@ fn malformed_messages_are_errors_with_bounded_reasons() {
         ),
         (
             "future version",
-            with_field("feature_vector_v1.json", "version", "3".into()),
+            with_field("feature_vector_v1.json", "version", "4".into()),
             "unsupported_version",
         ),
         (

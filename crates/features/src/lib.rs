@@ -6,10 +6,12 @@
 //! models trained on one mean the same thing on the other.
 
 mod capacity;
+mod consumers;
 pub mod synthetic;
 mod trend;
 
 pub use capacity::{Capacity, CapacitySettings, DEFAULT_PRIOR_RPS, VIOLATING_SHARE};
+pub use consumers::{BEHIND_SEC, ConsumerCapacity};
 pub use trend::relative_slope_per_minute;
 
 use contract::Features;
@@ -187,6 +189,27 @@ impl FeatureBuilder {
     /// last one remembered for the service is computed but not remembered (nor learned from)
     /// again.
     pub fn push(&mut self, service: &str, observation: Observation) -> Result<Features, Skip> {
+        self.push_with(service, observation, None)
+    }
+
+    /// As [`FeatureBuilder::push`], for a consumer group: its history features over the
+    /// production rate (`request_rate`), with `capacity` (one consumer's, learned by a
+    /// [`ConsumerCapacity`]) instead of the request capacity, which it does not learn.
+    pub fn push_group(
+        &mut self,
+        service: &str,
+        observation: Observation,
+        capacity: f64,
+    ) -> Result<Features, Skip> {
+        self.push_with(service, observation, Some(capacity))
+    }
+
+    fn push_with(
+        &mut self,
+        service: &str,
+        observation: Observation,
+        known_capacity: Option<f64>,
+    ) -> Result<Features, Skip> {
         let observation = sanitize(observation)?;
         let interval = self.settings.interval_secs;
         let span = interval * (self.settings.trend_windows as u64 - 1);
@@ -223,17 +246,22 @@ impl FeatureBuilder {
             .copied()
             .filter(|(at, _)| *at <= observation.at_secs)
             .collect();
-        let capacity = self.capacity.entry(service.to_owned()).or_default();
-        if new {
-            capacity.observe(
-                &self.settings.capacity,
-                observation.request_rate / f64::from(observation.replicas),
-                observation.replicas,
-                observation.latency.map(|q| q.p95),
-                error_ratio(&observation),
-            );
-        }
-        let estimate = capacity.estimate(&self.settings.capacity, observation.replicas);
+        let estimate = match known_capacity {
+            Some(capacity) => capacity,
+            None => {
+                let capacity = self.capacity.entry(service.to_owned()).or_default();
+                if new {
+                    capacity.observe(
+                        &self.settings.capacity,
+                        observation.request_rate / f64::from(observation.replicas),
+                        observation.replicas,
+                        observation.latency.map(|q| q.p95),
+                        error_ratio(&observation),
+                    );
+                }
+                capacity.estimate(&self.settings.capacity, observation.replicas)
+            }
+        };
         Ok(compute(&observation, &window, &rates, interval, estimate))
     }
 

@@ -164,6 +164,7 @@ impl Layout {
                 .map_err(|_| "poll_interval_sec is not a number")?,
             produced_at: parse_time(5)?,
             features: Features::from_values(&values)?,
+            consumer_group: None,
         };
         vector.validate()?;
         Ok(vector)
@@ -188,6 +189,7 @@ mod tests {
             poll_interval_sec: 30,
             produced_at: t,
             features: Features::from_values(&values).unwrap(),
+            consumer_group: None,
         };
         let row = row(&v);
         assert_eq!(row.len(), header().len());

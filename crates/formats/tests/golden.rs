@@ -70,6 +70,7 @@ fn vector(service: &str, window_id: u64, rate: f64, replicas: f64) -> FeatureVec
         poll_interval_sec: 10,
         produced_at: end + chrono::Duration::milliseconds(412),
         features: Features::from_values(&values).unwrap(),
+        consumer_group: None,
     }
 }
 

@@ -107,12 +107,31 @@ pub struct AggregatorConfig {
     #[arg(long, env = "LISTEN_ADDR", default_value = "0.0.0.0:9101")]
     pub listen_addr: SocketAddr,
 
-    /// Consumer groups to read from the broker every poll, as service=group@topic, comma-
-    /// separated: lag, lag in seconds, production and consumption rates, partitions and members
-    /// on /metrics (`aggregator_consumer_*{service}`).
+    /// Consumer groups to scale, as service=group@topic, comma-separated (the service is the
+    /// compose service that runs the consumers). Read from the broker every poll: lag, lag in
+    /// seconds, production and consumption rates, partitions and members on /metrics
+    /// (`aggregator_consumer_*{service}`), and in production mode a feature vector of the
+    /// group's kind on the metrics topic every window, which the models vote on.
     #[arg(long, env = "CONSUMER_GROUPS", value_delimiter = ',',
           value_parser = crate::groups::GroupTarget::parse)]
     pub consumer_groups: Vec<crate::groups::GroupTarget>,
+
+    /// Consumer groups only measured (on /metrics and the dashboard, no vectors), as
+    /// service=group@topic, comma-separated.
+    #[arg(long, env = "WATCH_CONSUMER_GROUPS", value_delimiter = ',',
+          value_parser = crate::groups::GroupTarget::parse_watched)]
+    pub watch_consumer_groups: Vec<crate::groups::GroupTarget>,
+
+    /// The consumer groups' KPI: the lag, in seconds of production, they must stay under. The
+    /// voters size a group so that it keeps up with the forecast production and reads a lag
+    /// beyond half of this within half of it.
+    #[arg(long, env = "CONSUMER_LAG_TARGET_SEC", default_value_t = 60.0)]
+    pub consumer_lag_target_sec: f64,
+
+    /// Messages a second one consumer is assumed to read until its group has been behind and
+    /// shown what it reads: the cautious start of a group's capacity estimate.
+    #[arg(long, env = "CONSUMER_CAPACITY_PRIOR", default_value_t = 10.0)]
+    pub consumer_capacity_prior: f64,
 
     #[command(flatten)]
     pub kafka: KafkaArgs,
@@ -127,13 +146,28 @@ impl Validate for AggregatorConfig {
         if let Some(twice) = self
             .consumer_groups
             .iter()
+            .chain(&self.watch_consumer_groups)
             .find(|g| !labels.insert(g.service.as_str()))
         {
             return Err(format!(
-                "CONSUMER_GROUPS (--consumer-groups): the service {:?} is named twice; each \
-                 group needs a service label of its own",
+                "CONSUMER_GROUPS and WATCH_CONSUMER_GROUPS: the service {:?} is named twice; \
+                 each group needs a service label of its own",
                 twice.service
             ));
+        }
+        for (name, value) in [
+            (
+                "CONSUMER_LAG_TARGET_SEC (--consumer-lag-target-sec)",
+                self.consumer_lag_target_sec,
+            ),
+            (
+                "CONSUMER_CAPACITY_PRIOR (--consumer-capacity-prior)",
+                self.consumer_capacity_prior,
+            ),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+                return Err(format!("{name}: {value} is not in (0, 86400]"));
+            }
         }
         if let Some(service) = self.services.iter().find(|s| s.contains('"')) {
             return Err(format!(
@@ -187,6 +221,13 @@ impl Validate for AggregatorConfig {
 }
 
 impl AggregatorConfig {
+    /// Every consumer group read: those to scale, then those only watched.
+    pub fn group_targets(&self) -> Vec<crate::groups::GroupTarget> {
+        let mut targets = self.consumer_groups.clone();
+        targets.extend(self.watch_consumer_groups.iter().cloned());
+        targets
+    }
+
     /// The rate window in force.
     pub fn rate_window_sec(&self) -> u64 {
         self.rate_window_sec.unwrap_or(self.poll_interval_sec).get()

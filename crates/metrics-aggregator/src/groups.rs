@@ -1,12 +1,22 @@
-//! Consumer groups the operator names (`CONSUMER_GROUPS`), read from the broker every poll: lag
-//! (in all, and in seconds at the group's consumption rate), production and consumption rates,
-//! partitions and members, exported on /metrics for the dashboard (issue 14's measurement; the
-//! models do not vote for consumer groups yet). A group that cannot be read is counted and
+//! Consumer groups the operator names, read from the broker every poll: lag (in all, and in
+//! seconds at the group's consumption rate), production and consumption rates, partitions and
+//! members, exported on /metrics for the dashboard. A group that cannot be read is counted and
 //! warned of (one line per group every five minutes, saying how many failures it stands for: a
 //! topic not created yet is no reason to fill the log); the others go on.
+//!
+//! A group to scale (`CONSUMER_GROUPS`, as opposed to one only watched,
+//! `WATCH_CONSUMER_GROUPS`) also becomes a feature vector on `metrics` every window, of the
+//! consumer group's kind ([`contract::ConsumerGroup`]): the production rate and its history
+//! features in place of the request rate, the members as replicas, and what one consumer reads
+//! a second ([`features::ConsumerCapacity`], learned from the group's own windows) as the
+//! capacity. The voters size the group from it. Its windows are the aggregator's (the same ids
+//! as the HTTP services' vectors).
 
+use crate::sink::Sink;
+use contract::{ConsumerGroup, FeatureVector};
+use features::{ConsumerCapacity, FeatureBuilder};
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
-use service_runtime::kafka::{GroupProbe, GroupReading, KafkaArgs};
+use service_runtime::kafka::{GroupProbe, GroupRates, GroupReading, KafkaArgs};
 use service_runtime::telemetry::LogThrottle;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,10 +26,13 @@ use tokio_util::sync::CancellationToken;
 /// One consumer group to watch: `service=group@topic`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupTarget {
-    /// The consuming service, the label of its series.
+    /// The consuming service, the label of its series (and the service scaled).
     pub service: String,
     pub group: String,
     pub topic: String,
+    /// Whether its windows go to `metrics` for the models to vote on (`CONSUMER_GROUPS`), or it
+    /// is only measured (`WATCH_CONSUMER_GROUPS`).
+    pub scaled: bool,
 }
 
 impl GroupTarget {
@@ -46,8 +59,29 @@ impl GroupTarget {
             service: service.trim().to_owned(),
             group: group.trim().to_owned(),
             topic: topic.trim().to_owned(),
+            scaled: true,
         })
     }
+
+    /// Parses `service=group@topic` of a group only measured.
+    pub fn parse_watched(s: &str) -> Result<Self, String> {
+        Self::parse(s).map(|t| Self { scaled: false, ..t })
+    }
+}
+
+/// What turning a group's windows into feature vectors needs.
+#[derive(Clone)]
+pub struct VectorSettings {
+    /// Where the vectors go (the aggregator's Kafka sink).
+    pub sink: Sink,
+    /// Seconds between windows (`POLL_INTERVAL_SEC`).
+    pub interval_secs: u64,
+    /// History and trend settings, as for the HTTP services.
+    pub features: features::FeatureSettings,
+    /// Messages a second one consumer is assumed to read until the group has shown more.
+    pub capacity_prior: f64,
+    /// The KPI the voters size the group for: seconds of lag.
+    pub lag_target_sec: f64,
 }
 
 /// The gauges of the watched groups (labelled by the configured service only).
@@ -59,7 +93,9 @@ pub struct GroupMetrics {
     pub consumption: GaugeVec,
     pub partitions: GaugeVec,
     pub members: GaugeVec,
+    pub capacity: GaugeVec,
     pub errors: IntCounterVec,
+    pub vectors: IntCounterVec,
 }
 
 impl GroupMetrics {
@@ -77,8 +113,19 @@ impl GroupMetrics {
             &["service"],
         )?;
         registry.register(Box::new(errors.clone()))?;
+        let vectors = IntCounterVec::new(
+            Opts::new(
+                "aggregator_consumer_vectors_total",
+                "Feature vectors of a consumer group to scale published to the metrics topic",
+            ),
+            &["service"],
+        )?;
+        registry.register(Box::new(vectors.clone()))?;
         for target in targets {
             errors.with_label_values(&[&target.service]);
+            if target.scaled {
+                vectors.with_label_values(&[&target.service]);
+            }
         }
         Ok(Self {
             lag: gauge(
@@ -105,7 +152,12 @@ impl GroupMetrics {
                 "aggregator_consumer_members",
                 "Consumers in the group, as the broker reports them",
             )?,
+            capacity: gauge(
+                "aggregator_consumer_capacity",
+                "Messages a second one consumer of a group to scale reads, as learned",
+            )?,
             errors,
+            vectors,
         })
     }
 }
@@ -118,6 +170,15 @@ pub struct GroupWatcher {
     probes: HashMap<String, Arc<GroupProbe>>,
     previous: HashMap<String, GroupReading>,
     warnings: LogThrottle,
+    /// Set when the groups to scale go to `metrics`.
+    vectors: Option<Vectors>,
+}
+
+/// The feature vectors of the groups to scale.
+struct Vectors {
+    settings: VectorSettings,
+    builder: FeatureBuilder,
+    capacity: HashMap<String, ConsumerCapacity>,
 }
 
 /// How long one broker call of a reading may wait.
@@ -132,14 +193,32 @@ impl GroupWatcher {
             probes: HashMap::new(),
             previous: HashMap::new(),
             warnings: LogThrottle::new(Duration::from_secs(300)),
+            vectors: None,
         }
     }
 
-    /// Reads every group once and sets its gauges (rates from the second reading on).
-    pub async fn poll(&mut self) {
+    /// Publishes the windows of the groups to scale as feature vectors.
+    pub fn with_vectors(mut self, settings: VectorSettings) -> Self {
+        self.vectors = Some(Vectors {
+            builder: FeatureBuilder::with_settings(settings.features),
+            settings,
+            capacity: HashMap::new(),
+        });
+        self
+    }
+
+    /// Reads every group once and sets its gauges (rates from the second reading on); with
+    /// [`GroupWatcher::with_vectors`], publishes the window `at` (Unix seconds) of each group
+    /// to scale.
+    pub async fn poll(&mut self, at: u64) {
+        let mut vectors = Vec::new();
         for target in self.targets.clone() {
             match self.read(&target).await {
-                Ok(reading) => self.record(&target, reading),
+                Ok(reading) => {
+                    if let Some(vector) = self.record(&target, reading, at) {
+                        vectors.push(vector);
+                    }
+                }
                 Err(e) => {
                     self.metrics
                         .errors
@@ -153,6 +232,24 @@ impl GroupWatcher {
                     }
                 }
             }
+        }
+        let Some(sink) = self.vectors.as_ref().map(|v| v.settings.sink.clone()) else {
+            return;
+        };
+        let (_, errors) = sink.publish(vectors.clone()).await;
+        for vector in &vectors {
+            let failed = format!("{} window {}:", vector.service, vector.window_id);
+            if !errors.iter().any(|e| e.starts_with(&failed)) {
+                self.metrics
+                    .vectors
+                    .with_label_values(&[&vector.service])
+                    .inc();
+            }
+        }
+        if let Some(first) = errors.first() {
+            // Lost data: ERROR, per the log-level policy.
+            tracing::error!(failed = errors.len(), first = %first,
+                "consumer groups' feature vectors could not be delivered");
         }
     }
 
@@ -179,7 +276,14 @@ impl GroupWatcher {
         Ok(reading)
     }
 
-    fn record(&mut self, target: &GroupTarget, reading: GroupReading) {
+    /// Sets the gauges; returns the group's vector of window `at` when it is one to scale and
+    /// this is not its first reading.
+    fn record(
+        &mut self,
+        target: &GroupTarget,
+        reading: GroupReading,
+        at: u64,
+    ) -> Option<FeatureVector> {
         let labels = [target.service.as_str()];
         let m = &self.metrics;
         m.lag.with_label_values(&labels).set(reading.lag() as f64);
@@ -189,6 +293,7 @@ impl GroupWatcher {
         if let Some(members) = reading.members {
             m.members.with_label_values(&labels).set(f64::from(members));
         }
+        let mut vector = None;
         if let Some(previous) = self.previous.get(&target.service) {
             let rates = reading.since(previous);
             m.production
@@ -200,20 +305,93 @@ impl GroupWatcher {
             m.lag_seconds
                 .with_label_values(&labels)
                 .set(rates.lag_seconds.unwrap_or(f64::INFINITY));
-        }
-        self.previous.insert(target.service.clone(), reading);
-    }
-
-    /// Polls every `every` until `stop`.
-    pub async fn run(mut self, stop: CancellationToken, every: Duration) {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tick.tick() => self.poll().await,
+            if let Some(vectors) = self.vectors.as_mut().filter(|_| target.scaled) {
+                vector = vectors.vector(target, &rates, at);
+                if let Some(capacity) = vectors.capacity.get(&target.service) {
+                    m.capacity
+                        .with_label_values(&labels)
+                        .set(capacity.estimate());
+                }
             }
         }
+        self.previous.insert(target.service.clone(), reading);
+        vector
+    }
+
+    /// Polls at every multiple of `interval_secs` (the aggregator's windows) until `stop`.
+    pub async fn run(mut self, stop: CancellationToken, interval_secs: u64) {
+        loop {
+            let (at, wait) = crate::poller::next_window(interval_secs);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(wait) => self.poll(at).await,
+            }
+        }
+    }
+}
+
+impl Vectors {
+    /// The window `at` of `target` from `rates`; `None` (logged at debug) while the group has
+    /// no member: there is no consumer to size from, and the scaler keeps its minimum.
+    fn vector(
+        &mut self,
+        target: &GroupTarget,
+        rates: &GroupRates,
+        at: u64,
+    ) -> Option<FeatureVector> {
+        let s = &self.settings;
+        let members = rates.members.unwrap_or(0);
+        let group = ConsumerGroup {
+            group: target.group.clone(),
+            topic: target.topic.clone(),
+            partitions: rates.partitions.clamp(1, contract::MAX_PARTITIONS),
+            lag_messages: rates.lag.max(0) as f64,
+            consumption_rate: rates.consumption,
+            lag_target_sec: s.lag_target_sec,
+        };
+        let capacity = self
+            .capacity
+            .entry(target.service.clone())
+            .or_insert_with(|| ConsumerCapacity::new(s.capacity_prior));
+        capacity.observe(
+            rates.consumption,
+            members,
+            group.lag_seconds(rates.production),
+        );
+        let observation = features::Observation {
+            at_secs: at,
+            request_rate: rates.production,
+            error_rate: 0.0,
+            latency: None,
+            replicas: members,
+            cpu_per_replica: None,
+            memory_per_replica: None,
+            day_ago: None,
+            week_ago: None,
+        };
+        let features =
+            match self
+                .builder
+                .push_group(&target.service, observation, capacity.estimate())
+            {
+                Ok(features) => features,
+                Err(skip) => {
+                    tracing::debug!(service = %target.service, reason = skip.reason(),
+                    "no vector for the consumer group this window");
+                    return None;
+                }
+            };
+        let end = chrono::DateTime::from_timestamp(at as i64, 0).unwrap_or_default();
+        Some(FeatureVector {
+            service: target.service.clone(),
+            window_id: at,
+            window_start: end - chrono::Duration::seconds(s.interval_secs as i64),
+            window_end: end,
+            poll_interval_sec: s.interval_secs.clamp(1, 86_400) as u32,
+            produced_at: chrono::Utc::now(),
+            features,
+            consumer_group: Some(group),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ pub mod groups;
 mod metrics;
 mod poller;
 pub mod prometheus;
-mod sink;
+pub mod sink;
 
 pub use config::{AggregatorConfig, Mode};
 pub use poller::PollSettings;
@@ -108,17 +108,26 @@ impl Application {
             fixed_services: config.fixed_services(),
             capacity_state_path: config.capacity_state_path.clone(),
         };
-        let poller = Poller::new(client, sink, settings, metrics, health.clone());
-        let groups = if config.consumer_groups.is_empty() {
+
+        let targets = config.group_targets();
+        let groups = if targets.is_empty() {
             None
         } else {
-            let metrics = groups::GroupMetrics::register(&registry, &config.consumer_groups)?;
-            Some(groups::GroupWatcher::new(
-                config.kafka.clone(),
-                config.consumer_groups.clone(),
-                metrics,
-            ))
+            let metrics = groups::GroupMetrics::register(&registry, &targets)?;
+            let watcher = groups::GroupWatcher::new(config.kafka.clone(), targets, metrics);
+            Some(match &sink {
+                Sink::Kafka { .. } => watcher.with_vectors(groups::VectorSettings {
+                    sink: sink.clone(),
+                    interval_secs: config.poll_interval_sec.get(),
+                    features: settings.features,
+                    capacity_prior: config.consumer_capacity_prior,
+                    lag_target_sec: config.consumer_lag_target_sec,
+                }),
+                // The development CSV is the HTTP services' training data.
+                Sink::Csv(_) => watcher,
+            })
         };
+        let poller = Poller::new(client, sink, settings, metrics, health.clone());
         Ok(Self {
             config,
             ops_listener,
@@ -167,8 +176,9 @@ impl Application {
             ),
         }
         if let Some(watcher) = self.groups {
-            let (stop, every) = (stop.clone(), self.config.poll_interval_sec.std());
-            tracing::info!(groups = ?self.config.consumer_groups, "reading consumer groups from the broker");
+            let (stop, every) = (stop.clone(), self.config.poll_interval_sec.get());
+            tracing::info!(scaled = ?self.config.consumer_groups, watched = ?self.config.watch_consumer_groups,
+                "reading consumer groups from the broker");
             tasks.spawn("consumer-groups", async move {
                 watcher.run(stop, every).await;
                 Ok(())

@@ -69,6 +69,14 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
+/// The next window (the next multiple of `interval` seconds, Unix time) and how long until it.
+pub(crate) fn next_window(interval: u64) -> (u64, Duration) {
+    let interval = interval.max(1);
+    let now = unix_now();
+    let next = now.as_secs() / interval * interval + interval;
+    (next, Duration::from_secs(next).saturating_sub(now))
+}
+
 fn at_time(secs: u64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs as i64, 0).unwrap_or_default()
 }
@@ -113,9 +121,7 @@ impl Poller {
         let first = unix_now().as_secs() / interval * interval + interval;
         self.backfill(first).await;
         loop {
-            let now = unix_now();
-            let next = now.as_secs() / interval * interval + interval;
-            let wait = Duration::from_secs(next).saturating_sub(now);
+            let (next, wait) = next_window(interval);
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}
@@ -322,6 +328,7 @@ impl Poller {
                             .unwrap_or(u32::MAX),
                         produced_at,
                         features,
+                        consumer_group: None,
                     });
                 }
                 Err((reason, detail)) => {

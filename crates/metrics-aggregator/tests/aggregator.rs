@@ -566,12 +566,23 @@ fn run_binary(env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn invalid_configuration_exits_with_one_line_naming_the_setting() {
-    let cases: [(&[(&str, &str)], &str); 7] = [
+    let cases: [(&[(&str, &str)], &str); 9] = [
         (&[("MODE", "staging")], "MODE"),
         (&[("CONSUMER_GROUPS", "shipping")], "CONSUMER_GROUPS"),
         (
-            &[("CONSUMER_GROUPS", "a=g1@orders,a=g2@payments")],
+            &[
+                ("CONSUMER_GROUPS", "a=g1@orders"),
+                ("WATCH_CONSUMER_GROUPS", "a=g2@payments"),
+            ],
             "CONSUMER_GROUPS",
+        ),
+        (
+            &[("CONSUMER_LAG_TARGET_SEC", "0")],
+            "CONSUMER_LAG_TARGET_SEC",
+        ),
+        (
+            &[("CONSUMER_CAPACITY_PRIOR", "NaN")],
+            "CONSUMER_CAPACITY_PRIOR",
         ),
         (&[("POLL_INTERVAL_SEC", "0")], "POLL_INTERVAL_SEC"),
         (&[("POLL_INTERVAL_SEC", "-5")], "POLL_INTERVAL_SEC"),

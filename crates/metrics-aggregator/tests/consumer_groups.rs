@@ -1,11 +1,13 @@
-//! Consumer groups read from a real broker (tansu): lag, rates and partitions on /metrics, and
-//! a group that cannot be read counted while the service goes on.
+//! Consumer groups read from a real broker (tansu): lag, rates and partitions on /metrics, a
+//! group to scale published as a feature vector of its kind, and a group that cannot be read
+//! counted while the service goes on.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use chrono::Utc;
 use contract::{FeatureVector, METRICS_TOPIC};
-use metrics_aggregator::groups::{GroupMetrics, GroupTarget, GroupWatcher};
+use metrics_aggregator::groups::{GroupMetrics, GroupTarget, GroupWatcher, VectorSettings};
+use metrics_aggregator::sink::Sink;
 use service_runtime::kafka::{
     AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
 };
@@ -25,7 +27,43 @@ fn vector(i: u64) -> FeatureVector {
         poll_interval_sec: 30,
         produced_at: at,
         features: features::synthetic::features(10.0, 1),
+        consumer_group: None,
     }
+}
+
+/// The first `expected` messages of `topic` (what came within 30 s if fewer).
+async fn read_all(args: &KafkaArgs, topic: &str, expected: usize) -> Vec<FeatureVector> {
+    let consumer = AtLeastOnceConsumer::new(
+        args,
+        "test",
+        &testkit::unique("reader"),
+        topic,
+        KafkaMetrics::register(&prometheus::Registry::new()).unwrap(),
+    )
+    .unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = CancellationToken::new();
+    let (s, st) = (seen.clone(), stop.clone());
+    let deadline = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            stop.cancel();
+        }
+    });
+    consumer
+        .run(&stop, move |v: &FeatureVector| {
+            let mut seen = s.lock().unwrap();
+            seen.push(v.clone());
+            if seen.len() >= expected {
+                st.cancel();
+            }
+            std::future::ready(Ok(()))
+        })
+        .await
+        .unwrap();
+    deadline.abort();
+    seen.lock().unwrap().clone()
 }
 
 fn exposition(registry: &prometheus::Registry) -> String {
@@ -77,10 +115,23 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
     let targets = vec![
         GroupTarget::parse(&format!("shipping={group}@{topic}")).unwrap(),
         GroupTarget::parse("gone=workers@no-such-topic-anywhere").unwrap(),
+        GroupTarget::parse_watched(&format!("watched={group}@{topic}")).unwrap(),
     ];
     let metrics = GroupMetrics::register(&registry, &targets).unwrap();
-    let mut watcher = GroupWatcher::new(args.clone(), targets, metrics);
-    watcher.poll().await;
+    let vectors_topic = testkit::unique("group-vectors");
+    ensure_topics(&args, &[&vectors_topic]).await.unwrap();
+    let mut watcher =
+        GroupWatcher::new(args.clone(), targets, metrics).with_vectors(VectorSettings {
+            sink: Sink::Kafka {
+                producer: producer.clone(),
+                topic: vectors_topic.clone(),
+            },
+            interval_secs: 10,
+            features: features::FeatureSettings::new(4, 10),
+            capacity_prior: 7.0,
+            lag_target_sec: 60.0,
+        });
+    watcher.poll(1_800_000_000).await;
     let text = exposition(&registry);
     let service = "service=\"shipping\"";
     assert_eq!(
@@ -95,11 +146,16 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
     for i in 40..65 {
         producer.send(&topic, &vector(i)).await.unwrap();
     }
-    watcher.poll().await;
+    watcher.poll(1_800_000_010).await;
     let text = exposition(&registry);
     assert_eq!(
         metric_sum(&text, "aggregator_consumer_lag_messages", &[service]),
         65.0 - read
+    );
+    // Its consumer has left: no member to size from, no vector.
+    assert_eq!(
+        metric_sum(&text, "aggregator_consumer_vectors_total", &[service]),
+        0.0
     );
     assert!(metric_sum(&text, "aggregator_consumer_production_rate", &[service]) > 0.0);
     assert_eq!(
@@ -121,5 +177,70 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
         ),
         2.0,
         "a topic without partitions, at each poll\n{text}"
+    );
+
+    // A member that takes a message and never finishes it: the group has a consumer, and its
+    // lag stays. From the reading after it joined, the group to scale goes to the topic.
+    let stuck_stop = CancellationToken::new();
+    let stuck = {
+        let consumer =
+            AtLeastOnceConsumer::new(&args, "stuck", &group, &topic, kafka_metrics.clone())
+                .unwrap();
+        let stop = stuck_stop.clone();
+        tokio::spawn(async move {
+            consumer
+                .run(&stop, |_: &FeatureVector| {
+                    std::future::ready(Err(anyhow::anyhow!("never done")))
+                })
+                .await
+        })
+    };
+    let mut at = 1_800_000_010;
+    for _ in 0..30 {
+        at += 10;
+        watcher.poll(at).await;
+        let text = exposition(&registry);
+        if metric_sum(&text, "aggregator_consumer_vectors_total", &[service]) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let published = read_all(&args, &vectors_topic, 1).await;
+    stuck_stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stuck).await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    let v = &published[0];
+    let g = v
+        .consumer_group
+        .as_ref()
+        .expect("a consumer group's vector");
+    assert_eq!(
+        (v.service.as_str(), v.window_id, v.features.replicas),
+        ("shipping", at, 1.0)
+    );
+    assert_eq!(
+        (
+            g.group.as_str(),
+            g.topic.as_str(),
+            g.partitions,
+            g.lag_messages
+        ),
+        (group.as_str(), topic.as_str(), 3, 65.0 - read)
+    );
+    // It read nothing: the prior stands.
+    assert_eq!(v.features.capacity_per_replica, Some(7.0));
+    let text = exposition(&registry);
+    assert_eq!(
+        metric_sum(&text, "aggregator_consumer_capacity", &[service]),
+        7.0
+    );
+    assert_eq!(
+        metric_sum(
+            &text,
+            "aggregator_consumer_vectors_total",
+            &["service=\"watched\""]
+        ),
+        0.0,
+        "a watched group is only measured"
     );
 }

@@ -17,7 +17,7 @@ pub use config::InferenceConfig;
 
 use anyhow::Context;
 use chrono::Utc;
-use contract::{FeatureVector, Features, Vote};
+use contract::{FeatureVector, Vote};
 use models::{LoadedModel, VoteDecision};
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use service_runtime::csv_log::CsvLog;
@@ -206,7 +206,7 @@ impl Application {
                     service_runtime::kafka::MAX_BATCH,
                     move |vectors: &[FeatureVector]| {
                         let (voter, vectors) = (voter.clone(), vectors.to_vec());
-                        async move { voter.vote(&vectors).await }
+                        async move { voter.vote(vectors.into()).await }
                     },
                 )
                 .await
@@ -238,7 +238,7 @@ struct Voter {
 impl Voter {
     /// Votes on `vectors`, logs the predictions, publishes the votes; `Ok` once every vote is
     /// acknowledged by the broker.
-    async fn vote(&self, vectors: &[FeatureVector]) -> anyhow::Result<()> {
+    async fn vote(&self, vectors: Arc<[FeatureVector]>) -> anyhow::Result<()> {
         let metadata = self.model.metadata();
         if vectors
             .iter()
@@ -253,10 +253,10 @@ impl Voter {
         }
         let model = self.model.clone();
         let level = self.level;
-        let features: Vec<Features> = vectors.iter().map(|v| v.features).collect();
+        let batch = vectors.clone();
         let (decisions, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            (model.votes(&features, level), started.elapsed())
+            (model.votes_on(&batch, level), started.elapsed())
         })
         .await?;
         let decisions: Vec<VoteDecision> = decisions
@@ -295,7 +295,7 @@ impl Voter {
         let rows = votes
             .iter()
             .zip(&decisions)
-            .zip(vectors)
+            .zip(vectors.iter())
             .map(|((vote, decision), vector)| {
                 formats::predictions::row(vote, decision.forecast_rps, vector)
             })

@@ -27,6 +27,7 @@ fn vector(service: &str, window_id: u64, rate: f64, replicas: u32) -> FeatureVec
         poll_interval_sec: 10,
         produced_at: at,
         features: synthetic::features(rate, replicas),
+        consumer_group: None,
     }
 }
 

@@ -28,7 +28,7 @@ pub use metadata::{
 pub use vote::{Forecast, VoteDecision, decide};
 pub use xgboost::Xgb;
 
-use contract::Features;
+use contract::{FeatureVector, Features};
 use std::path::{Path, PathBuf};
 
 /// Why an artifact cannot be used. Each message names the file and what to do.
@@ -300,6 +300,26 @@ impl LoadedModel {
             .iter()
             .zip(vectors)
             .map(|(forecast, features)| decide(features, forecast, level, floor))
+            .collect())
+    }
+
+    /// The votes on feature vectors of either kind: an HTTP service's by [`decide`], a consumer
+    /// group's by [`vote::decide_group`], from the same forecasts.
+    pub fn votes_on(
+        &self,
+        vectors: &[FeatureVector],
+        level: f64,
+    ) -> Result<Vec<VoteDecision>, String> {
+        let floor = self.metadata.forecast.rate_floor;
+        let features: Vec<Features> = vectors.iter().map(|v| v.features).collect();
+        Ok(self
+            .forecasts(&features)?
+            .iter()
+            .zip(vectors)
+            .map(|(forecast, v)| match &v.consumer_group {
+                Some(group) => vote::decide_group(&v.features, group, forecast, level, floor),
+                None => decide(&v.features, forecast, level, floor),
+            })
             .collect())
     }
 }

@@ -16,7 +16,7 @@
 //! longer horizon's peak, for NO_ACTION that the current replicas carry the next peak.
 
 use crate::distribution::Distribution;
-use contract::{Action, Features};
+use contract::{Action, ConsumerGroup, Features};
 
 /// Most replicas a vote ever asks for: beyond any real bound, so that an absurd forecast cannot
 /// overflow anything downstream (the scaler's guardrails cap it far lower).
@@ -94,6 +94,102 @@ pub fn decide(features: &Features, forecast: &Forecast, level: f64, floor: f64) 
     }
 }
 
+/// Seconds a consumer group reads nothing while it rebalances after a change of count: what a
+/// change costs (an eager rebalance; the replay's consumer group, `replay consumers`, assumes
+/// the same).
+pub const REBALANCE_PAUSE_SEC: f64 = 15.0;
+
+/// Decides for a consumer group (a vector with [`ConsumerGroup`]): `features.request_rate` is the
+/// production rate, `features.replicas` the consumers, `capacity_per_replica` what one consumer
+/// reads a second. The group is sized so that it carries the forecast production peak and, when
+/// it is more than half its lag target behind, also reads its lag within half the target:
+///
+/// - counts are only those that are the smallest for their assignment (of 40 partitions, 14 to
+///   19 consumers all carry what 14 do, as some still hold three partitions), and never more
+///   than the partitions;
+/// - SCALE_UP when the scale-up peak (plus the lag to drain) needs more consumers than run;
+/// - SCALE_DOWN only when fewer carry the longer horizon's peak and also the production that
+///   piles up during the rebalance the change costs ([`REBALANCE_PAUSE_SEC`]), and the group is
+///   not behind: a change is made only when it pays;
+/// - NO_ACTION otherwise, and without a capacity estimate.
+pub fn decide_group(
+    features: &Features,
+    group: &ConsumerGroup,
+    forecast: &Forecast,
+    level: f64,
+    floor: f64,
+) -> VoteDecision {
+    let partitions = group.partitions.clamp(1, MAX_WANTED);
+    let current = features.replicas.round().clamp(1.0, f64::from(MAX_WANTED)) as u32;
+    let rate = features.request_rate.max(0.0);
+    let peak = |d: &Distribution| ((rate + floor) * d.quantile(level).exp() - floor).max(rate);
+    let forecast_rps = peak(&forecast.up);
+    let capacity = features
+        .capacity_per_replica
+        .filter(|c| c.is_finite() && *c > 0.0);
+    let Some(capacity) = capacity else {
+        return VoteDecision {
+            action: Action::NoAction,
+            confidence: 1.0,
+            violation_probability: 0.0,
+            safe_replicas: current,
+            forecast_rps,
+        };
+    };
+    let target = group.lag_target_sec.max(1.0);
+    let behind = group.lag_seconds(rate);
+    let drain = if behind > target / 2.0 {
+        group.lag_messages / (target / 2.0)
+    } else {
+        0.0
+    };
+    // What `n` consumers read a second: the ones with the most partitions bound the group.
+    let carries = |n: u32| {
+        let most = partitions.div_ceil(n.clamp(1, partitions));
+        f64::from(partitions) * capacity / f64::from(most)
+    };
+    let fewest = |rps: f64| {
+        (1..=partitions)
+            .find(|&n| carries(n) >= rps)
+            .unwrap_or(partitions)
+    };
+    let carried = |n: u32| (((carries(n) - drain).max(0.0) + floor) / (rate + floor)).ln();
+    let up = fewest(forecast_rps + drain);
+    let long_peak = peak(&forecast.down).max(forecast_rps);
+    // Within the target, what piles up during the pause drains on its own as long as the
+    // group keeps up; beyond half of it, the smaller group must read it back within half.
+    let pause_drain = if REBALANCE_PAUSE_SEC > target / 2.0 {
+        long_peak * REBALANCE_PAUSE_SEC / (target / 2.0)
+    } else {
+        0.0
+    };
+    let down = fewest(long_peak + pause_drain + drain).max(up);
+    // Measured, not forecast: a group that cannot read what is produced now and its lag is
+    // overrun for certain.
+    let overrun = if carries(current) < rate + drain {
+        1.0
+    } else {
+        forecast.up.exceedance(carried(current))
+    };
+    let (action, confidence, safe_replicas) = if up > current {
+        (Action::ScaleUp, overrun, up)
+    } else if down < current && behind <= (target / 2.0).min(5.0) {
+        let one_fewer = (1..current).rev().find(|&n| carries(n) < carries(current));
+        let one_fewer_carries =
+            one_fewer.map_or(1.0, |n| 1.0 - forecast.down.exceedance(carried(n)));
+        (Action::ScaleDown, one_fewer_carries, down)
+    } else {
+        (Action::NoAction, 1.0 - overrun, down.min(current))
+    };
+    VoteDecision {
+        action,
+        confidence: confidence.clamp(0.0, 1.0),
+        violation_probability: overrun.clamp(0.0, 1.0),
+        safe_replicas,
+        forecast_rps,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +247,129 @@ mod tests {
         let f = forecast([5.0, 9.0, 9.0], [5.0, 9.0, 9.0]);
         let v = decide(&features(100.0, 2.0, None), &f, 0.9, 0.0);
         assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 2));
+    }
+
+    fn group(partitions: u32, lag_messages: f64) -> ConsumerGroup {
+        ConsumerGroup {
+            group: "workers".into(),
+            topic: "work".into(),
+            partitions,
+            lag_messages,
+            consumption_rate: 0.0,
+            lag_target_sec: 60.0,
+        }
+    }
+
+    #[test]
+    fn a_group_is_sized_for_the_peak_with_counts_that_fit_its_partitions() {
+        // 40 partitions, 60 msg/s a consumer, 1,000 msg/s now and 1.2x at P90: 1,200 msg/s needs
+        // 20 consumers (19 would leave some with three partitions, as 14 do).
+        let f = forecast([1.1, 1.2, 1.3], [1.1, 1.2, 1.3]);
+        let v = decide_group(
+            &features(1_000.0, 10.0, Some(60.0)),
+            &group(40, 0.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 20));
+        // Never more consumers than partitions.
+        let v = decide_group(
+            &features(1_000.0, 4.0, Some(60.0)),
+            &group(8, 0.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 8));
+    }
+
+    #[test]
+    fn a_group_behind_its_target_reads_its_lag_back_within_half_the_target() {
+        let f = forecast([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]);
+        // 100 msg/s on 2 consumers of 60 is carried; 6,000 behind (60 s) is not: 6,000 over
+        // 30 s is 200 msg/s more, 300 in all: 5 consumers, of 10 partitions.
+        let v = decide_group(
+            &features(100.0, 2.0, Some(60.0)),
+            &group(10, 0.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 2));
+        let v = decide_group(
+            &features(100.0, 2.0, Some(60.0)),
+            &group(10, 6_000.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 5));
+        assert!(v.confidence > 0.9, "{v:?}");
+        // Behind, nothing is given back even when the production fell.
+        let v = decide_group(
+            &features(10.0, 5.0, Some(60.0)),
+            &group(10, 200.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!(v.action, Action::NoAction);
+        let v = decide_group(
+            &features(10.0, 5.0, Some(60.0)),
+            &group(10, 0.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!((v.action, v.safe_replicas), (Action::ScaleDown, 1));
+    }
+
+    #[test]
+    fn a_scale_down_pays_for_its_rebalance_under_a_tight_target() {
+        // A 20 s target: the 15 s pause piles up more than half of it, so the smaller group
+        // must also read that back within 10 s.
+        let f = forecast([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]);
+        let mut tight = group(10, 0.0);
+        tight.lag_target_sec = 20.0;
+        let v = decide_group(&features(100.0, 5.0, Some(60.0)), &tight, &f, 0.9, 0.0);
+        // 100 msg/s needs 2; with 100 * 15 / 10 = 150 more, 250: 5. Hold.
+        assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 5));
+        let v = decide_group(
+            &features(100.0, 5.0, Some(60.0)),
+            &group(10, 0.0),
+            &f,
+            0.9,
+            0.0,
+        );
+        assert_eq!((v.action, v.safe_replicas), (Action::ScaleDown, 2));
+    }
+
+    proptest! {
+        /// Whatever a model answers, a group's vote is consistent and within its partitions.
+        #[test]
+        fn group_votes_are_consistent(
+            rate in 0.0f64..1e6, replicas in 1u32..200, capacity in 0.01f64..1e4,
+            partitions in 1u32..500, lag in prop_oneof![Just(0.0), 0.0f64..1e9],
+            up in proptest::array::uniform3(prop_oneof![-5.0f64..5.0, Just(f64::NAN), Just(1e300)]),
+            down in proptest::array::uniform3(-5.0f64..5.0),
+            level in 0.01f64..0.999,
+        ) {
+            let f = Forecast {
+                up: Distribution::new(&LEVELS, &up),
+                down: Distribution::new(&LEVELS, &down),
+            };
+            let v = decide_group(
+                &features(rate, f64::from(replicas), Some(capacity)), &group(partitions, lag),
+                &f, level, 1.0,
+            );
+            prop_assert!((0.0..=1.0).contains(&v.confidence));
+            match v.action {
+                Action::ScaleUp => prop_assert!(v.safe_replicas > replicas && v.safe_replicas <= partitions),
+                Action::ScaleDown => prop_assert!(replicas > 1 && v.safe_replicas < replicas),
+                Action::NoAction => prop_assert!(v.safe_replicas <= replicas),
+            }
+        }
     }
 
     proptest! {

@@ -59,6 +59,7 @@ impl VectorSource {
             poll_interval_sec: POLL_INTERVAL_SEC,
             produced_at: Utc::now(),
             features: features::synthetic::features(rate, replicas),
+            consumer_group: None,
         }
     }
 

@@ -175,6 +175,7 @@ pub fn export(
             poll_interval_sec: settings.interval.round() as u32,
             produced_at: at(record.end),
             features,
+            consumer_group: None,
         };
         rows.write_record(dev_csv::row(&vector))?;
         written += 1;

@@ -23,6 +23,7 @@ fn vector(service: &str, window_id: u64) -> FeatureVector {
         poll_interval_sec: 30,
         produced_at: at,
         features: Features::from_values(&[1.0; contract::FEATURE_COUNT]).unwrap(),
+        consumer_group: None,
     }
 }
 

@@ -333,6 +333,7 @@ mod tests {
             poll_interval_sec: 10,
             produced_at: at,
             features: Features::from_values(&values).unwrap(),
+            consumer_group: None,
         }
     }
 

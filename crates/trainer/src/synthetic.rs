@@ -41,6 +41,7 @@ pub fn examples(n: usize, offset: usize) -> Vec<Example> {
                     poll_interval_sec: 10,
                     produced_at: at,
                     features: with_history(rate, replicas, recent_max, trend),
+                    consumer_group: None,
                 },
                 targets: Horizons {
                     up,

@@ -1,0 +1,91 @@
+//! What one consumer of a Kafka consumer group reads a second, learned online from the group's
+//! own windows (issue 14).
+//!
+//! A group that is behind reads as fast as it can: its consumption rate over its members is one
+//! consumer's capacity (or a little less: when the partitions do not divide evenly, the consumers
+//! with the most of them bound the group). A group that keeps up reads what is produced, which
+//! says only that a consumer carries at least that much. So a window behind by more than
+//! [`BEHIND_SEC`] is a measurement, averaged over the recent ones; a window that keeps up can
+//! only raise the estimate. Before any of either, the estimate is a cautious prior.
+
+use serde::{Deserialize, Serialize};
+
+/// A window more than this many seconds behind the newest message (lag over production) reads
+/// at full speed: its consumption is the group's capacity.
+pub const BEHIND_SEC: f64 = 5.0;
+/// Weight of the newest measurement in the average.
+const WEIGHT: f64 = 0.3;
+
+/// The estimate for one group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConsumerCapacity {
+    /// Messages a second one consumer reads.
+    estimate: f64,
+    /// Windows behind seen so far.
+    measured: u64,
+}
+
+impl ConsumerCapacity {
+    /// Starts from `prior` messages a second a consumer (a positive, finite value).
+    pub fn new(prior: f64) -> Self {
+        Self {
+            estimate: prior,
+            measured: 0,
+        }
+    }
+
+    /// Learns from one window: `consumption` messages a second read by `members` consumers,
+    /// `behind_sec` seconds behind. Windows of a group without members, and values that are not
+    /// numbers, teach nothing.
+    pub fn observe(&mut self, consumption: f64, members: u32, behind_sec: f64) {
+        if members == 0 || !(consumption.is_finite() && consumption > 0.0) {
+            return;
+        }
+        let per_consumer = consumption / f64::from(members);
+        if behind_sec > BEHIND_SEC {
+            self.estimate = if self.measured == 0 {
+                per_consumer
+            } else {
+                (1.0 - WEIGHT) * self.estimate + WEIGHT * per_consumer
+            };
+            self.measured += 1;
+        } else {
+            self.estimate = self.estimate.max(per_consumer);
+        }
+    }
+
+    /// Messages a second one consumer reads.
+    pub fn estimate(&self) -> f64 {
+        self.estimate
+    }
+
+    /// Windows behind it has learned from.
+    pub fn measured(&self) -> u64 {
+        self.measured
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_behind_measures_its_capacity_and_one_keeping_up_only_raises_it() {
+        let mut c = ConsumerCapacity::new(10.0);
+        // Keeping up at 8 a consumer says nothing new; at 12 it carried more than the prior.
+        c.observe(16.0, 2, 0.5);
+        assert_eq!(c.estimate(), 10.0);
+        c.observe(24.0, 2, 0.5);
+        assert_eq!(c.estimate(), 12.0);
+        // Behind: 4 consumers read 200 a second, 50 each, which replaces the prior.
+        c.observe(200.0, 4, 30.0);
+        assert_eq!((c.estimate(), c.measured()), (50.0, 1));
+        c.observe(160.0, 4, 30.0);
+        assert!((c.estimate() - 47.0).abs() < 1e-9, "{c:?}");
+        // Nothing to learn from no members or no reading.
+        c.observe(160.0, 0, 30.0);
+        c.observe(f64::NAN, 4, 30.0);
+        c.observe(0.0, 4, 30.0);
+        assert!((c.estimate() - 47.0).abs() < 1e-9, "{c:?}");
+    }
+}
