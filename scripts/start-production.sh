@@ -13,6 +13,13 @@ export MODE="${MODE:-production}"
 export FLEET_UID="${FLEET_UID:-$(id -u)}" FLEET_GID="${FLEET_GID:-$(id -g)}"
 export COMPOSE_PROFILES="production${EXTRA_PROFILES:+,$EXTRA_PROFILES}"
 [ "$MODE" = production ] || export COMPOSE_PROFILES="${EXTRA_PROFILES:-}"
+# The demo consumer (EXTRA_PROFILES=consumers) is scaled as a consumer group unless .env or the
+# environment names the groups.
+consumers=0
+case ",${EXTRA_PROFILES:-}," in *,consumers,*) consumers=1 ;; esac
+if [ "$consumers" = 1 ] && [ -z "${CONSUMER_GROUPS:-}" ] && ! grep -qE '^CONSUMER_GROUPS=.+' .env 2>/dev/null; then
+  export CONSUMER_GROUPS=demo-consumer=demo-consumer@demo-work
+fi
 
 if [ "${LOCAL_IMAGES:-auto}" != 1 ] && compose pull --quiet --ignore-pull-failures 2>/dev/null \
     && docker image inspect weaveworksdemos/front-end:0.3.12 >/dev/null 2>&1; then
@@ -24,6 +31,7 @@ else
   export COMPOSE_PROFILES="${COMPOSE_PROFILES:+$COMPOSE_PROFILES,}demo"
   services=(kafka prometheus demo metrics-aggregator)
   [ "$MODE" = production ] && services+=(docker-guard ml-xgboost ml-random-forest ml-logistic-regression authoritative-scaler)
+  [ "$consumers" = 1 ] && services+=(demo-consumer)
   compose -f docker-compose.yml -f docker-compose.local.yml up -d "${services[@]}" "$@"
   say "demo target: docker compose run --rm load-testing run --target http://demo:8080/catalogue --pattern spike"
   say "Prometheus http://localhost:${PROMETHEUS_PORT:-9090}"

@@ -3,5 +3,5 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO_ROOT"
-COMPOSE_PROFILES=production,demo,tools compose -f docker-compose.yml -f docker-compose.local.yml \
+COMPOSE_PROFILES=production,demo,tools,consumers compose -f docker-compose.yml -f docker-compose.local.yml \
   down --remove-orphans "$@"

@@ -110,12 +110,18 @@ impl Project {
     /// Builds the local images (`scripts/build-local-images.sh`, cached) and starts
     /// [`SERVICES`].
     pub fn up(&self) {
+        self.up_with(&[]);
+    }
+
+    /// As [`Project::up`], with `more` services (of the project's profiles) started too.
+    pub fn up_with(&self, more: &[&str]) {
         let built = Command::new(repo().join("scripts/build-local-images.sh"))
             .status()
             .expect("scripts/build-local-images.sh runs");
         assert!(built.success(), "scripts/build-local-images.sh failed");
         let mut up = vec!["up", "-d"];
         up.extend(SERVICES);
+        up.extend(more);
         self.must(&up);
     }
 
@@ -148,6 +154,11 @@ impl Project {
 
     /// Demo replicas the engine runs, by their compose labels.
     pub fn running_demo_replicas(&self) -> usize {
+        self.running_replicas("demo")
+    }
+
+    /// Replicas of `service` the engine runs, by their compose labels.
+    pub fn running_replicas(&self, service: &str) -> usize {
         let out = Command::new("docker")
             .args([
                 "ps",
@@ -155,7 +166,10 @@ impl Project {
                 "--filter",
                 &format!("label=com.docker.compose.project={}", self.name),
             ])
-            .args(["--filter", "label=com.docker.compose.service=demo"])
+            .args([
+                "--filter",
+                &format!("label=com.docker.compose.service={service}"),
+            ])
             .output()
             .expect("docker runs");
         String::from_utf8_lossy(&out.stdout).lines().count()

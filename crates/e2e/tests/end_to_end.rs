@@ -1,8 +1,10 @@
 //! The whole system on the real Docker engine, with images built locally: the broker,
-//! Prometheus, the demo target and the fleet, from docker-compose.yml with only the images a
-//! registry would provide swapped (docker-compose.local.yml). A load burst makes the scaler add
-//! demo replicas through the Engine API and latency falls back under the SLA; then the load drops
-//! and replicas are removed after the stabilization window.
+//! Prometheus, the demo target, the demo consumer and the fleet, from docker-compose.yml with
+//! only the images a registry would provide swapped (docker-compose.local.yml). A load burst
+//! makes the scaler add demo replicas through the Engine API and latency falls back under the
+//! SLA; then the load drops and replicas are removed after the stabilization window. At the same
+//! time, on the same stack, a burst of messages produced to the demo consumer's topic makes the
+//! scaler add consumers, the lag drains below its target, and consumers are removed after it.
 //!
 //!     cargo test -p e2e --test end_to_end -- --ignored --nocapture
 //!
@@ -73,23 +75,119 @@ async fn watch(
     samples
 }
 
-#[tokio::test]
-#[ignore = "about ten minutes on the Docker engine; run by scripts/test.sh"]
-async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
-    let project = Project::new(&[
-        ("DECISION_WINDOW_SEC", "3"),
-        ("SCALED_SERVICES", "demo"),
-        ("MAX_REPLICAS", "4"),
-        ("SCALE_UP_COOLDOWN_SEC", "20"),
-        ("SCALE_DOWN_COOLDOWN_SEC", "30"),
-        ("STABILIZATION_WINDOW_SEC", "60"),
-    ]);
-    project.up();
-    let started = Instant::now();
-    let prometheus = project.prometheus();
-    project.wait_until_scraped().await;
-    a_privileged_create_is_refused_from_any_container(&project);
+/// The demo consumer's KPI in this run: seconds of lag.
+const LAG_TARGET_SEC: f64 = 30.0;
 
+/// One look at the demo consumer's group.
+#[derive(Debug, Clone, Copy)]
+struct GroupSample {
+    at: Duration,
+    replicas: usize,
+    members: Option<f64>,
+    lag: Option<f64>,
+    production: Option<f64>,
+}
+
+impl GroupSample {
+    /// Seconds of production the group is behind.
+    fn behind(&self) -> Option<f64> {
+        Some(self.lag? / self.production?.max(1.0))
+    }
+}
+
+/// The consumer burst: 60 messages a second for 4 minutes, on one consumer that reads 20, then
+/// 2 a second; the group is sampled every 10 s until consumers were removed after the burst
+/// (or the load ends). Returns the samples and when the burst ended (since `started`).
+async fn consumer_burst(project: &Project, started: Instant) -> (Vec<GroupSample>, Duration) {
+    project.must(&[
+        "run",
+        "-d",
+        "--rm",
+        "load-testing",
+        "run",
+        "--kafka-topic",
+        "demo-work",
+        "--kafka-bootstrap-servers",
+        "kafka:9092",
+        "--pattern",
+        "step",
+        "--levels",
+        "60,2",
+        "--step-every",
+        "4m",
+        "--duration",
+        "9m",
+    ]);
+    let load_started = Instant::now();
+    let burst_end = started.elapsed() + Duration::from_secs(240);
+    let prometheus = project.prometheus();
+    let mut samples: Vec<GroupSample> = Vec::new();
+    let group = |metric: &str| format!(r#"{metric}{{service="demo-consumer"}}"#);
+    while load_started.elapsed() < Duration::from_secs(540) {
+        let sample = GroupSample {
+            at: started.elapsed(),
+            replicas: project.running_replicas("demo-consumer"),
+            members: query(&prometheus, &group("aggregator_consumer_members")).await,
+            lag: query(&prometheus, &group("aggregator_consumer_lag_messages")).await,
+            production: query(&prometheus, &group("aggregator_consumer_production_rate")).await,
+        };
+        println!(
+            "t={:>4}s demo-consumer replicas {} members {} | {:>6.1} msg/s produced | lag {} ({} s behind)",
+            sample.at.as_secs(),
+            sample.replicas,
+            sample.members.map_or("-".into(), |m| format!("{m:.0}")),
+            sample.production.unwrap_or(0.0),
+            sample.lag.map_or("-".into(), |l| format!("{l:.0}")),
+            sample.behind().map_or("-".into(), |b| format!("{b:.1}")),
+        );
+        samples.push(sample);
+        let dropped = load_started.elapsed() > Duration::from_secs(240);
+        let peak = samples.iter().map(|s| s.replicas).max().unwrap_or(0);
+        if dropped && peak > 1 && sample.replicas < peak && sample.replicas <= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    (samples, burst_end)
+}
+
+/// What the consumer burst must show: consumers added for the burst, the lag brought under
+/// its target while the burst is still on, and consumers removed after it.
+fn check_consumer_burst(samples: &[GroupSample], burst_end: Duration) {
+    let (during, after): (Vec<GroupSample>, Vec<GroupSample>) =
+        samples.iter().partition(|s| s.at < burst_end);
+    let peak = during.iter().map(|s| s.replicas).max().unwrap_or(0);
+    assert!(
+        peak >= 2,
+        "the scaler added demo-consumer replicas for the burst: {samples:?}"
+    );
+    assert!(
+        during
+            .iter()
+            .any(|s| s.behind().is_some_and(|b| b > LAG_TARGET_SEC / 2.0)),
+        "one consumer fell behind under the burst: {samples:?}"
+    );
+    let first_peak = during.iter().position(|s| s.replicas == peak).unwrap_or(0);
+    assert!(
+        during[first_peak..]
+            .iter()
+            .any(|s| s.behind().is_some_and(|b| b < LAG_TARGET_SEC)),
+        "the lag drained below its target ({LAG_TARGET_SEC} s) during the burst: {samples:?}"
+    );
+    assert!(
+        after.last().is_some_and(|s| s.replicas < peak),
+        "demo-consumer replicas were removed after the burst: {samples:?}"
+    );
+    assert!(
+        samples.iter().all(|s| s.replicas <= 8),
+        "never more consumers than the topic's 8 partitions: {samples:?}"
+    );
+}
+
+/// The HTTP burst: 170 req/s against one demo replica of 80 req/s capacity for 4 minutes, the
+/// fleet killed 3 s in, then 20 req/s; replicas added, latency back under the SLA, replicas
+/// removed after the drop.
+async fn http_burst(project: &Project, started: Instant) {
     // The burst: 170 req/s against one replica of 80 req/s capacity, then 20 req/s.
     project.must(&[
         "run",
@@ -116,9 +214,9 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     // needs is made after it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let at_kill = project.running_demo_replicas();
-    let killed = kill_fleet(&project);
+    let killed = kill_fleet(project);
     let killed_at = started.elapsed();
-    let burst = watch(&project, started, Duration::from_secs(240), |s| {
+    let burst = watch(project, started, Duration::from_secs(240), |s| {
         let last = s[s.len() - 1];
         last.replicas >= 3
             && last.p95.is_some_and(|p| p < SLA_P95)
@@ -156,9 +254,9 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         "latency came back under the SLA after the scale-up: {burst:?}"
     );
     for (service, before) in &killed {
-        let after = restarts(&project, service);
+        let after = restarts(project, service);
         assert!(
-            after > *before && running(&project, service),
+            after > *before && running(project, service),
             "{service} was restarted after its kill -9 (restarts {before} -> {after})"
         );
     }
@@ -179,7 +277,7 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     let remaining = Duration::from_secs(240).saturating_sub(load_started.elapsed());
     tokio::time::sleep(remaining).await;
     let at_drop = project.must(&["ps", "-q", "demo"]).lines().count();
-    let calm = watch(&project, started, Duration::from_secs(300), |s| {
+    let calm = watch(project, started, Duration::from_secs(300), |s| {
         s[s.len() - 1].replicas < at_drop
     })
     .await;
@@ -188,6 +286,34 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         last.replicas < at_drop,
         "replicas were removed after the load dropped from {at_drop}: {calm:?}"
     );
+}
+
+#[tokio::test]
+#[ignore = "about ten minutes on the Docker engine; run by scripts/test.sh"]
+async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
+    let project = Project::new(&[
+        ("COMPOSE_PROFILES", "production,demo,tools,consumers"),
+        ("DECISION_WINDOW_SEC", "3"),
+        ("SCALED_SERVICES", "demo,demo-consumer"),
+        ("MAX_REPLICAS", "4"),
+        ("SCALE_UP_COOLDOWN_SEC", "20"),
+        ("SCALE_DOWN_COOLDOWN_SEC", "30"),
+        ("STABILIZATION_WINDOW_SEC", "60"),
+        ("CONSUMER_GROUPS", "demo-consumer=demo-consumer@demo-work"),
+        ("CONSUMER_LAG_TARGET_SEC", "30"),
+        ("DEMO_CONSUMER_COST_MS", "50"),
+        ("DEMO_CONSUMER_CONCURRENCY", "1"),
+    ]);
+    project.up_with(&["demo-consumer"]);
+    let started = Instant::now();
+    let prometheus = project.prometheus();
+    project.wait_until_scraped().await;
+    a_privileged_create_is_refused_from_any_container(&project);
+    let ((group, burst_end), ()) = tokio::join!(
+        consumer_burst(&project, started),
+        http_burst(&project, started)
+    );
+    check_consumer_burst(&group, burst_end);
 
     // The decision log users tail.
     let logs = project.must(&["logs", "--no-color", "authoritative-scaler"]);
@@ -198,6 +324,8 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         "Vote Count:",
         "outcome=\"applied\"",
         "APPLIED: demo from ",
+        "Service: demo-consumer",
+        "APPLIED: demo-consumer from ",
     ] {
         assert!(
             logs.contains(needle),

@@ -107,6 +107,11 @@ impl Application {
             },
             fixed_services: config.fixed_services(),
             capacity_state_path: config.capacity_state_path.clone(),
+            group_services: config
+                .consumer_groups
+                .iter()
+                .map(|g| g.service.clone())
+                .collect(),
         };
 
         let targets = config.group_targets();

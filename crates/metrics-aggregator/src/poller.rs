@@ -34,6 +34,10 @@ pub struct PollSettings {
     pub fixed_services: Vec<String>,
     /// Where the capacity estimates are kept across restarts.
     pub capacity_state_path: PathBuf,
+    /// Services sized as consumer groups (`CONSUMER_GROUPS`): their own vectors come from the
+    /// broker, so Prometheus' jobs of the same name give none (two vectors of one window would
+    /// each get the models' votes).
+    pub group_services: Vec<String>,
 }
 
 /// An ongoing Prometheus outage.
@@ -282,7 +286,8 @@ impl Poller {
     }
 
     /// Features of every observed service; skipped ones are counted and logged once.
-    fn build(&mut self, at: u64, observed: Window) -> Vec<FeatureVector> {
+    fn build(&mut self, at: u64, mut observed: Window) -> Vec<FeatureVector> {
+        observed.retain(|service, _| !self.settings.group_services.contains(service));
         self.skipping
             .retain(|service, _| observed.contains_key(service));
         self.fallbacks
