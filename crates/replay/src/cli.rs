@@ -80,6 +80,13 @@ pub struct ConsumersArgs {
     /// Prints one JSON object per policy per line (with its trace) instead of the tables.
     #[arg(long, env = "REPLAY_JSON")]
     pub json: bool,
+    /// The trained models (the ensemble votes on the group's vectors); with --no-ensemble,
+    /// not read.
+    #[arg(long, env = "REPLAY_MODELS", default_value = "models")]
+    pub models: PathBuf,
+    /// Leaves the ensemble out (the baselines only; seconds instead of minutes).
+    #[arg(long, env = "REPLAY_NO_ENSEMBLE")]
+    pub no_ensemble: bool,
 }
 
 impl ConsumersArgs {

@@ -302,6 +302,16 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<String> {
 /// group, under every consumer-group policy.
 pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
     let spec = args.spec();
+    let models = if args.no_ensemble {
+        Vec::new()
+    } else {
+        models::ModelKind::ALL
+            .into_iter()
+            .map(|kind| {
+                models::load(&args.models.join(kind.as_str()), kind).map(std::sync::Arc::new)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let mut out = String::new();
     for key in &args.traces {
         let trace = traces::standard(key)
@@ -312,7 +322,7 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
             args.low_per_minute,
             args.high_per_minute,
         )?;
-        let figures = consumers::compare(&spec, &rates);
+        let figures = consumers::compare(&spec, &rates, &models);
         if args.json {
             for f in &figures {
                 let mut line = serde_json::to_value(f)?;
@@ -330,8 +340,9 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
             );
             out.push_str(&consumers::table(&title, &figures));
             out.push_str(&format!(
-                "\nThe goal for forecast {}% (chosen on Twitter):\n\n",
-                consumers::CHOSEN_UTILIZATION
+                "\nThe goal for forecast {}% and the ensemble at P{:.0} (both chosen on Twitter):\n\n",
+                consumers::CHOSEN_UTILIZATION,
+                consumers::CHOSEN_ENSEMBLE_LEVEL * 100.0
             ));
             out.push_str(&consumers::goals(&figures));
             out.push('\n');
