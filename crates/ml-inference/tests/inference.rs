@@ -98,11 +98,25 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
     }
 
     let producer = JsonProducer::new(&args, "test", metrics()).unwrap();
+    // A consumer group: 60 messages a second on one consumer that reads 20, 3,000 behind (50 s,
+    // over its 30 s target), 8 partitions.
+    let mut group = vector("workers", 1000, 60.0, 1);
+    group.features.capacity_per_replica = Some(20.0);
+    group.features.capacity_utilization = Some(3.0);
+    group.consumer_group = Some(contract::ConsumerGroup {
+        group: "workers".into(),
+        topic: "work".into(),
+        partitions: 8,
+        lag_messages: 3_000.0,
+        consumption_rate: 20.0,
+        lag_target_sec: 30.0,
+    });
     let sent = [
         vector("orders", 1000, 95.0, 2), // far past capacity: scale up
         vector("carts", 1000, 5.0, 4),   // nearly idle on 4: scale down
         vector("orders", 1010, 30.0, 2), // comfortable
         vector("carts", 1010, 20.0, 4),
+        group,
     ];
     producer
         .send_raw(&metrics_topic, "orders", b"not json at all")
@@ -133,14 +147,14 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
     let read = consumer.run(&done, |v: &Vote| {
         let mut votes = sink.lock().unwrap();
         votes.push(v.clone());
-        if votes.len() >= 12 {
+        if votes.len() >= 15 {
             finished.cancel();
         }
         std::future::ready(Ok(()))
     });
     tokio::time::timeout(Duration::from_secs(60), read)
         .await
-        .expect("12 votes within 60 s")
+        .expect("15 votes within 60 s")
         .unwrap();
 
     let votes = votes.lock().unwrap().clone();
@@ -151,7 +165,7 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
             .or_default()
             .push(v);
     }
-    assert_eq!(by_window.len(), 4);
+    assert_eq!(by_window.len(), 5);
     for ((service, window), votes) in &by_window {
         let mut models: Vec<&str> = votes.iter().map(|v| v.model.as_str()).collect();
         models.sort_unstable();
@@ -173,6 +187,11 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
         assert_eq!(v.action, Action::ScaleDown, "{v:?}");
         assert!(v.safe_replicas < 4, "{v:?}");
     }
+    // The group is sized by its rule: at least what reads the production and the lag back
+    // within half the target (60 + 3,000 / 15 = 260 a second: all 8), never past the partitions.
+    for v in &by_window[&("workers".to_owned(), 1000)] {
+        assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 8), "{v:?}");
+    }
 
     // Every prediction is logged with its window, features, probability and vote.
     for kind in ModelKind::ALL {
@@ -182,7 +201,7 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
             reader.headers().unwrap().iter().collect::<Vec<_>>(),
             formats::predictions::header()
         );
-        assert_eq!(reader.records().count(), 4, "{kind}");
+        assert_eq!(reader.records().count(), 5, "{kind}");
     }
     // The two unreadable messages were skipped and counted by each service.
     for ops in services {
