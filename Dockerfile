@@ -1,5 +1,5 @@
 # The fleet: metrics-aggregator, ml-inference, authoritative-scaler, docker-guard (and
-# demo-service, load-testing, topic-tail) in one image; docker-compose.yml picks the binary per service.
+# demo-service, demo-consumer, load-testing, topic-tail) in one image; docker-compose.yml picks the binary per service.
 #
 # By default the builder stage compiles everything with the Rust image. No service links
 # libxgboost: the XGBoost voter evaluates the booster's file in Rust (only the trainer, not in
@@ -19,8 +19,8 @@ RUN set -eu; mkdir -p /out/bin; \
     else \
       apt-get update -q && apt-get install -y -q --no-install-recommends cmake; \
       CARGO_TARGET_DIR=/tmp/target cargo build --release --locked \
-        -p metrics-aggregator -p ml-inference -p authoritative-scaler -p docker-guard -p demo-service -p load-testing -p topic-tail; \
-      for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service load-testing topic-tail; do \
+        -p metrics-aggregator -p ml-inference -p authoritative-scaler -p docker-guard -p demo-service -p demo-consumer -p load-testing -p topic-tail; \
+      for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service demo-consumer load-testing topic-tail; do \
         cp /tmp/target/release/$b /out/bin/ && strip --strip-debug /out/bin/$b; done; \
     fi
 

@@ -43,10 +43,10 @@ fi
 
 say "building the fleet's release binaries"
 cargo build --release --locked -p metrics-aggregator -p ml-inference -p authoritative-scaler \
-  -p docker-guard -p demo-service -p load-testing -p topic-tail
+  -p docker-guard -p demo-service -p demo-consumer -p load-testing -p topic-tail
 dist="$REPO_ROOT/.docker-dist"
 rm -rf "$dist" && mkdir -p "$dist/bin"
-for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service load-testing topic-tail; do
+for b in metrics-aggregator ml-inference authoritative-scaler docker-guard demo-service demo-consumer load-testing topic-tail; do
   cp "$CARGO_TARGET_DIR/release/$b" "$dist/bin/"
   strip --strip-debug "$dist/bin/$b"
 done

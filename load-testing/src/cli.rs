@@ -7,12 +7,14 @@ use crate::trace::{ReplayOptions, read_trace, replay};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use service_runtime::config::Validate;
+use service_runtime::kafka::KafkaArgs;
 use service_runtime::telemetry::LogArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
 /// Open-loop load generator: requests at a target rate whatever the latency, shaped by a
-/// pattern, against Sock Shop's user journey or a single URL.
+/// pattern, against Sock Shop's user journey or a single URL; or messages produced to a Kafka
+/// topic at a target rate (--kafka-topic).
 #[derive(Debug, Parser)]
 #[command(name = "load-testing", version, args_override_self = true)]
 pub struct Cli {
@@ -22,7 +24,15 @@ pub struct Cli {
     pub log: LogArgs,
 }
 
-impl Validate for Cli {}
+impl Validate for Cli {
+    fn validate(&self) -> Result<(), String> {
+        let load = match &self.command {
+            Command::Run(load) => load,
+            Command::Experiment(experiment) => &experiment.load,
+        };
+        load.validate()
+    }
+}
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -168,6 +178,16 @@ pub struct LoadArgs {
     /// Print the summary as JSON.
     #[arg(long, env = "LOAD_TESTING_JSON")]
     pub json: bool,
+
+    /// Produce each arrival as a message to this Kafka topic instead of sending a request: the
+    /// rates are messages per second, --timeout bounds each message's delivery, and no
+    /// --target is taken. The topic is created if missing, with KAFKA_TOPIC_PARTITIONS
+    /// partitions, unless KAFKA_CREATE_TOPICS=false (demo-consumer creates its topic, with 8).
+    #[arg(long, env = "LOAD_TESTING_KAFKA_TOPIC")]
+    pub kafka_topic: Option<String>,
+    /// The broker to produce to, with --kafka-topic (the fleet's settings and variables).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 /// An experiment: a run plus its record.
@@ -213,6 +233,33 @@ fn require_rate(name: &str, value: f64) -> anyhow::Result<f64> {
 }
 
 impl LoadArgs {
+    /// Checks that need more than one option: a Kafka run takes no HTTP target, and its broker
+    /// settings must be usable.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(topic) = &self.kafka_topic else {
+            return Ok(());
+        };
+        if topic.trim().is_empty() {
+            return Err("LOAD_TESTING_KAFKA_TOPIC (--kafka-topic) is empty".into());
+        }
+        if !self.targets.is_empty() || !self.targets_files.is_empty() {
+            return Err(
+                "--kafka-topic produces messages; --target and --targets-file send requests: give one or the other"
+                    .into(),
+            );
+        }
+        self.kafka.validate()
+    }
+
+    /// The kind of traffic, as runs are recorded: `kafka`, or the HTTP scenario's name.
+    pub fn traffic_name(&self) -> &'static str {
+        if self.kafka_topic.is_some() {
+            "kafka"
+        } else {
+            self.scenario().name()
+        }
+    }
+
     /// The pattern these arguments describe.
     pub fn pattern(&self) -> anyhow::Result<Pattern> {
         Ok(match self.pattern {
@@ -346,11 +393,43 @@ mod tests {
         let trace = load(&["--pattern", "trace"]);
         assert!(trace.pattern().unwrap_err().to_string().contains("--trace"));
         let url = load(&["--target", "http://demo:8080/catalogue?size=5"]);
+        assert_eq!(url.kafka_topic, None);
+        assert_eq!(url.traffic_name(), "url");
         assert_eq!(
             url.scenario(),
             Scenario::Url {
                 path: "/catalogue?size=5".into()
             }
         );
+    }
+
+    #[test]
+    fn kafka_runs_take_a_topic_and_no_target() {
+        let kafka = load(&[
+            "--kafka-topic",
+            "demo-work",
+            "--kafka-bootstrap-servers",
+            "kafka:9092",
+            "--pattern",
+            "spike",
+        ]);
+        assert_eq!(kafka.kafka_topic.as_deref(), Some("demo-work"));
+        assert_eq!(kafka.kafka.kafka_bootstrap_servers, "kafka:9092");
+        assert_eq!(kafka.traffic_name(), "kafka");
+        assert!(kafka.validate().is_ok());
+        let both = load(&[
+            "--kafka-topic",
+            "demo-work",
+            "--target",
+            "http://demo:8080/",
+        ]);
+        assert!(both.validate().unwrap_err().contains("--target"));
+        let bad = load(&["--kafka-topic", "t", "--kafka-bootstrap-servers", "kafka"]);
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .contains("KAFKA_BOOTSTRAP_SERVERS")
+        );
+        assert!(load(&["--kafka-topic", " "]).validate().is_err());
     }
 }

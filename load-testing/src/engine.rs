@@ -44,6 +44,54 @@ pub struct RunSpec {
 /// While the pattern asks for no load, look again this often.
 const IDLE_RECHECK: Duration = Duration::from_millis(100);
 
+/// The arrival times of a run, whatever is sent at each (an HTTP request, a Kafka message):
+/// absolute from the start, at the pattern's rate at each moment.
+pub struct Schedule<'a> {
+    spec: &'a RunSpec,
+    /// When the run started.
+    start: Instant,
+    /// The next arrival, from the start.
+    next: Duration,
+}
+
+impl<'a> Schedule<'a> {
+    /// A schedule starting now.
+    pub fn start(spec: &'a RunSpec) -> Self {
+        Self {
+            spec,
+            start: Instant::now(),
+            next: Duration::ZERO,
+        }
+    }
+
+    /// Waits until the next arrival is due (the last may fall just past the end: it is drawn
+    /// while the run lasts); `false` once the run's duration is over or `shutdown` is
+    /// cancelled.
+    pub async fn next_arrival(&mut self, shutdown: &CancellationToken) -> bool {
+        let spec = self.spec;
+        while self.next < spec.duration {
+            let rate = spec.pattern.rate_at(self.next, spec.duration);
+            if rate <= 0.0 {
+                self.next += IDLE_RECHECK;
+                continue;
+            }
+            let gap = match spec.arrivals {
+                Arrivals::Poisson => {
+                    let e: f64 = Exp1.sample(&mut rand::rng());
+                    e / rate
+                }
+                Arrivals::Uniform => 1.0 / rate,
+            };
+            self.next += Duration::from_secs_f64(gap);
+            return tokio::select! {
+                _ = shutdown.cancelled() => false,
+                _ = tokio::time::sleep_until(self.start + self.next) => true,
+            };
+        }
+        false
+    }
+}
+
 /// Runs `spec` until its duration has passed or `shutdown` is cancelled, then waits (up to the
 /// request timeout) for requests in flight.
 pub async fn run(
@@ -73,27 +121,9 @@ pub async fn run(
         )
     };
 
-    let start = Instant::now();
-    let mut next = Duration::ZERO;
+    let mut schedule = Schedule::start(spec);
     let mut n: u64 = 0;
-    while next < spec.duration {
-        let rate = spec.pattern.rate_at(next, spec.duration);
-        if rate <= 0.0 {
-            next += IDLE_RECHECK;
-            continue;
-        }
-        let gap = match spec.arrivals {
-            Arrivals::Poisson => {
-                let e: f64 = Exp1.sample(&mut rand::rng());
-                e / rate
-            }
-            Arrivals::Uniform => 1.0 / rate,
-        };
-        next += Duration::from_secs_f64(gap);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep_until(start + next) => {}
-        }
+    while schedule.next_arrival(shutdown).await {
         if in_flight.load(Ordering::Relaxed) >= spec.max_in_flight {
             stats.dropped();
             continue;

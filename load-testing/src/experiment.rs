@@ -36,7 +36,7 @@ pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow:
         service,
         pattern: pattern.name().into(),
         description: pattern.describe(),
-        scenario: load.scenario().name().into(),
+        scenario: load.traffic_name().into(),
         replicas: args.replicas,
         started_at,
         ended_at,
@@ -47,7 +47,7 @@ pub async fn run(args: &ExperimentArgs, shutdown: &CancellationToken) -> anyhow:
     };
     let path = args.output_dir.join(EXPERIMENTS_CSV);
     experiments::append(&path, &record)?;
-    println!("{}", progress::summary(&summary, took));
+    println!("{}", progress::summary_of(load, &summary, took));
     println!("recorded run {} in {}", record.run_id, path.display());
     report_collected(&args.dev_csv_path, &record.service, started_at, ended_at);
     Ok(())

@@ -13,7 +13,10 @@ async fn main() -> anyhow::Result<()> {
             if load.json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
-                println!("{}", load_testing::progress::summary(&summary, took));
+                println!(
+                    "{}",
+                    load_testing::progress::summary_of(&load, &summary, took)
+                );
             }
         }
         Command::Experiment(experiment) => {

@@ -99,3 +99,33 @@ pub fn summary(s: &Snapshot, duration: Duration) -> String {
         s.max_ms
     )
 }
+
+/// The end-of-run summary of a Kafka run (`--kafka-topic`), for humans: messages acknowledged
+/// by the broker, those that failed, and the time to the acknowledgement.
+pub fn kafka_summary(s: &Snapshot, duration: Duration) -> String {
+    let secs = duration.as_secs_f64().max(1e-9);
+    format!(
+        "messages produced {} ({:.1}/s) | failed {} (timeouts {}, other {}) | dropped {}\n\
+         acknowledgement ms: p50 {:.1} | p90 {:.1} | p95 {:.1} | p99 {:.1} | max {:.1}",
+        s.ok,
+        s.ok as f64 / secs,
+        s.errors(),
+        s.timeouts,
+        s.errors() - s.timeouts,
+        s.dropped,
+        s.p50_ms,
+        s.p90_ms,
+        s.p95_ms,
+        s.p99_ms,
+        s.max_ms
+    )
+}
+
+/// The summary of a run of `load`: requests, or messages with `--kafka-topic`.
+pub fn summary_of(load: &crate::cli::LoadArgs, s: &Snapshot, duration: Duration) -> String {
+    if load.kafka_topic.is_some() {
+        kafka_summary(s, duration)
+    } else {
+        summary(s, duration)
+    }
+}
