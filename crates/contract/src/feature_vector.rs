@@ -46,6 +46,9 @@ pub struct ConsumerGroup {
     pub partitions: u32,
     /// Messages written and not yet committed as read, over all partitions.
     pub lag_messages: f64,
+    /// The lag of the partition furthest behind (a skew the total hides: one slow consumer, or
+    /// keys that load one partition).
+    pub lag_max_partition: f64,
     /// Messages a second the group committed as read over the window.
     pub consumption_rate: f64,
     /// The KPI: the lag, in seconds of production, the group must stay under.
@@ -79,6 +82,7 @@ impl ConsumerGroup {
         }
         for (name, value, max) in [
             ("lag_messages", self.lag_messages, 1e15),
+            ("lag_max_partition", self.lag_max_partition, 1e15),
             ("consumption_rate", self.consumption_rate, 1e9),
             ("lag_target_sec", self.lag_target_sec, 86_400.0),
         ] {
@@ -87,6 +91,9 @@ impl ConsumerGroup {
                     "consumer_group.{name} is {value}, outside [0, {max}]"
                 ));
             }
+        }
+        if self.lag_max_partition > self.lag_messages {
+            return Err("consumer_group.lag_max_partition is above lag_messages".into());
         }
         if self.lag_target_sec <= 0.0 {
             return Err("consumer_group.lag_target_sec must be above 0".into());

@@ -112,6 +112,7 @@ fn feature_vector_v3() -> FeatureVector {
         topic: "orders.v1".into(),
         partitions: 40,
         lag_messages: 21_000.0,
+        lag_max_partition: 900.0,
         consumption_rate: 1_280.0,
         lag_target_sec: 60.0,
     });

@@ -88,6 +88,7 @@ pub struct VectorSettings {
 #[derive(Clone)]
 pub struct GroupMetrics {
     pub lag: GaugeVec,
+    pub lag_max_partition: GaugeVec,
     pub lag_seconds: GaugeVec,
     pub production: GaugeVec,
     pub consumption: GaugeVec,
@@ -131,6 +132,10 @@ impl GroupMetrics {
             lag: gauge(
                 "aggregator_consumer_lag_messages",
                 "Messages the consumer group has not read (end offsets minus committed)",
+            )?,
+            lag_max_partition: gauge(
+                "aggregator_consumer_lag_max_partition_messages",
+                "Lag of the group's partition furthest behind",
             )?,
             lag_seconds: gauge(
                 "aggregator_consumer_lag_seconds",
@@ -287,6 +292,10 @@ impl GroupWatcher {
         let labels = [target.service.as_str()];
         let m = &self.metrics;
         m.lag.with_label_values(&labels).set(reading.lag() as f64);
+        let furthest = reading.partitions.iter().map(|p| p.lag()).max();
+        m.lag_max_partition
+            .with_label_values(&labels)
+            .set(furthest.unwrap_or(0) as f64);
         m.partitions
             .with_label_values(&labels)
             .set(reading.partitions.len() as f64);
@@ -346,6 +355,13 @@ impl Vectors {
             topic: target.topic.clone(),
             partitions: rates.partitions.clamp(1, contract::MAX_PARTITIONS),
             lag_messages: rates.lag.max(0) as f64,
+            lag_max_partition: rates
+                .lag_per_partition
+                .iter()
+                .copied()
+                .max()
+                .unwrap_or(0)
+                .max(0) as f64,
             consumption_rate: rates.consumption,
             lag_target_sec: s.lag_target_sec,
         };

@@ -206,16 +206,17 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
     let vectors = read_all(&args, &vectors_topic, published as usize).await;
     stuck_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), stuck).await;
-    assert_eq!(vectors.len(), 1, "one vector, of the poll that published: {vectors:?}");
+    assert_eq!(
+        vectors.len(),
+        1,
+        "one vector, of the poll that published: {vectors:?}"
+    );
     let v = &vectors[0];
     let g = v
         .consumer_group
         .as_ref()
         .expect("a consumer group's vector");
-    assert_eq!(
-        (v.service.as_str(), v.window_id),
-        ("shipping", at)
-    );
+    assert_eq!((v.service.as_str(), v.window_id), ("shipping", at));
     assert!(v.features.replicas >= 1.0, "{v:?}");
     assert_eq!(
         (
@@ -225,6 +226,10 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
             g.lag_messages
         ),
         (group.as_str(), topic.as_str(), 3, 65.0 - read)
+    );
+    assert!(
+        g.lag_max_partition > 0.0 && g.lag_max_partition <= g.lag_messages,
+        "{g:?}"
     );
     // It read nothing: the prior stands.
     assert_eq!(v.features.capacity_per_replica, Some(7.0));

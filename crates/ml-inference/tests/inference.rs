@@ -108,6 +108,7 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
         topic: "work".into(),
         partitions: 8,
         lag_messages: 3_000.0,
+        lag_max_partition: 400.0,
         consumption_rate: 20.0,
         lag_target_sec: 30.0,
     });

@@ -255,6 +255,7 @@ mod tests {
             topic: "work".into(),
             partitions,
             lag_messages,
+            lag_max_partition: 0.0,
             consumption_rate: 0.0,
             lag_target_sec: 60.0,
         }

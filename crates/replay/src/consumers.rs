@@ -401,6 +401,7 @@ impl GroupPolicy for Ensemble {
             topic: "replay".into(),
             partitions: self.spec.partitions.clamp(1, contract::MAX_PARTITIONS),
             lag_messages: seen.lag.max(0.0),
+            lag_max_partition: 0.0,
             consumption_rate: seen.consumption,
             lag_target_sec: self.spec.lag_target_sec,
         };
