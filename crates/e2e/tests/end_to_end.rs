@@ -103,6 +103,9 @@ async fn consumer_burst(project: &Project, started: Instant) -> (Vec<GroupSample
         "run",
         "-d",
         "--rm",
+        // demo-consumer creates its topic with 8 partitions; should this come first, the same.
+        "-e",
+        "KAFKA_TOPIC_PARTITIONS=8",
         "load-testing",
         "run",
         "--kafka-topic",
