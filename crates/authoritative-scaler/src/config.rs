@@ -3,7 +3,7 @@
 
 use clap::{ArgAction, Parser, ValueEnum};
 use decision::{Guardrails, Strategy};
-use service_runtime::config::{Secs, Validate, positive_secs, secs};
+use service_runtime::config::{Secs, Validate, comma_list, positive_secs, secs};
 use service_runtime::kafka::KafkaArgs;
 use service_runtime::telemetry::LogArgs;
 use std::collections::BTreeMap;
@@ -78,15 +78,6 @@ fn parse_weight(s: &str) -> Result<(String, f64), String> {
         return Err(format!("{s:?}: a weight is 0 or more"));
     }
     Ok((model.trim().to_owned(), weight))
-}
-
-/// The non-empty, trimmed entries of a comma-separated setting (`VAR=` has none), each parsed.
-fn comma_list<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(parse)
-        .collect()
 }
 
 /// `SERVICE_LIMITS`, parsed once: at most one entry per service.

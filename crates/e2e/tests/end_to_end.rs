@@ -170,20 +170,28 @@ fn check_consumer_burst(samples: &[GroupSample], burst_end: Duration) {
             .any(|s| s.behind().is_some_and(|b| b > features::BEHIND_SEC)),
         "one consumer fell behind under the burst: {samples:?}"
     );
-    let first_peak = during.iter().position(|s| s.replicas == peak).unwrap_or(0);
+    let worst = during
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.lag.unwrap_or(0.0).total_cmp(&b.1.lag.unwrap_or(0.0)))
+        .map_or(0, |(i, _)| i);
+    let drained = during[worst..]
+        .iter()
+        .rev()
+        .take(3)
+        .all(|s| s.behind().is_some_and(|b| b < LAG_TARGET_SEC));
     assert!(
-        during[first_peak..]
-            .iter()
-            .any(|s| s.behind().is_some_and(|b| b < LAG_TARGET_SEC)),
-        "the lag drained below its target ({LAG_TARGET_SEC} s) during the burst: {samples:?}"
+        drained,
+        "the lag drained below its target ({LAG_TARGET_SEC} s) after its peak, and stayed there \
+         to the end of the burst: {samples:?}"
     );
     assert!(
         after.last().is_some_and(|s| s.replicas < peak),
         "demo-consumer replicas were removed after the burst: {samples:?}"
     );
     assert!(
-        samples.iter().all(|s| s.replicas <= 8),
-        "never more consumers than the topic's 8 partitions: {samples:?}"
+        samples.iter().all(|s| s.replicas <= 4),
+        "never more consumers than SERVICE_LIMITS allows: {samples:?}"
     );
 }
 
@@ -291,7 +299,8 @@ async fn http_burst(project: &Project, started: Instant) {
     );
 }
 
-#[tokio::test]
+// Two threads: the two bursts' samplers call docker (blocking) while the other waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "about ten minutes on the Docker engine; run by scripts/test.sh"]
 async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     let project = Project::new(&[
@@ -303,6 +312,9 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         ("SCALE_DOWN_COOLDOWN_SEC", "30"),
         ("STABILIZATION_WINDOW_SEC", "60"),
         ("CONSUMER_GROUPS", "demo-consumer=demo-consumer@demo-work"),
+        // Four consumers (of the topic's 8 partitions) read 80 a second: the burst and its lag
+        // back, with two cores left for the HTTP burst beside it.
+        ("SERVICE_LIMITS", "demo-consumer=1:4"),
         ("CONSUMER_LAG_TARGET_SEC", "30"),
         ("DEMO_CONSUMER_COST_MS", "50"),
         ("DEMO_CONSUMER_CONCURRENCY", "1"),

@@ -112,15 +112,15 @@ pub struct AggregatorConfig {
     /// seconds, production and consumption rates, partitions and members on /metrics
     /// (`aggregator_consumer_*{service}`), and in production mode a feature vector of the
     /// group's kind on the metrics topic every window, which the models vote on.
-    #[arg(long, env = "CONSUMER_GROUPS", value_delimiter = ',',
-          value_parser = crate::groups::GroupTarget::parse)]
-    pub consumer_groups: Vec<crate::groups::GroupTarget>,
+    #[arg(long, env = "CONSUMER_GROUPS", default_value = "",
+          value_parser = crate::groups::GroupTargets::parse)]
+    pub consumer_groups: crate::groups::GroupTargets,
 
     /// Consumer groups only measured (on /metrics and the dashboard, no vectors), as
     /// service=group@topic, comma-separated.
-    #[arg(long, env = "WATCH_CONSUMER_GROUPS", value_delimiter = ',',
-          value_parser = crate::groups::GroupTarget::parse_watched)]
-    pub watch_consumer_groups: Vec<crate::groups::GroupTarget>,
+    #[arg(long, env = "WATCH_CONSUMER_GROUPS", default_value = "",
+          value_parser = crate::groups::GroupTargets::parse_watched)]
+    pub watch_consumer_groups: crate::groups::GroupTargets,
 
     /// The consumer groups' KPI: the lag, in seconds of production, they must stay under. The
     /// voters size a group so that it keeps up with the forecast production and reads a lag
@@ -145,8 +145,9 @@ impl Validate for AggregatorConfig {
         let mut labels = std::collections::BTreeSet::new();
         if let Some(twice) = self
             .consumer_groups
+            .0
             .iter()
-            .chain(&self.watch_consumer_groups)
+            .chain(&self.watch_consumer_groups.0)
             .find(|g| !labels.insert(g.service.as_str()))
         {
             return Err(format!(
@@ -223,8 +224,8 @@ impl Validate for AggregatorConfig {
 impl AggregatorConfig {
     /// Every consumer group read: those to scale, then those only watched.
     pub fn group_targets(&self) -> Vec<crate::groups::GroupTarget> {
-        let mut targets = self.consumer_groups.clone();
-        targets.extend(self.watch_consumer_groups.iter().cloned());
+        let mut targets = self.consumer_groups.0.clone();
+        targets.extend(self.watch_consumer_groups.0.iter().cloned());
         targets
     }
 
@@ -257,5 +258,42 @@ impl AggregatorConfig {
             .map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn empty_group_settings_name_no_group() {
+        // docker-compose.yml passes `CONSUMER_GROUPS=` when .env leaves it empty.
+        let config = AggregatorConfig::try_parse_from([
+            "metrics-aggregator",
+            "--consumer-groups",
+            "",
+            "--watch-consumer-groups",
+            " , ",
+        ])
+        .expect("empty lists parse");
+        assert!(config.group_targets().is_empty());
+        assert!(config.validate().is_ok(), "{:?}", config.validate());
+        let config = AggregatorConfig::try_parse_from([
+            "metrics-aggregator",
+            "--consumer-groups",
+            "a=g@t,",
+            "--watch-consumer-groups",
+            "b=g@t",
+        ])
+        .expect("lists parse");
+        let targets = config.group_targets();
+        assert_eq!(
+            targets
+                .iter()
+                .map(|t| (t.service.as_str(), t.scaled))
+                .collect::<Vec<_>>(),
+            [("a", true), ("b", false)]
+        );
     }
 }

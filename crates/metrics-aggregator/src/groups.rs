@@ -69,6 +69,23 @@ impl GroupTarget {
     }
 }
 
+/// A comma-separated list of groups (`CONSUMER_GROUPS`, `WATCH_CONSUMER_GROUPS`); empty entries,
+/// and an empty setting, name none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupTargets(pub Vec<GroupTarget>);
+
+impl GroupTargets {
+    /// Groups to scale.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        service_runtime::config::comma_list(s, GroupTarget::parse).map(Self)
+    }
+
+    /// Groups only measured.
+    pub fn parse_watched(s: &str) -> Result<Self, String> {
+        service_runtime::config::comma_list(s, GroupTarget::parse_watched).map(Self)
+    }
+}
+
 /// What turning a group's windows into feature vectors needs.
 #[derive(Clone)]
 pub struct VectorSettings {
@@ -315,7 +332,10 @@ impl GroupWatcher {
                 .with_label_values(&labels)
                 .set(rates.lag_seconds.unwrap_or(f64::INFINITY));
             if let Some(vectors) = self.vectors.as_mut().filter(|_| target.scaled) {
-                vector = vectors.vector(target, &rates, at);
+                // A window whose members changed holds a rebalance's pause and consumers that
+                // just joined: it says nothing of what one consumer reads.
+                let steady = previous.members == reading.members;
+                vector = vectors.vector(target, &rates, at, steady);
                 if let Some(capacity) = vectors.capacity.get(&target.service) {
                     m.capacity
                         .with_label_values(&labels)
@@ -340,13 +360,15 @@ impl GroupWatcher {
 }
 
 impl Vectors {
-    /// The window `at` of `target` from `rates`; `None` (logged at debug) while the group has
-    /// no member: there is no consumer to size from, and the scaler keeps its minimum.
+    /// The window `at` of `target` from `rates` (learning the capacity from it when the members
+    /// are `steady`); `None` (logged at debug) while the group has no member: there is no
+    /// consumer to size from, and the scaler keeps its minimum.
     fn vector(
         &mut self,
         target: &GroupTarget,
         rates: &GroupRates,
         at: u64,
+        steady: bool,
     ) -> Option<FeatureVector> {
         let s = &self.settings;
         let members = rates.members.unwrap_or(0);
@@ -369,11 +391,14 @@ impl Vectors {
             .capacity
             .entry(target.service.clone())
             .or_insert_with(|| ConsumerCapacity::new(s.capacity_prior));
-        capacity.observe(
-            rates.consumption,
-            members,
-            group.lag_seconds(rates.production),
-        );
+        if steady {
+            // Members beyond the partitions read nothing.
+            capacity.observe(
+                rates.consumption,
+                members.min(group.partitions),
+                group.lag_seconds(rates.production),
+            );
+        }
         let observation = features::Observation {
             at_secs: at,
             request_rate: rates.production,

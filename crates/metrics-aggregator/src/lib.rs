@@ -109,6 +109,7 @@ impl Application {
             capacity_state_path: config.capacity_state_path.clone(),
             group_services: config
                 .consumer_groups
+                .0
                 .iter()
                 .map(|g| g.service.clone())
                 .collect(),

@@ -566,7 +566,11 @@ fn run_binary(env: &[(&str, &str)]) -> (i32, String) {
 
 #[test]
 fn invalid_configuration_exits_with_one_line_naming_the_setting() {
-    let cases: [(&[(&str, &str)], &str); 9] = [
+    let cases: [(&[(&str, &str)], &str); 10] = [
+        (
+            &[("CONSUMER_GROUPS", "a=g1@orders,,a=g2@payments")],
+            "CONSUMER_GROUPS",
+        ),
         (&[("MODE", "staging")], "MODE"),
         (&[("CONSUMER_GROUPS", "shipping")], "CONSUMER_GROUPS"),
         (

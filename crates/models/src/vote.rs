@@ -109,8 +109,11 @@ pub const REBALANCE_PAUSE_SEC: f64 = 15.0;
 ///   than the partitions;
 /// - SCALE_UP when the scale-up peak (plus the lag to drain) needs more consumers than run;
 /// - SCALE_DOWN only when fewer carry the longer horizon's peak and also the production that
-///   piles up during the rebalance the change costs ([`REBALANCE_PAUSE_SEC`]), and the group is
-///   not behind: a change is made only when it pays;
+///   piles up during the rebalance the change costs ([`REBALANCE_PAUSE_SEC`]), the group is not
+///   behind, and the change pays: the consumer-seconds it saves over the scale-down horizon
+///   (`down_horizon_sec`, as long as the smaller count is forecast to last) are at least the
+///   consumer-seconds of reading the pause stops (of 30 consumers, giving back one does not pay
+///   for a 15 s pause of all 29 within 90 s: five do);
 /// - NO_ACTION otherwise, and without a capacity estimate.
 pub fn decide_group(
     features: &Features,
@@ -118,6 +121,7 @@ pub fn decide_group(
     forecast: &Forecast,
     level: f64,
     floor: f64,
+    down_horizon_sec: f64,
 ) -> VoteDecision {
     let partitions = group.partitions.clamp(1, MAX_WANTED);
     let current = features.replicas.round().clamp(1.0, f64::from(MAX_WANTED)) as u32;
@@ -163,7 +167,14 @@ pub fn decide_group(
     } else {
         0.0
     };
-    let down = fewest(long_peak + pause_drain + drain).max(up);
+    let mut down = fewest(long_peak + pause_drain + drain).max(up);
+    let pays = |to: u32| {
+        f64::from(current.saturating_sub(to)) * down_horizon_sec
+            >= f64::from(to) * REBALANCE_PAUSE_SEC
+    };
+    if !pays(down) {
+        down = current;
+    }
     // Measured, not forecast: a group that cannot read what is produced now and its lag is
     // overrun for certain.
     let overrun = if carries(current) < rate + drain {
@@ -174,10 +185,15 @@ pub fn decide_group(
     let (action, confidence, safe_replicas) = if up > current {
         (Action::ScaleUp, overrun, up)
     } else if down < current && behind <= (target / 2.0).min(5.0) {
-        let one_fewer = (1..current).rev().find(|&n| carries(n) < carries(current));
-        let one_fewer_carries =
-            one_fewer.map_or(1.0, |n| 1.0 - forecast.down.exceedance(carried(n)));
-        (Action::ScaleDown, one_fewer_carries, down)
+        // Consumers that add nothing (idle beyond the partitions, or one more than an even
+        // assignment) go for certain; otherwise the probability that the count chosen carries
+        // the longer horizon's peak.
+        let confidence = if carries(down) >= carries(current) {
+            1.0
+        } else {
+            1.0 - forecast.down.exceedance(carried(down))
+        };
+        (Action::ScaleDown, confidence, down)
     } else {
         (Action::NoAction, 1.0 - overrun, down.min(current))
     };
@@ -272,6 +288,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 20));
         // Never more consumers than partitions.
@@ -281,6 +298,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 8));
     }
@@ -296,6 +314,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 2));
         let v = decide_group(
@@ -304,6 +323,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 5));
         assert!(v.confidence > 0.9, "{v:?}");
@@ -314,6 +334,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!(v.action, Action::NoAction);
         let v = decide_group(
@@ -322,8 +343,35 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleDown, 1));
+    }
+
+    #[test]
+    fn a_scale_down_must_save_more_than_its_rebalance_stops() {
+        let f = forecast([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]);
+        // 1,680 msg/s, consumers of 60, 1,000 partitions: 29 carry it (28 do not: some would
+        // hold 36 partitions). From 30, one fewer for 90 s does not pay for a 15 s pause of 29
+        // (90 < 435 consumer-seconds); from 40, eleven fewer do (990).
+        let on = |consumers: f64| {
+            decide_group(
+                &features(1_680.0, consumers, Some(60.0)),
+                &group(1_000, 0.0),
+                &f,
+                0.9,
+                0.0,
+                90.0,
+            )
+        };
+        let v = on(30.0);
+        assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 30), "{v:?}");
+        let v = on(40.0);
+        assert_eq!(
+            (v.action, v.safe_replicas),
+            (Action::ScaleDown, 29),
+            "{v:?}"
+        );
     }
 
     #[test]
@@ -333,7 +381,14 @@ mod tests {
         let f = forecast([1.0, 1.0, 1.0], [1.0, 1.0, 1.0]);
         let mut tight = group(10, 0.0);
         tight.lag_target_sec = 20.0;
-        let v = decide_group(&features(100.0, 5.0, Some(60.0)), &tight, &f, 0.9, 0.0);
+        let v = decide_group(
+            &features(100.0, 5.0, Some(60.0)),
+            &tight,
+            &f,
+            0.9,
+            0.0,
+            90.0,
+        );
         // 100 msg/s needs 2; with 100 * 15 / 10 = 150 more, 250: 5. Hold.
         assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 5));
         let v = decide_group(
@@ -342,6 +397,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleDown, 2));
     }
@@ -362,7 +418,7 @@ mod tests {
             };
             let v = decide_group(
                 &features(rate, f64::from(replicas), Some(capacity)), &group(partitions, lag),
-                &f, level, 1.0,
+                &f, level, 1.0, 90.0,
             );
             prop_assert!((0.0..=1.0).contains(&v.confidence));
             match v.action {

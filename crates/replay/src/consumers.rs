@@ -356,6 +356,9 @@ pub struct Ensemble {
     builder: features::FeatureBuilder,
     guardrails: decision::Guardrails,
     history: decision::History,
+    /// When it last changed the count: the windows until the change is done (start-up, pause)
+    /// teach nothing of the capacity, as the aggregator skips windows whose members changed.
+    changed_at: Option<f64>,
 }
 
 impl Ensemble {
@@ -382,6 +385,7 @@ impl Ensemble {
                 ..decision::Guardrails::default()
             },
             history: decision::History::default(),
+            changed_at: None,
         }
     }
 }
@@ -405,11 +409,14 @@ impl GroupPolicy for Ensemble {
             consumption_rate: seen.consumption,
             lag_target_sec: self.spec.lag_target_sec,
         };
-        self.capacity.observe(
-            seen.consumption,
-            seen.consumers,
-            group.lag_seconds(seen.production),
-        );
+        let settling = self.spec.startup_sec + self.spec.rebalance_pause_sec + Self::PERIOD_SEC;
+        if self.changed_at.is_none_or(|at| seen.now - at > settling) {
+            self.capacity.observe(
+                seen.consumption,
+                seen.consumers.min(group.partitions),
+                group.lag_seconds(seen.production),
+            );
+        }
         let at = seen.now as u64;
         let observation = features::Observation {
             at_secs: at,
@@ -464,6 +471,7 @@ impl GroupPolicy for Ensemble {
         let target = plan.verdict.target;
         if target != seen.consumers {
             self.history.record_change(seen.consumers, target, now);
+            self.changed_at = Some(seen.now);
         }
         target
     }

@@ -22,6 +22,15 @@ pub trait Validate {
     }
 }
 
+/// The non-empty, trimmed entries of a comma-separated setting (`VAR=` has none), each parsed.
+pub fn comma_list<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(parse)
+        .collect()
+}
+
 /// Parses the command line and environment, validates, and exits with one clear line on error.
 pub fn parse_or_exit<T: Parser + Validate>() -> T {
     let bin = std::env::args()
