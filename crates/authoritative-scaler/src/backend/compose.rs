@@ -56,24 +56,34 @@ fn restarting(c: &ContainerSummary) -> bool {
     c.state == Some(ContainerSummaryStateEnum::RESTARTING)
 }
 
-/// A replica the service has: running, or being restarted by its restart policy.
-fn counted(c: &ContainerSummary) -> bool {
-    running(c) || restarting(c)
+/// Created and not started yet: at `docker compose up`, a container waits so until the
+/// services it depends on are healthy.
+fn created(c: &ContainerSummary) -> bool {
+    c.state == Some(ContainerSummaryStateEnum::CREATED)
 }
 
-/// The order replicas are removed in: those restarting first (they serve nothing), then the
-/// highest numbers, as Compose removes them.
+/// A replica the service has: running, being restarted by its restart policy, or created and
+/// about to start (without it, a scaler that starts before a service's dependencies are healthy
+/// would see 0 replicas and add one beside the one Compose is about to start).
+fn counted(c: &ContainerSummary) -> bool {
+    running(c) || restarting(c) || created(c)
+}
+
+/// The order replicas are removed in: those restarting or not started first (they serve
+/// nothing), then the highest numbers, as Compose removes them.
 fn removal_order(mut replicas: Vec<&ContainerSummary>) -> Vec<&ContainerSummary> {
-    replicas.sort_by_key(|c| (!restarting(c), std::cmp::Reverse(number(c))));
+    replicas.sort_by_key(|c| (!(restarting(c) || created(c)), std::cmp::Reverse(number(c))));
     replicas
 }
 
-/// Running, but its health check has not passed yet (`Up 2 seconds (health: starting)`).
+/// Created and not started yet, or running with a health check that has not passed yet
+/// (`Up 2 seconds (health: starting)`).
 fn starting(c: &ContainerSummary) -> bool {
-    running(c)
-        && c.status
-            .as_deref()
-            .is_some_and(|s| s.contains("(health: starting)"))
+    created(c)
+        || running(c)
+            && c.status
+                .as_deref()
+                .is_some_and(|s| s.contains("(health: starting)"))
 }
 
 impl ComposeBackend {
@@ -410,18 +420,19 @@ mod tests {
     }
 
     #[test]
-    fn restarting_replicas_are_counted_and_removed_first() {
-        use ContainerSummaryStateEnum::{EXITED, RESTARTING, RUNNING};
+    fn restarting_and_waiting_replicas_are_counted_and_removed_first() {
+        use ContainerSummaryStateEnum::{CREATED, EXITED, RESTARTING, RUNNING};
         let all = [
             summary(1, RUNNING, "Up 2 hours (healthy)"),
             summary(2, RESTARTING, "Restarting (1) 3 seconds ago"),
             summary(3, RUNNING, "Up 2 seconds (health: starting)"),
             summary(4, EXITED, "Exited (0) 1 hour ago"),
+            summary(5, CREATED, "Created"),
         ];
         let count = |f: fn(&ContainerSummary) -> bool| all.iter().filter(|c| f(c)).count();
         assert_eq!(
             (count(counted), count(starting), count(restarting)),
-            (3, 1, 1)
+            (4, 2, 1)
         );
         let order: Vec<u32> = removal_order(all.iter().filter(|c| counted(c)).collect())
             .into_iter()
@@ -429,8 +440,8 @@ mod tests {
             .collect();
         assert_eq!(
             order,
-            [2, 3, 1],
-            "the restarting one, then the highest numbers"
+            [5, 2, 3, 1],
+            "the ones that serve nothing, then the highest numbers"
         );
     }
 

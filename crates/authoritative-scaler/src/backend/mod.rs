@@ -22,10 +22,12 @@ pub use service_runtime::labels::{MAX_LABEL, MIN_LABEL, OPT_IN_LABEL};
 /// What a backend knows about a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServiceState {
-    /// Replicas the service has: those running, and those its restart policy is restarting
-    /// (they come back without the scaler; adding replicas for them would overshoot).
+    /// Replicas the service has: those running, those its restart policy is restarting, and
+    /// those created and about to start (they come, or come back, without the scaler; adding
+    /// replicas for them would overshoot).
     pub replicas: u32,
-    /// Of `replicas`, those running whose health check has not passed yet.
+    /// Of `replicas`, those created and not started yet, or running with a health check that
+    /// has not passed yet.
     pub starting: u32,
     /// Of `replicas`, those between two starts of their restart policy.
     pub restarting: u32,
