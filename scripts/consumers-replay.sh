@@ -27,7 +27,10 @@ out=docs/evaluation/consumers.md
     echo "quantile, the majority and the scaler's guardrails. Both settings were chosen on Twitter;"
     echo "NASA and Alibaba were replayed once with them."
     echo
-    "$replay" consumers --trace twitter,nasa,alibaba
+    echo "Each trace's frontier (consumer-minutes against minutes above the target, each policy"
+    echo "across its settings): \`evaluation/consumers-<trace>.png\`."
+    echo
+    "$replay" consumers --trace twitter,nasa,alibaba --plots docs/evaluation
 } > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "wrote $out"

@@ -87,6 +87,13 @@ pub struct ConsumersArgs {
     /// Leaves the ensemble out (the baselines only; seconds instead of minutes).
     #[arg(long, env = "REPLAY_NO_ENSEMBLE")]
     pub no_ensemble: bool,
+    /// Also draws each trace's frontier (consumer-minutes against minutes above the target) as
+    /// `consumers-<trace>.png` in this directory.
+    #[arg(long, env = "REPLAY_PLOTS")]
+    pub plots: Option<PathBuf>,
+    /// The TrueType font of the plots.
+    #[arg(long, env = "REPLAY_FONT", default_value = crate::plot::DEFAULT_FONT)]
+    pub font: PathBuf,
 }
 
 impl ConsumersArgs {

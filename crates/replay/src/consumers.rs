@@ -807,6 +807,29 @@ fn goals_of(figures: &[GroupFigures], chosen: &str) -> String {
     out
 }
 
+/// The frontiers of one trace's figures: each policy across its settings (named by what
+/// follows the policy's name: `KEDA lag 100` is `100` on the `KEDA lag` line), the oracle a
+/// point.
+pub fn frontiers(figures: &[GroupFigures]) -> Vec<crate::plot::Frontier> {
+    let mut out: Vec<crate::plot::Frontier> = Vec::new();
+    for f in figures {
+        let (name, setting) = f.policy.rsplit_once(' ').unwrap_or((f.policy.as_str(), ""));
+        let point = (
+            f.consumer_minutes,
+            f.violation_minutes as f64,
+            setting.to_owned(),
+        );
+        match out.iter_mut().find(|l| l.name == name) {
+            Some(line) => line.points.push(point),
+            None => out.push(crate::plot::Frontier {
+                name: name.to_owned(),
+                points: vec![point],
+            }),
+        }
+    }
+    out
+}
+
 /// Reads a trace for [`compare`], with what went wrong named.
 pub fn trace_rates(dir: &Path, file: &str, low: f64, high: f64) -> anyhow::Result<Vec<f64>> {
     production(&dir.join(file), low, high)
@@ -832,6 +855,42 @@ mod tests {
         fn decide(&mut self, _: &Seen<'_>) -> u32 {
             self.0
         }
+    }
+
+    #[test]
+    fn frontiers_are_each_policy_across_its_settings() {
+        let f = |policy: &str, minutes: f64, violations: u64| GroupFigures {
+            policy: policy.into(),
+            consumer_minutes: minutes,
+            violation_minutes: violations,
+            rebalances: 0,
+            p95_lag_seconds: 0.0,
+            max_lag_seconds: 0.0,
+        };
+        let lines = frontiers(&[
+            f("KEDA lag 100", 10.0, 0),
+            f("KEDA lag 500", 8.0, 3),
+            f("ensemble P75", 6.0, 1),
+            f("oracle", 5.0, 0),
+        ]);
+        let shape: Vec<(&str, Vec<&str>)> = lines
+            .iter()
+            .map(|l| {
+                (
+                    l.name.as_str(),
+                    l.points.iter().map(|p| p.2.as_str()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("KEDA lag", vec!["100", "500"]),
+                ("ensemble", vec!["P75"]),
+                ("oracle", vec![""]),
+            ]
+        );
+        assert_eq!((lines[0].points[1].0, lines[0].points[1].1), (8.0, 3.0));
     }
 
     #[test]

@@ -312,6 +312,11 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
             })
             .collect::<Result<Vec<_>, _>>()?
     };
+    if let Some(dir) = &args.plots {
+        plot::use_font(&args.font)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    }
     let mut out = String::new();
     for key in &args.traces {
         let trace = traces::standard(key)
@@ -323,6 +328,17 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
             args.high_per_minute,
         )?;
         let figures = consumers::compare(&spec, &rates, &models);
+        if let Some(dir) = &args.plots {
+            plot::frontier_plot_on(
+                &dir.join(format!("consumers-{}.png", trace.key)),
+                &format!("{}: a consumer group of 40 partitions", trace.title),
+                &consumers::frontiers(&figures),
+                (
+                    "consumer-minutes (cost)",
+                    "minutes with lag above the target",
+                ),
+            )?;
+        }
         if args.json {
             for f in &figures {
                 let mut line = serde_json::to_value(f)?;

@@ -227,11 +227,31 @@ pub struct Frontier {
 /// single point for the oracle), so that a policy that is cheaper and safer than another shows
 /// below and left of it.
 pub fn frontier_plot(path: &Path, title: &str, frontiers: &[Frontier]) -> anyhow::Result<()> {
-    draw_frontiers(path, title, frontiers)
+    frontier_plot_on(
+        path,
+        title,
+        frontiers,
+        ("replica-minutes (cost)", "SLA-violation minutes"),
+    )
+}
+
+/// [`frontier_plot`] with other axes (`axes`: the cost's and the violations' names).
+pub fn frontier_plot_on(
+    path: &Path,
+    title: &str,
+    frontiers: &[Frontier],
+    axes: (&str, &str),
+) -> anyhow::Result<()> {
+    draw_frontiers(path, title, frontiers, axes)
         .map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
 }
 
-fn draw_frontiers(path: &Path, title: &str, frontiers: &[Frontier]) -> Result<()> {
+fn draw_frontiers(
+    path: &Path,
+    title: &str,
+    frontiers: &[Frontier],
+    axes: (&str, &str),
+) -> Result<()> {
     let points = || frontiers.iter().flat_map(|f| &f.points);
     let (x_min, x_max) = points().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
         (lo.min(p.0), hi.max(p.0))
@@ -251,8 +271,8 @@ fn draw_frontiers(path: &Path, title: &str, frontiers: &[Frontier]) -> Result<()
         .build_cartesian_2d((x_min - pad)..(x_max + pad), 0.0..(y_max * 1.12))?;
     chart
         .configure_mesh()
-        .x_desc("replica-minutes (cost)")
-        .y_desc("SLA-violation minutes")
+        .x_desc(axes.0)
+        .y_desc(axes.1)
         .label_style(("sans-serif", 16))
         .draw()?;
     for (frontier, color) in frontiers.iter().zip(COLORS.iter().cycle()) {
