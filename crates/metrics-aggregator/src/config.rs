@@ -222,6 +222,17 @@ impl Validate for AggregatorConfig {
 }
 
 impl AggregatorConfig {
+    /// Where the consumer groups' learned capacities are kept: beside CAPACITY_STATE_PATH,
+    /// `<its name>-consumers.json`.
+    pub fn consumer_capacity_state_path(&self) -> PathBuf {
+        let stem = self
+            .capacity_state_path
+            .file_stem()
+            .map_or_else(|| "capacity".into(), |s| s.to_string_lossy().into_owned());
+        self.capacity_state_path
+            .with_file_name(format!("{stem}-consumers.json"))
+    }
+
     /// Every consumer group read: those to scale, then those only watched.
     pub fn group_targets(&self) -> Vec<crate::groups::GroupTarget> {
         let mut targets = self.consumer_groups.0.clone();

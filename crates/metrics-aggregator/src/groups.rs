@@ -19,6 +19,7 @@ use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use service_runtime::kafka::{GroupProbe, GroupRates, GroupReading, KafkaArgs};
 use service_runtime::telemetry::LogThrottle;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -99,6 +100,8 @@ pub struct VectorSettings {
     pub capacity_prior: f64,
     /// The KPI the voters size the group for: seconds of lag.
     pub lag_target_sec: f64,
+    /// Where the learned capacities are kept across restarts (`None`: not kept).
+    pub state_path: Option<PathBuf>,
 }
 
 /// The gauges of the watched groups (labelled by the configured service only).
@@ -220,11 +223,26 @@ impl GroupWatcher {
     }
 
     /// Publishes the windows of the groups to scale as feature vectors.
+    /// The capacities learned by an earlier run are taken up from `settings.state_path`.
     pub fn with_vectors(mut self, settings: VectorSettings) -> Self {
+        let mut capacity = HashMap::new();
+        if let Some(path) = &settings.state_path {
+            match crate::poller::read_state::<HashMap<String, ConsumerCapacity>>(path) {
+                Ok(Some(learned)) => {
+                    tracing::info!(groups = learned.len(), path = %path.display(),
+                        "consumer capacity estimates restored");
+                    capacity = learned;
+                }
+                Ok(None) => {}
+                // Not fatal: the estimates start again from the prior, which is cautious.
+                Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                    "cannot read the saved consumer capacities; starting again from CONSUMER_CAPACITY_PRIOR"),
+            }
+        }
         self.vectors = Some(Vectors {
             builder: FeatureBuilder::with_settings(settings.features),
             settings,
-            capacity: HashMap::new(),
+            capacity,
         });
         self
     }
@@ -255,9 +273,20 @@ impl GroupWatcher {
                 }
             }
         }
-        let Some(sink) = self.vectors.as_ref().map(|v| v.settings.sink.clone()) else {
+        let Some(vectors_state) = self.vectors.as_ref() else {
             return;
         };
+        let sink = vectors_state.settings.sink.clone();
+        if let Some(path) = vectors_state.settings.state_path.clone() {
+            let learned = vectors_state.capacity.clone();
+            let written =
+                tokio::task::spawn_blocking(move || crate::poller::write_state(&path, &learned))
+                    .await;
+            if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+                tracing::warn!(error = %e,
+                    "cannot save the consumer capacities; a restart will start them again from the prior");
+            }
+        }
         let (_, errors) = sink.publish(vectors.clone()).await;
         for vector in &vectors {
             let failed = format!("{} window {}:", vector.service, vector.window_id);

@@ -128,6 +128,7 @@ impl Application {
                     features: settings.features,
                     capacity_prior: config.consumer_capacity_prior,
                     lag_target_sec: config.consumer_lag_target_sec,
+                    state_path: Some(config.consumer_capacity_state_path()),
                 }),
                 // The development CSV is the HTTP services' training data.
                 Sink::Csv(_) => watcher,

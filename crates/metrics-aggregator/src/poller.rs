@@ -392,6 +392,20 @@ impl Poller {
 
 /// The estimates saved by an earlier run; `None` when there are none yet.
 fn read_capacities(path: &std::path::Path) -> std::io::Result<Option<BTreeMap<String, Capacity>>> {
+    read_state(path)
+}
+
+fn write_capacities(
+    path: &std::path::Path,
+    learned: &BTreeMap<String, Capacity>,
+) -> std::io::Result<()> {
+    write_state(path, learned)
+}
+
+/// A JSON state file written by an earlier run; `None` when there is none yet.
+pub(crate) fn read_state<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+) -> std::io::Result<Option<T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -401,9 +415,10 @@ fn read_capacities(path: &std::path::Path) -> std::io::Result<Option<BTreeMap<St
     }
 }
 
-fn write_capacities(
+/// Writes a JSON state file whole (a temporary file renamed over it: a crash leaves the old one).
+pub(crate) fn write_state<T: serde::Serialize>(
     path: &std::path::Path,
-    learned: &BTreeMap<String, Capacity>,
+    state: &T,
 ) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -411,7 +426,7 @@ fn write_capacities(
     let tmp = path.with_extension("json.tmp");
     std::fs::write(
         &tmp,
-        serde_json::to_vec(learned).map_err(std::io::Error::other)?,
+        serde_json::to_vec(state).map_err(std::io::Error::other)?,
     )?;
     std::fs::rename(&tmp, path)
 }

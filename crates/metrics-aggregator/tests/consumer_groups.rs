@@ -135,19 +135,24 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
         GroupTarget::parse_watched(&format!("watched={group}@{topic}")).unwrap(),
     ];
     let metrics = GroupMetrics::register(&registry, &targets).unwrap();
+    let targets_again = targets.clone();
     let vectors_topic = testkit::unique("group-vectors");
     ensure_topics(&args, &[&vectors_topic]).await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let state_path = state.path().join("capacity-consumers.json");
+    let settings = VectorSettings {
+        sink: Sink::Kafka {
+            producer: producer.clone(),
+            topic: vectors_topic.clone(),
+        },
+        interval_secs: 10,
+        features: features::FeatureSettings::new(4, 10),
+        capacity_prior: 7.0,
+        lag_target_sec: 60.0,
+        state_path: Some(state_path.clone()),
+    };
     let mut watcher =
-        GroupWatcher::new(args.clone(), targets, metrics).with_vectors(VectorSettings {
-            sink: Sink::Kafka {
-                producer: producer.clone(),
-                topic: vectors_topic.clone(),
-            },
-            interval_secs: 10,
-            features: features::FeatureSettings::new(4, 10),
-            capacity_prior: 7.0,
-            lag_target_sec: 60.0,
-        });
+        GroupWatcher::new(args.clone(), targets.clone(), metrics).with_vectors(settings.clone());
     watcher.poll(1_800_000_000).await;
     let text = exposition(&registry);
     let service = "service=\"shipping\"";
@@ -204,6 +209,43 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
         published = metric_sum(&text, "aggregator_consumer_vectors_total", &[service]);
     }
     let vectors = read_all(&args, &vectors_topic, published as usize).await;
+    let published_at = at;
+
+    // What was learned is kept across a restart: a new watcher takes up the saved estimate
+    // (here made 33 a consumer) instead of the prior.
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_path).unwrap()).unwrap();
+    assert_eq!(saved["shipping"]["estimate"], 7.0, "{saved}");
+    saved["shipping"]["estimate"] = 33.0.into();
+    std::fs::write(&state_path, saved.to_string()).unwrap();
+    let restarted = prometheus::Registry::new();
+    let mut watcher = GroupWatcher::new(
+        args.clone(),
+        targets,
+        GroupMetrics::register(&restarted, &targets_again).unwrap(),
+    )
+    .with_vectors(settings);
+    for _ in 0..30 {
+        at += 10;
+        watcher.poll(at).await;
+        if metric_sum(
+            &exposition(&restarted),
+            "aggregator_consumer_capacity",
+            &[service],
+        ) > 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert_eq!(
+        metric_sum(
+            &exposition(&restarted),
+            "aggregator_consumer_capacity",
+            &[service]
+        ),
+        33.0
+    );
     stuck_stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), stuck).await;
     assert_eq!(
@@ -216,7 +258,10 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
         .consumer_group
         .as_ref()
         .expect("a consumer group's vector");
-    assert_eq!((v.service.as_str(), v.window_id), ("shipping", at));
+    assert_eq!(
+        (v.service.as_str(), v.window_id),
+        ("shipping", published_at)
+    );
     assert!(v.features.replicas >= 1.0, "{v:?}");
     assert_eq!(
         (
