@@ -236,37 +236,16 @@ impl WorkConsumer {
             return Ok(());
         };
         // librdkafka stores the offset after the one given: the last message done.
-        match consumer.store_offset(&self.topic, partition, next - 1) {
-            Ok(()) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.rdkafka_error_code(),
-                    Some(RDKafkaErrorCode::State | RDKafkaErrorCode::UnknownPartition)
-                ) =>
-            {
-                self.kafka_metrics
-                    .consume_errors
-                    .with_label_values(&["offset_store_revoked"])
-                    .inc();
-                tracing::info!(topic = %self.topic, partition, offset = next,
-                    "the partition was revoked before this offset could be stored; its new owner reads from the last commit");
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        self.kafka_metrics.revoked_store(
+            consumer.store_offset(&self.topic, partition, next - 1),
+            &self.topic,
+            partition,
+            next - 1,
+        )
     }
 
     fn consume_error(&self, e: &KafkaError, throttle: &mut LogThrottle) {
-        let kind = e
-            .rdkafka_error_code()
-            .map_or_else(|| "other".to_owned(), |code| format!("{code:?}"));
-        self.kafka_metrics
-            .consume_errors
-            .with_label_values(&[&kind])
-            .inc();
-        if throttle.allow(&kind).is_some() {
-            tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
-        }
+        self.kafka_metrics.consume_error(&self.topic, e, throttle);
     }
 
     /// Commits the stored offsets and closes the consumer (leaving the group), on a thread

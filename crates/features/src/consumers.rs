@@ -11,7 +11,10 @@
 //! capacity is measured (as the request capacity is learned one bin hotter at a time). Before
 //! any of either, the estimate is a cautious prior.
 
+use crate::{FeatureBuilder, FeatureSettings, Observation, Skip};
+use contract::{ConsumerGroup, Features};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// A window more than this many seconds behind the newest message (lag over production) reads
 /// at full speed: its consumption is the group's capacity.
@@ -67,6 +70,77 @@ impl ConsumerCapacity {
     /// Windows behind it has learned from.
     pub fn measured(&self) -> u64 {
         self.measured
+    }
+}
+
+/// The features of consumer groups' windows, as the aggregator publishes them and the replay
+/// replays them: the production rate's history through a [`FeatureBuilder`], and one
+/// consumer's capacity learned per group.
+#[derive(Debug, Clone)]
+pub struct GroupFeatures {
+    builder: FeatureBuilder,
+    capacity: HashMap<String, ConsumerCapacity>,
+    /// Messages a second one consumer is assumed to read before a group has shown more.
+    prior: f64,
+}
+
+impl GroupFeatures {
+    pub fn new(settings: FeatureSettings, prior: f64) -> Self {
+        Self {
+            builder: FeatureBuilder::with_settings(settings),
+            capacity: HashMap::new(),
+            prior,
+        }
+    }
+
+    /// Takes up what an earlier run learned.
+    pub fn restore(&mut self, learned: HashMap<String, ConsumerCapacity>) {
+        self.capacity = learned;
+    }
+
+    /// What every group's capacity estimate learned, to persist.
+    pub fn capacities(&self) -> &HashMap<String, ConsumerCapacity> {
+        &self.capacity
+    }
+
+    /// The features of `service`'s window at `at_secs`: `production` messages a second written
+    /// to `group`'s topic, read by `members` consumers. The window teaches the capacity only
+    /// when `steady` (its members did not change: a window holding a rebalance's pause and
+    /// consumers that just joined says nothing of what one consumer reads), and members
+    /// beyond the partitions are not counted (they read nothing).
+    pub fn push(
+        &mut self,
+        service: &str,
+        at_secs: u64,
+        production: f64,
+        members: u32,
+        group: &ConsumerGroup,
+        steady: bool,
+    ) -> Result<Features, Skip> {
+        let capacity = self
+            .capacity
+            .entry(service.to_owned())
+            .or_insert_with(|| ConsumerCapacity::new(self.prior));
+        if steady {
+            capacity.observe(
+                group.consumption_rate,
+                members.min(group.partitions),
+                group.lag_seconds(production),
+            );
+        }
+        let observation = Observation {
+            at_secs,
+            request_rate: production,
+            error_rate: 0.0,
+            latency: None,
+            replicas: members,
+            cpu_per_replica: None,
+            memory_per_replica: None,
+            day_ago: None,
+            week_ago: None,
+        };
+        let estimate = capacity.estimate();
+        self.builder.push_group(service, observation, estimate)
     }
 }
 

@@ -11,7 +11,7 @@ pub mod synthetic;
 mod trend;
 
 pub use capacity::{Capacity, CapacitySettings, DEFAULT_PRIOR_RPS, VIOLATING_SHARE};
-pub use consumers::{BEHIND_SEC, ConsumerCapacity, PROBE};
+pub use consumers::{BEHIND_SEC, ConsumerCapacity, GroupFeatures, PROBE};
 pub use trend::relative_slope_per_minute;
 
 use contract::Features;

@@ -14,7 +14,7 @@
 
 use crate::sink::Sink;
 use contract::{ConsumerGroup, FeatureVector};
-use features::{ConsumerCapacity, FeatureBuilder};
+use features::{ConsumerCapacity, GroupFeatures};
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use service_runtime::kafka::{GroupProbe, GroupRates, GroupReading, KafkaArgs};
 use service_runtime::telemetry::LogThrottle;
@@ -202,8 +202,7 @@ pub struct GroupWatcher {
 /// The feature vectors of the groups to scale.
 struct Vectors {
     settings: VectorSettings,
-    builder: FeatureBuilder,
-    capacity: HashMap<String, ConsumerCapacity>,
+    features: GroupFeatures,
 }
 
 /// How long one broker call of a reading may wait.
@@ -225,13 +224,13 @@ impl GroupWatcher {
     /// Publishes the windows of the groups to scale as feature vectors.
     /// The capacities learned by an earlier run are taken up from `settings.state_path`.
     pub fn with_vectors(mut self, settings: VectorSettings) -> Self {
-        let mut capacity = HashMap::new();
+        let mut features = GroupFeatures::new(settings.features, settings.capacity_prior);
         if let Some(path) = &settings.state_path {
             match crate::poller::read_state::<HashMap<String, ConsumerCapacity>>(path) {
                 Ok(Some(learned)) => {
                     tracing::info!(groups = learned.len(), path = %path.display(),
                         "consumer capacity estimates restored");
-                    capacity = learned;
+                    features.restore(learned);
                 }
                 Ok(None) => {}
                 // Not fatal: the estimates start again from the prior, which is cautious.
@@ -239,11 +238,7 @@ impl GroupWatcher {
                     "cannot read the saved consumer capacities; starting again from CONSUMER_CAPACITY_PRIOR"),
             }
         }
-        self.vectors = Some(Vectors {
-            builder: FeatureBuilder::with_settings(settings.features),
-            settings,
-            capacity,
-        });
+        self.vectors = Some(Vectors { settings, features });
         self
     }
 
@@ -278,7 +273,7 @@ impl GroupWatcher {
         };
         let sink = vectors_state.settings.sink.clone();
         if let Some(path) = vectors_state.settings.state_path.clone() {
-            let learned = vectors_state.capacity.clone();
+            let learned = vectors_state.features.capacities().clone();
             let written =
                 tokio::task::spawn_blocking(move || crate::poller::write_state(&path, &learned))
                     .await;
@@ -365,7 +360,7 @@ impl GroupWatcher {
                 // just joined: it says nothing of what one consumer reads.
                 let steady = previous.members == reading.members;
                 vector = vectors.vector(target, &rates, at, steady);
-                if let Some(capacity) = vectors.capacity.get(&target.service) {
+                if let Some(capacity) = vectors.features.capacities().get(&target.service) {
                     m.capacity
                         .with_label_values(&labels)
                         .set(capacity.estimate());
@@ -416,41 +411,21 @@ impl Vectors {
             consumption_rate: rates.consumption,
             lag_target_sec: s.lag_target_sec,
         };
-        let capacity = self
-            .capacity
-            .entry(target.service.clone())
-            .or_insert_with(|| ConsumerCapacity::new(s.capacity_prior));
-        if steady {
-            // Members beyond the partitions read nothing.
-            capacity.observe(
-                rates.consumption,
-                members.min(group.partitions),
-                group.lag_seconds(rates.production),
-            );
-        }
-        let observation = features::Observation {
-            at_secs: at,
-            request_rate: rates.production,
-            error_rate: 0.0,
-            latency: None,
-            replicas: members,
-            cpu_per_replica: None,
-            memory_per_replica: None,
-            day_ago: None,
-            week_ago: None,
-        };
-        let features =
-            match self
-                .builder
-                .push_group(&target.service, observation, capacity.estimate())
-            {
-                Ok(features) => features,
-                Err(skip) => {
-                    tracing::debug!(service = %target.service, reason = skip.reason(),
+        let features = match self.features.push(
+            &target.service,
+            at,
+            rates.production,
+            members,
+            &group,
+            steady,
+        ) {
+            Ok(features) => features,
+            Err(skip) => {
+                tracing::debug!(service = %target.service, reason = skip.reason(),
                     "no vector for the consumer group this window");
-                    return None;
-                }
-            };
+                return None;
+            }
+        };
         let end = chrono::DateTime::from_timestamp(at as i64, 0).unwrap_or_default();
         Some(FeatureVector {
             service: target.service.clone(),

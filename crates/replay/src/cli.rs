@@ -35,7 +35,8 @@ pub enum Command {
     /// and replays it: what the ensemble and HPA would have run on your own traffic.
     History(HistoryArgs),
     /// Replays traces as a Kafka topic's production rate against a simulated consumer group,
-    /// under KEDA's lag scaler, HPA on the consumers' CPU, a forecasting policy and an oracle.
+    /// under KEDA's lag scaler, HPA on the consumers' CPU, a forecasting policy, the ensemble
+    /// (the trained models as the fleet runs them on a group) and an oracle.
     Consumers(ConsumersArgs),
 }
 

@@ -350,12 +350,9 @@ impl GroupPolicy for Forecast {
 /// partitions).
 pub struct Ensemble {
     spec: GroupSpec,
-    models: Vec<std::sync::Arc<models::LoadedModel>>,
     level: f64,
-    capacity: features::ConsumerCapacity,
-    builder: features::FeatureBuilder,
-    guardrails: decision::Guardrails,
-    history: decision::History,
+    features: features::GroupFeatures,
+    voters: crate::policy::Voters,
     /// When it last changed the count: the windows until the change is done (start-up, pause)
     /// teach nothing of the capacity, as the aggregator skips windows whose members changed.
     changed_at: Option<f64>,
@@ -373,18 +370,31 @@ impl Ensemble {
         level: f64,
         prior: f64,
     ) -> Self {
+        let guardrails = decision::Guardrails {
+            min_replicas: 1,
+            max_replicas: spec.partitions.max(1),
+            ..decision::Guardrails::default()
+        };
+        let ballot = crate::policy::Ballot {
+            strategy: decision::Strategy::Majority,
+            quorum: 2,
+            level,
+        };
         Self {
             spec: *spec,
-            models,
             level,
-            capacity: features::ConsumerCapacity::new(prior),
-            builder: features::FeatureBuilder::new(4, Self::PERIOD_SEC as u64),
-            guardrails: decision::Guardrails {
-                min_replicas: 1,
-                max_replicas: spec.partitions.max(1),
-                ..decision::Guardrails::default()
-            },
-            history: decision::History::default(),
+            features: features::GroupFeatures::new(
+                features::FeatureSettings::new(4, Self::PERIOD_SEC as u64),
+                prior,
+            ),
+            voters: crate::policy::Voters::new(
+                "ensemble",
+                models,
+                ballot,
+                guardrails,
+                Self::PERIOD_SEC,
+                0,
+            ),
             changed_at: None,
         }
     }
@@ -410,32 +420,19 @@ impl GroupPolicy for Ensemble {
             lag_target_sec: self.spec.lag_target_sec,
         };
         let settling = self.spec.startup_sec + self.spec.rebalance_pause_sec + Self::PERIOD_SEC;
-        if self.changed_at.is_none_or(|at| seen.now - at > settling) {
-            self.capacity.observe(
-                seen.consumption,
-                seen.consumers.min(group.partitions),
-                group.lag_seconds(seen.production),
-            );
-        }
+        let steady = self.changed_at.is_none_or(|at| seen.now - at > settling);
         let at = seen.now as u64;
-        let observation = features::Observation {
-            at_secs: at,
-            request_rate: seen.production,
-            error_rate: 0.0,
-            latency: None,
-            replicas: seen.consumers,
-            cpu_per_replica: None,
-            memory_per_replica: None,
-            day_ago: None,
-            week_ago: None,
-        };
-        let Ok(features) = self
-            .builder
-            .push_group("replay", observation, self.capacity.estimate())
-        else {
+        let Ok(features) = self.features.push(
+            "replay",
+            at,
+            seen.production,
+            seen.consumers,
+            &group,
+            steady,
+        ) else {
             return seen.consumers;
         };
-        let vector = [contract::FeatureVector {
+        let vector = contract::FeatureVector {
             service: "replay".into(),
             window_id: at,
             window_start: chrono::DateTime::default(),
@@ -444,33 +441,9 @@ impl GroupPolicy for Ensemble {
             produced_at: chrono::DateTime::default(),
             features,
             consumer_group: Some(group),
-        }];
-        let votes: Vec<contract::VoteSummary> = self
-            .models
-            .iter()
-            .filter_map(|model| {
-                let vote = model.votes_on(&vector, self.level).ok()?.pop()?;
-                Some(contract::VoteSummary {
-                    model: model.kind().as_str().to_owned(),
-                    action: vote.action,
-                    confidence: vote.confidence,
-                    safe_replicas: vote.safe_replicas,
-                })
-            })
-            .collect();
-        let now = chrono::DateTime::from_timestamp(at as i64, 0).unwrap_or_default();
-        let plan = decision::plan(
-            &decision::Strategy::Majority,
-            2,
-            &votes,
-            seen.consumers,
-            &self.guardrails,
-            &mut self.history,
-            now,
-        );
-        let target = plan.verdict.target;
+        };
+        let target = self.voters.decide_on(&vector, seen.consumers, at as f64);
         if target != seen.consumers {
-            self.history.record_change(seen.consumers, target, now);
             self.changed_at = Some(seen.now);
         }
         target

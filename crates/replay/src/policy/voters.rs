@@ -6,7 +6,7 @@
 
 use super::{Context, Policy};
 use chrono::{DateTime, Utc};
-use contract::VoteSummary;
+use contract::{FeatureVector, VoteSummary};
 use decision::{Guardrails, History, Strategy};
 use models::LoadedModel;
 use std::sync::Arc;
@@ -58,6 +58,57 @@ impl Voters {
         DateTime::from_timestamp_millis(self.epoch * 1000 + (now * 1000.0).round() as i64)
             .unwrap_or_default()
     }
+
+    /// Each model's vote by `vote` (a model and the forecast quantile), as the scaler reads it.
+    fn summaries(
+        &self,
+        vote: impl Fn(&LoadedModel, f64) -> Option<models::VoteDecision>,
+    ) -> Vec<VoteSummary> {
+        self.models
+            .iter()
+            .filter_map(|model| {
+                let vote = vote(model, self.ballot.level)?;
+                Some(VoteSummary {
+                    model: model.kind().as_str().to_owned(),
+                    action: vote.action,
+                    confidence: vote.confidence,
+                    safe_replicas: vote.safe_replicas,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts `votes` as the scaler does, on `current` replicas at `now` (seconds of the run):
+    /// the count to go to, remembered by the guardrails when it is a change.
+    fn count(&mut self, votes: &[VoteSummary], current: u32, now: f64) -> u32 {
+        let now = self.clock(now);
+        let plan = decision::plan(
+            &self.ballot.strategy,
+            self.ballot.quorum,
+            votes,
+            current,
+            &self.guardrails,
+            &mut self.history,
+            now,
+        );
+        let target = plan.verdict.target;
+        if target != current {
+            self.history.record_change(current, target, now);
+        }
+        target
+    }
+
+    /// The decision on a feature vector of either kind (a consumer group's is sized by
+    /// `models::vote::decide_group`), on `current` replicas at `now`.
+    pub fn decide_on(&mut self, vector: &FeatureVector, current: u32, now: f64) -> u32 {
+        let votes = self.summaries(|model, level| {
+            model
+                .votes_on(std::slice::from_ref(vector), level)
+                .ok()?
+                .pop()
+        });
+        self.count(&votes, current, now)
+    }
 }
 
 impl Policy for Voters {
@@ -74,33 +125,7 @@ impl Policy for Voters {
         let Some(features) = context.features else {
             return current;
         };
-        let votes: Vec<VoteSummary> = self
-            .models
-            .iter()
-            .filter_map(|model| {
-                let vote = model.vote(features, self.ballot.level).ok()?;
-                Some(VoteSummary {
-                    model: model.kind().as_str().to_owned(),
-                    action: vote.action,
-                    confidence: vote.confidence,
-                    safe_replicas: vote.safe_replicas,
-                })
-            })
-            .collect();
-        let now = self.clock(context.now);
-        let plan = decision::plan(
-            &self.ballot.strategy,
-            self.ballot.quorum,
-            &votes,
-            current,
-            &self.guardrails,
-            &mut self.history,
-            now,
-        );
-        let target = plan.verdict.target;
-        if target != current {
-            self.history.record_change(current, target, now);
-        }
-        target
+        let votes = self.summaries(|model, level| model.vote(features, level).ok());
+        self.count(&votes, current, context.now)
     }
 }

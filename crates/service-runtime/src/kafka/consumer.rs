@@ -528,36 +528,18 @@ impl AtLeastOnceConsumer {
     /// owner reads them again, which at-least-once allows. That is counted, not fatal.
     fn store(&self, messages: &[BorrowedMessage<'_>]) -> Result<(), KafkaError> {
         for message in messages {
-            match self.inner.store_offset_from_message(message) {
-                Ok(()) => {}
-                Err(e)
-                    if matches!(
-                        e.rdkafka_error_code(),
-                        Some(RDKafkaErrorCode::State | RDKafkaErrorCode::UnknownPartition)
-                    ) =>
-                {
-                    self.metrics
-                        .consume_errors
-                        .with_label_values(&["offset_store_revoked"])
-                        .inc();
-                    tracing::info!(topic = %self.topic, partition = message.partition(), offset = message.offset(),
-                        "the partition was revoked before this offset could be stored; its new owner reads it again");
-                }
-                Err(e) => return Err(e),
-            }
+            self.metrics.revoked_store(
+                self.inner.store_offset_from_message(message),
+                &self.topic,
+                message.partition(),
+                message.offset(),
+            )?;
         }
         Ok(())
     }
 
     fn consume_error(&self, e: &KafkaError, throttle: &mut LogThrottle) {
-        let kind = error_kind(e);
-        self.metrics
-            .consume_errors
-            .with_label_values(&[&kind])
-            .inc();
-        if throttle.allow(&kind).is_some() {
-            tracing::warn!(topic = %self.topic, error = %e, "consumer error; retrying");
-        }
+        self.metrics.consume_error(&self.topic, e, throttle);
     }
 
     /// Runs the handler until it succeeds: at most [`MAX_TRIES`] times with a dead-letter topic,
@@ -626,12 +608,4 @@ fn from_stored(topic: &str, range: std::ops::Range<i32>) -> Result<TopicPartitio
         list.add_partition_offset(topic, partition, Offset::Stored)?;
     }
     Ok(list)
-}
-
-/// A bounded label for a consumer error.
-fn error_kind(e: &KafkaError) -> String {
-    match e.rdkafka_error_code() {
-        Some(code) => format!("{code:?}"),
-        None => "other".into(),
-    }
 }

@@ -1,6 +1,9 @@
 //! Counters of the Kafka plumbing, with bounded labels (topic names and fixed reasons).
 
+use crate::telemetry::LogThrottle;
 use prometheus::{IntCounterVec, Opts, Registry};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 
 /// Produce and consume counters of one service.
 #[derive(Debug, Clone)]
@@ -31,6 +34,52 @@ impl KafkaMetrics {
             &self.produce_errors
         };
         counter.with_label_values(&[topic]).inc();
+    }
+
+    /// Counts an error the consumer reported, by its librdkafka code, and warns of it (once per
+    /// code every interval of `throttle`).
+    pub fn consume_error(&self, topic: &str, e: &KafkaError, throttle: &mut LogThrottle) {
+        let kind = match e.rdkafka_error_code() {
+            Some(code) => format!("{code:?}"),
+            None => "other".into(),
+        };
+        self.consume_errors.with_label_values(&[&kind]).inc();
+        if throttle.allow(&kind).is_some() {
+            tracing::warn!(topic, error = %e, "consumer error; retrying");
+        }
+    }
+
+    /// The outcome of storing the offset of `partition`'s message at `offset`: a partition
+    /// revoked meanwhile cannot take it, and its new owner reads the message again, which
+    /// at-least-once allows: counted (`offset_store_revoked`) and logged, not an error. Other
+    /// errors are returned.
+    pub fn revoked_store(
+        &self,
+        stored: Result<(), KafkaError>,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), KafkaError> {
+        match stored {
+            Err(e)
+                if matches!(
+                    e.rdkafka_error_code(),
+                    Some(RDKafkaErrorCode::State | RDKafkaErrorCode::UnknownPartition)
+                ) =>
+            {
+                self.consume_errors
+                    .with_label_values(&["offset_store_revoked"])
+                    .inc();
+                tracing::info!(
+                    topic,
+                    partition,
+                    offset,
+                    "the partition was revoked before this offset could be stored; its new owner reads it again"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
