@@ -103,7 +103,7 @@ impl ScalerMetrics {
         let replicas = IntGaugeVec::new(
             Opts::new(
                 "scaler_replicas",
-                "Replicas of an opted-in service at the controller's last look: counted (running, restarting, or created and about to start), starting (created, or health check not passed), restarting",
+                "Replicas of an opted-in service at the controller's last look: counted (running, restarting, or created by Compose and about to start), starting (about to start, or health check not passed), restarting",
             ),
             &["service", "state"],
         )?;

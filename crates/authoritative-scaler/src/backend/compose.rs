@@ -56,30 +56,45 @@ fn restarting(c: &ContainerSummary) -> bool {
     c.state == Some(ContainerSummaryStateEnum::RESTARTING)
 }
 
-/// Created and not started yet: at `docker compose up`, a container waits so until the
-/// services it depends on are healthy.
 fn created(c: &ContainerSummary) -> bool {
     c.state == Some(ContainerSummaryStateEnum::CREATED)
 }
 
-/// A replica the service has: running, being restarted by its restart policy, or created and
-/// about to start (without it, a scaler that starts before a service's dependencies are healthy
-/// would see 0 replicas and add one beside the one Compose is about to start).
+fn made_by_scaler(c: &ContainerSummary) -> bool {
+    c.labels.as_ref().is_some_and(|l| l.contains_key(SCALED_BY))
+}
+
+/// Created by Compose and not started yet: at `docker compose up`, a container waits so until
+/// the services it depends on are healthy, and Compose then starts it.
+fn waiting(c: &ContainerSummary) -> bool {
+    created(c) && !made_by_scaler(c)
+}
+
+/// Created by a scaler and never started: that scaler stopped between the two calls (killed, or
+/// the engine failed it). Nothing will start it; it is not a replica, and the next change
+/// removes it.
+fn half_made(c: &ContainerSummary) -> bool {
+    created(c) && made_by_scaler(c)
+}
+
+/// A replica the service has: running, being restarted by its restart policy, or waiting for
+/// Compose to start it (without it, a scaler that starts before a service's dependencies are
+/// healthy would see 0 replicas and add one beside the one Compose is about to start).
 fn counted(c: &ContainerSummary) -> bool {
-    running(c) || restarting(c) || created(c)
+    running(c) || restarting(c) || waiting(c)
 }
 
 /// The order replicas are removed in: those restarting or not started first (they serve
 /// nothing), then the highest numbers, as Compose removes them.
 fn removal_order(mut replicas: Vec<&ContainerSummary>) -> Vec<&ContainerSummary> {
-    replicas.sort_by_key(|c| (!(restarting(c) || created(c)), std::cmp::Reverse(number(c))));
+    replicas.sort_by_key(|c| (!(restarting(c) || waiting(c)), std::cmp::Reverse(number(c))));
     replicas
 }
 
-/// Created and not started yet, or running with a health check that has not passed yet
+/// Waiting for Compose to start it, or running with a health check that has not passed yet
 /// (`Up 2 seconds (health: starting)`).
 fn starting(c: &ContainerSummary) -> bool {
-    created(c)
+    waiting(c)
         || running(c)
             && c.status
                 .as_deref()
@@ -175,6 +190,11 @@ impl ComposeBackend {
                 "compose service {service}"
             )));
         }
+        for c in containers.iter().filter(|c| half_made(c)) {
+            if let Some(id) = &c.id {
+                self.discard(id).await?;
+            }
+        }
         let up: Vec<&ContainerSummary> = containers.iter().filter(|c| counted(c)).collect();
         let have = up.len() as u32;
         if to > have {
@@ -226,6 +246,19 @@ impl ComposeBackend {
         Ok(())
     }
 
+    /// Removes a container that never started.
+    async fn discard(&self, id: &str) -> Result<(), BackendError> {
+        let remove = RemoveContainerOptionsBuilder::default().force(true).build();
+        self.engine
+            .client()
+            .await?
+            .remove_container(id, Some(remove))
+            .await
+            .map_err(|e| self.error(e))?;
+        tracing::info!(container = %&id[..12.min(id.len())], "a replica created and never started was removed");
+        Ok(())
+    }
+
     async fn create_replica(
         &self,
         service: &str,
@@ -264,8 +297,7 @@ impl ComposeBackend {
         .await;
         if let Err(e) = attached {
             // Leave no half-made replica behind.
-            let remove = RemoveContainerOptionsBuilder::default().force(true).build();
-            let _ = docker.remove_container(&created.id, Some(remove)).await;
+            let _ = self.discard(&created.id).await;
             return Err(e);
         }
         tracing::info!(%service, name = %spec.name, "replica created and started");
@@ -419,6 +451,15 @@ mod tests {
         }
     }
 
+    fn made(mut c: ContainerSummary) -> ContainerSummary {
+        if let Some(labels) = c.labels.as_mut() {
+            labels.insert(SCALED_BY.into(), "authoritative-scaler".into());
+        }
+        c
+    }
+
+    /// A container Compose created waits for its dependencies and counts; one a scaler created
+    /// and never started (its scaler was killed in between) is not a replica.
     #[test]
     fn restarting_and_waiting_replicas_are_counted_and_removed_first() {
         use ContainerSummaryStateEnum::{CREATED, EXITED, RESTARTING, RUNNING};
@@ -428,12 +469,14 @@ mod tests {
             summary(3, RUNNING, "Up 2 seconds (health: starting)"),
             summary(4, EXITED, "Exited (0) 1 hour ago"),
             summary(5, CREATED, "Created"),
+            made(summary(6, CREATED, "Created")),
         ];
         let count = |f: fn(&ContainerSummary) -> bool| all.iter().filter(|c| f(c)).count();
         assert_eq!(
             (count(counted), count(starting), count(restarting)),
             (4, 2, 1)
         );
+        assert_eq!(count(half_made), 1);
         let order: Vec<u32> = removal_order(all.iter().filter(|c| counted(c)).collect())
             .into_iter()
             .map(number)
