@@ -10,12 +10,14 @@
 //! variant per version. Today every message is at version `"1"`; a later version adds a variant
 //! and a conversion from the older one, so old messages still decode.
 
+mod anomaly;
 mod decision;
 mod feature_vector;
 mod features;
 mod sla;
 mod vote;
 
+pub use anomaly::{Anomaly, AnomalyKind};
 pub use decision::{DecisionOutcome, DecisionRecord, VoteSummary};
 pub use feature_vector::{ConsumerGroup, FeatureVector, MAX_PARTITIONS};
 pub use features::{
@@ -34,6 +36,8 @@ pub const METRICS_TOPIC: &str = "metrics";
 pub const VOTES_TOPIC: &str = "model-votes";
 /// Default topic of scaling decisions (the audit stream).
 pub const DECISIONS_TOPIC: &str = "scaling-decisions";
+/// Default topic of anomalies.
+pub const ANOMALIES_TOPIC: &str = "anomalies";
 
 /// The largest message a consumer reads: a feature vector is about 1.5 KiB, a decision record
 /// with its votes about 1 KiB. Anything larger is refused before it is parsed.

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use contract::{
-    Action, ConsumerGroup, DecisionOutcome, DecisionRecord, DecodeError, FeatureVector, Features,
-    Message, Vote, VoteSummary,
+    Action, Anomaly, AnomalyKind, ConsumerGroup, DecisionOutcome, DecisionRecord, DecodeError,
+    FeatureVector, Features, Message, Vote, VoteSummary,
 };
 use serde_json::Value;
 
@@ -204,6 +204,29 @@ fn decision_v1_golden() {
         decided_at: at("2026-04-04T12:30:02.004Z"),
     };
     assert_golden("decision_v1.json", &record);
+}
+
+#[test]
+fn anomaly_v1_golden() {
+    let anomaly = Anomaly {
+        service: "orders".into(),
+        window_id: 1_775_305_800,
+        kind: AnomalyKind::LatencyWithoutLoad,
+        observed: 0.912,
+        expected: 0.181,
+        score: 14.2,
+        utilization: 0.31,
+        detail: "p95 0.912 s where 0.181 s is normal at 25-50 % of capacity".into(),
+        detected_at: at("2026-04-04T12:30:00.413Z"),
+    };
+    assert_golden("anomaly_v1.json", &anomaly);
+    let negative = with_field("anomaly_v1.json", "score", serde_json::json!(-1.0));
+    assert!(matches!(
+        Anomaly::decode(&negative),
+        Err(DecodeError::Invalid { .. })
+    ));
+    let unknown = with_field("anomaly_v1.json", "kind", serde_json::json!("gremlins"));
+    assert!(Anomaly::decode(&unknown).is_err());
 }
 
 /// Replaces one top-level field of a golden message.

@@ -194,6 +194,10 @@ pub enum Held {
     Bounds,
     ScaleUpCooldown,
     ScaleDownCooldown,
+    /// An anomaly says more replicas would not help ([`crate::plan::AnomalyHolds`]).
+    NotLoad,
+    /// An anomaly says the load read may not be real.
+    SuspectTelemetry,
 }
 
 impl Held {
@@ -204,6 +208,8 @@ impl Held {
             Held::Bounds => "bounds",
             Held::ScaleUpCooldown => "scale_up_cooldown",
             Held::ScaleDownCooldown => "scale_down_cooldown",
+            Held::NotLoad => "anomaly_not_load",
+            Held::SuspectTelemetry => "anomaly_suspect_telemetry",
         }
     }
 }

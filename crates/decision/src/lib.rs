@@ -16,6 +16,6 @@ pub mod target;
 pub mod voting;
 
 pub use guardrails::{Guardrails, Held, History, Verdict};
-pub use plan::{Plan, plan};
+pub use plan::{AnomalyHolds, Plan, plan};
 pub use tally::{Added, Ballot, Tally, TallyConfig};
 pub use voting::{Strategy, Tallied};

@@ -134,6 +134,7 @@ impl GroupFeatures {
             error_rate: 0.0,
             latency: None,
             replicas: members,
+            replicas_unscraped: 0,
             cpu_per_replica: None,
             memory_per_replica: None,
             day_ago: None,

@@ -5,11 +5,13 @@
 //! observations of a simulated service. Both get the same features from the same code, so that
 //! models trained on one mean the same thing on the other.
 
+pub mod anomaly;
 mod capacity;
 mod consumers;
 pub mod synthetic;
 mod trend;
 
+pub use anomaly::{Detector, Finding, Reading};
 pub use capacity::{Capacity, CapacitySettings, DEFAULT_PRIOR_RPS, VIOLATING_SHARE};
 pub use consumers::{BEHIND_SEC, ConsumerCapacity, GroupFeatures, PROBE};
 pub use trend::relative_slope_per_minute;
@@ -81,6 +83,8 @@ pub struct Observation {
     pub latency: Option<Quantiles>,
     /// Replicas that were scraped successfully.
     pub replicas: u32,
+    /// Targets of the service Prometheus failed to scrape (`up == 0`).
+    pub replicas_unscraped: u32,
     /// CPU cores per replica, when measured.
     pub cpu_per_replica: Option<f64>,
     /// Memory bytes per replica, when measured.
@@ -125,6 +129,9 @@ pub struct FeatureSettings {
     pub interval_secs: u64,
     /// The capacity estimate's prior and SLA.
     pub capacity: CapacitySettings,
+    /// Whether to look for anomalies ([`anomaly`]); flagged windows then teach the capacity
+    /// estimate nothing.
+    pub anomalies: bool,
 }
 
 impl FeatureSettings {
@@ -135,6 +142,7 @@ impl FeatureSettings {
             trend_windows: trend_windows.max(MIN_TREND_POINTS),
             interval_secs: interval_secs.max(1),
             capacity: CapacitySettings::default(),
+            anomalies: true,
         }
     }
 }
@@ -157,6 +165,9 @@ pub struct FeatureBuilder {
     /// Per service; kept when a service leaves discovery for a while, and persisted by the
     /// aggregator (what was learned over days is not thrown away by a restart).
     capacity: BTreeMap<String, Capacity>,
+    /// Per service: what is normal for it, and what its last window showed that is not.
+    detectors: HashMap<String, Detector>,
+    findings: HashMap<String, Vec<Finding>>,
 }
 
 impl FeatureBuilder {
@@ -174,6 +185,8 @@ impl FeatureBuilder {
             },
             history: HashMap::new(),
             capacity: BTreeMap::new(),
+            detectors: HashMap::new(),
+            findings: HashMap::new(),
         }
     }
 
@@ -250,7 +263,31 @@ impl FeatureBuilder {
             Some(capacity) => capacity,
             None => {
                 let capacity = self.capacity.entry(service.to_owned()).or_default();
-                if new {
+                let mut normal = true;
+                if new && self.settings.anomalies {
+                    let mut before: Vec<f64> = rates[..rates.len().saturating_sub(1)]
+                        .iter()
+                        .map(|(_, r)| *r)
+                        .collect();
+                    let reading = Reading {
+                        request_rate: observation.request_rate,
+                        error_ratio: error_ratio(&observation),
+                        p95: observation.latency.map(|q| q.p95),
+                        replicas: observation.replicas,
+                        unscraped: observation.replicas_unscraped,
+                        capacity: capacity.estimate(&self.settings.capacity, observation.replicas),
+                        recent_median_rps: (before.len() >= anomaly::MIN_HISTORY)
+                            .then(|| anomaly::median_of(&mut before)),
+                    };
+                    let found = self
+                        .detectors
+                        .entry(service.to_owned())
+                        .or_default()
+                        .check(&reading, &self.settings.capacity.sla);
+                    normal = found.is_empty();
+                    self.findings.insert(service.to_owned(), found);
+                }
+                if new && normal {
                     capacity.observe(
                         &self.settings.capacity,
                         observation.request_rate / f64::from(observation.replicas),
@@ -286,6 +323,14 @@ impl FeatureBuilder {
     /// estimates are kept.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.history.retain(|service, _| keep(service));
+        self.detectors.retain(|service, _| keep(service));
+        self.findings.retain(|service, _| keep(service));
+    }
+
+    /// What the last window pushed for `service` showed that is not normal for it (nothing when
+    /// anomaly detection is off).
+    pub fn findings(&self, service: &str) -> &[Finding] {
+        self.findings.get(service).map_or(&[], Vec::as_slice)
     }
 
     /// The capacity estimate of `service` at its last replica count: requests per second per
@@ -462,6 +507,7 @@ mod tests {
                 p99: p95 * 1.5,
             }),
             replicas: 2,
+            replicas_unscraped: 0,
             cpu_per_replica: None,
             memory_per_replica: Some(1e6),
             day_ago: None,

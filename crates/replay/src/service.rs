@@ -113,6 +113,7 @@ impl Window {
             error_rate: self.error_rps,
             latency: self.latency,
             replicas: self.ready,
+            replicas_unscraped: 0,
             cpu_per_replica: Some(model.cpu_idle + model.cpu_per_rps * per_replica),
             memory_per_replica: Some(model.memory),
             day_ago: None,

@@ -125,6 +125,7 @@ pub fn complete_history(vectors: &mut [FeatureVector], sla: &Sla) {
             error_rate: f.error_ratio * f.request_rate,
             latency,
             replicas: f.replicas.round().max(1.0) as u32,
+            replicas_unscraped: 0,
             cpu_per_replica: f.cpu_per_replica,
             memory_per_replica: f.memory_per_replica,
             day_ago: None,

@@ -1,7 +1,7 @@
 //! The PromQL behind each measurement, and the assembly of the answers into one
 //! [`Observation`] per service.
 //!
-//! Every query aggregates `by (job)`, so one poll costs the same fifteen queries whatever the
+//! Every query aggregates `by (job)`, so one poll costs the same sixteen queries whatever the
 //! number of services: the window's measures, and the request rate a day and a week ago with
 //! the peak of the windows that followed it then (`offset`), where Prometheus keeps data that
 //! old. The request histograms are matched by name (`LATENCY_HISTOGRAMS`): every Sock Shop
@@ -27,6 +27,8 @@ enum Measure {
     P95,
     P99,
     Replicas,
+    /// Targets whose scrape failed.
+    Unscraped,
     CpuContainer,
     CpuProcess,
     MemoryContainer,
@@ -89,6 +91,7 @@ fn promql(measure: Measure, plan: &QueryPlan) -> String {
         Measure::P95 => quantile(0.95),
         Measure::P99 => quantile(0.99),
         Measure::Replicas => "count by (job) (up == 1)".into(),
+        Measure::Unscraped => "count by (job) (up == 0)".into(),
         Measure::CpuContainer => by_compose_service(format!(
             r#"rate(container_cpu_usage_seconds_total{{{COMPOSE_SERVICE}!=""}}[{w}])"#
         )),
@@ -116,13 +119,14 @@ fn promql(measure: Measure, plan: &QueryPlan) -> String {
     }
 }
 
-const MEASURES: [Measure; 14] = [
+const MEASURES: [Measure; 15] = [
     Measure::RequestRate,
     Measure::ErrorRate,
     Measure::P50,
     Measure::P95,
     Measure::P99,
     Measure::Replicas,
+    Measure::Unscraped,
     Measure::CpuContainer,
     Measure::CpuProcess,
     Measure::MemoryContainer,
@@ -296,6 +300,7 @@ fn assemble(
             error_rate: get(Measure::ErrorRate).unwrap_or(0.0),
             latency,
             replicas: get(Measure::Replicas).map_or(0, |r| r.max(0.0) as u32),
+            replicas_unscraped: get(Measure::Unscraped).map_or(0, |r| r.max(0.0) as u32),
             cpu_per_replica,
             memory_per_replica,
             day_ago: season(0),
@@ -402,6 +407,7 @@ mod tests {
                 !matches!(
                     m,
                     Measure::Replicas
+                        | Measure::Unscraped
                         | Measure::CpuContainer
                         | Measure::CpuProcess
                         | Measure::MemoryContainer
