@@ -28,6 +28,9 @@ pub enum PolicySpec {
     Model(ModelKind, Option<u32>),
     /// `ensemble:majority|unanimous|weighted[:Q]`: the three models under a voting strategy.
     Ensemble(&'static str, Option<u32>),
+    /// `ensemble-blind`: the ensemble (majority, default quantile) blind to anomalies, as it
+    /// was before issue 15: no detection, no holds.
+    EnsembleBlind,
     /// `oracle`: the fewest replicas that meet the SLA, knowing the future.
     Oracle,
 }
@@ -128,12 +131,13 @@ impl PolicySpec {
                 Ok(PolicySpec::Predictive(target))
             }
             "oracle" => Ok(PolicySpec::Oracle),
+            "ensemble-blind" if arg.is_none() => Ok(PolicySpec::EnsembleBlind),
             _ => match ModelKind::parse(name) {
                 Some(kind) => Ok(PolicySpec::Model(kind, percentile(arg)?)),
                 None => Err(format!(
                     "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], holt-winters:T, xgboost[:Q], \
                      random_forest[:Q], logistic_regression[:Q], \
-                     ensemble:majority|unanimous|weighted[:Q], oracle"
+                     ensemble:majority|unanimous|weighted[:Q], ensemble-blind, oracle"
                 )),
             },
         }
@@ -141,7 +145,10 @@ impl PolicySpec {
 
     /// Whether it needs the trained models.
     pub fn needs_models(&self) -> bool {
-        matches!(self, PolicySpec::Model(..) | PolicySpec::Ensemble(..))
+        matches!(
+            self,
+            PolicySpec::Model(..) | PolicySpec::Ensemble(..) | PolicySpec::EnsembleBlind
+        )
     }
 }
 
@@ -158,6 +165,7 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Model(kind, Some(q)) => write!(f, "{}:{q}", kind.as_str()),
             PolicySpec::Ensemble(strategy, None) => write!(f, "ensemble:{strategy}"),
             PolicySpec::Ensemble(strategy, Some(q)) => write!(f, "ensemble:{strategy}:{q}"),
+            PolicySpec::EnsembleBlind => f.write_str("ensemble-blind"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -237,7 +245,7 @@ pub fn build(
                 Some(q) => format!("{name}, P{q}"),
                 None => name,
             };
-            Box::new(Voters::new(
+            Voters::new(
                 name,
                 models,
                 Ballot {
@@ -250,7 +258,7 @@ pub fn build(
                     .with_bounds(Some(bounds.min), Some(bounds.max)),
                 settings.interval,
                 settings.epoch,
-            )) as Box<dyn Policy>
+            )
         };
     let trained = || {
         trained.ok_or_else(|| anyhow::anyhow!("policy {spec} needs the trained models (--models)"))
@@ -272,13 +280,13 @@ pub fn build(
             settings.season_windows[0],
             settings.startup_windows() + 1,
         )),
-        PolicySpec::Model(kind, quantile) => voters(
+        PolicySpec::Model(kind, quantile) => Box::new(voters(
             kind.title().to_owned(),
             vec![trained()?.model(*kind)],
             Strategy::Majority,
             1,
             *quantile,
-        ),
+        )),
         PolicySpec::Ensemble(strategy, quantile) => {
             let trained = trained()?;
             let strategy = match *strategy {
@@ -286,12 +294,25 @@ pub fn build(
                 "weighted" => Strategy::Weighted(trained.weights.clone()),
                 _ => Strategy::Majority,
             };
-            voters(
+            Box::new(voters(
                 format!("ensemble ({})", strategy.name()),
                 ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
                 strategy,
                 ENSEMBLE_QUORUM,
                 *quantile,
+            ))
+        }
+        PolicySpec::EnsembleBlind => {
+            let trained = trained()?;
+            Box::new(
+                voters(
+                    format!("ensemble ({})", Strategy::Majority.name()),
+                    ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
+                    Strategy::Majority,
+                    ENSEMBLE_QUORUM,
+                    None,
+                )
+                .unaware(),
             )
         }
         PolicySpec::Oracle => Box::new(oracle.clone()),

@@ -38,6 +38,30 @@ pub enum Command {
     /// under KEDA's lag scaler, HPA on the consumers' CPU, a forecasting policy, the ensemble
     /// (the trained models as the fleet runs them on a group) and an oracle.
     Consumers(ConsumersArgs),
+    /// Replays traces with injected faults (dependency slowdowns, scrape losses) under HPA, the
+    /// seed's threshold scaler and the ensemble with and without anomaly awareness, and
+    /// measures the anomaly detector on them.
+    Faults(FaultsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FaultsArgs {
+    /// The directory of the real traces.
+    #[arg(long, env = "REPLAY_TRACES_DIR", default_value = "../shared/traces")]
+    pub traces_dir: PathBuf,
+    /// The traces (nasa, alibaba, twitter), each the part the evaluation replays.
+    #[arg(
+        long = "trace",
+        env = "REPLAY_TRACES",
+        value_delimiter = ',',
+        default_value = "twitter"
+    )]
+    pub traces: Vec<String>,
+    /// Minutes of replay each fault lasts.
+    #[arg(long, env = "REPLAY_FAULT_MINUTES", default_value = "5")]
+    pub fault_minutes: f64,
+    #[command(flatten)]
+    pub sim: SimArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -498,6 +522,15 @@ impl Validate for ReplayConfig {
                 evaluate.sim.validate()
             }
             Command::Calibrate(sim) => sim.validate(),
+            Command::Faults(faults) => {
+                standard_traces(&faults.traces)?;
+                if !(faults.fault_minutes.is_finite()
+                    && (0.5..=60.0).contains(&faults.fault_minutes))
+                {
+                    return Err("faults: --fault-minutes must be 0.5 to 60".into());
+                }
+                faults.sim.validate()
+            }
             Command::Consumers(consumers) => {
                 standard_traces(&consumers.traces)?;
                 let positive = [

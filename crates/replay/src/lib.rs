@@ -14,6 +14,7 @@ pub mod cli;
 pub mod consumers;
 pub mod evaluate;
 pub mod export;
+pub mod faults;
 pub mod history;
 pub mod plot;
 pub mod policy;
@@ -363,6 +364,39 @@ pub fn consumers_command(args: &cli::ConsumersArgs) -> anyhow::Result<String> {
             out.push_str(&consumers::goals(&figures));
             out.push('\n');
         }
+    }
+    Ok(out.trim_end().to_owned())
+}
+
+/// `replay faults`: the traces with injected faults; see [`faults`].
+pub fn faults_command(args: &cli::FaultsArgs) -> anyhow::Result<String> {
+    let settings = args.sim.settings();
+    let (model, _) = calibrated_model(&args.sim.dataset, &args.sim.experiments, &settings)?;
+    let model = model.with_profile(args.sim.profile());
+    let settings = args.sim.warmed_up(settings, &model)?;
+    let trained = Trained::load(&args.sim.models)?;
+    let mut out = String::new();
+    for key in &args.traces {
+        let trace = traces::standard(key)
+            .ok_or_else(|| anyhow::anyhow!("{key} is not nasa, alibaba or twitter"))?;
+        let load = traces::load(
+            &args.traces_dir.join(trace.file),
+            trace.start_minutes,
+            trace.length_minutes,
+            args.sim.compression,
+            Some(args.sim.peak_rps),
+        )?;
+        let study = faults::study(
+            trace.title,
+            &load,
+            &model,
+            &settings,
+            &trained,
+            args.fault_minutes,
+            args.sim.jobs(),
+        )?;
+        out.push_str(&faults::report(&study));
+        out.push('\n');
     }
     Ok(out.trim_end().to_owned())
 }

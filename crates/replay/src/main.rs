@@ -14,6 +14,7 @@ fn main() {
         Command::Export(args) => replay::export_command(args),
         Command::History(args) => replay::history_command(args),
         Command::Consumers(args) => replay::consumers_command(args),
+        Command::Faults(args) => replay::faults_command(args),
     };
     match result {
         Ok(out) => println!("{out}"),

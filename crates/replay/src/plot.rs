@@ -315,6 +315,8 @@ mod tests {
             p95,
             violation: false,
             capacity_rps: None,
+            not_load: false,
+            suspect_telemetry: false,
         }
     }
 

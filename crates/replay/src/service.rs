@@ -145,6 +145,26 @@ struct Replica {
     waiting: VecDeque<f64>,
 }
 
+/// A dependency every replica calls, slowed for a while (issue 15's fault): from `start` to
+/// `end` (seconds of the run) each request, after its own service time, also waits for one of
+/// the dependency's `slots` calls of `call` seconds, first come first served, and holds its
+/// replica's slot meanwhile. What the dependency serves (`slots / call` a second) does not grow
+/// with the replicas: more of them only queue more requests at it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slowdown {
+    pub start: f64,
+    pub end: f64,
+    pub call: f64,
+    pub slots: usize,
+}
+
+/// A slowdown and when each of its dependency's slots is next free.
+#[derive(Debug, Clone)]
+struct Dependency {
+    slowdown: Slowdown,
+    free_at: Vec<f64>,
+}
+
 /// The simulated service, advanced in time by the caller.
 pub struct Service {
     model: ServiceModel,
@@ -171,6 +191,8 @@ pub struct Service {
     served_latency: Histogram<u64>,
     /// Time integral of the replicas that exist.
     replica_seconds: f64,
+    /// Slowed dependencies (none unless injected).
+    dependencies: Vec<Dependency>,
 }
 
 impl Service {
@@ -195,10 +217,47 @@ impl Service {
             served_latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("static histogram bounds are valid"),
             replica_seconds: 0.0,
+            dependencies: Vec::new(),
             model,
         };
         service.scale_to(replicas.max(1), 0.0, 0.0);
         service
+    }
+
+    /// Injects `slowdowns` of a dependency.
+    pub fn with_slowdowns(mut self, slowdowns: &[Slowdown]) -> Self {
+        self.dependencies = slowdowns
+            .iter()
+            .map(|s| Dependency {
+                slowdown: s.clone(),
+                free_at: vec![s.start; s.slots.max(1)],
+            })
+            .collect();
+        self
+    }
+
+    /// When a request that leaves its replica's own work at `done` (having arrived at `t`) is
+    /// answered: at `done`, or after a call to a slowed dependency.
+    fn through_dependencies(&mut self, t: f64, done: f64) -> f64 {
+        let Some(dependency) = self
+            .dependencies
+            .iter_mut()
+            .find(|d| (d.slowdown.start..d.slowdown.end).contains(&t))
+        else {
+            return done;
+        };
+        let (slot, free) = dependency
+            .free_at
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, done));
+        let finish = free.max(done) + dependency.slowdown.call;
+        if let Some(f) = dependency.free_at.get_mut(slot) {
+            *f = finish;
+        }
+        finish
     }
 
     pub fn model(&self) -> &ServiceModel {
@@ -314,15 +373,28 @@ impl Service {
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((0, t));
         let start = free.max(t);
+        if start > t && replica.waiting.len() >= max_queue {
+            return self.answer(t + REFUSAL_SECONDS, REFUSAL_SECONDS, 0.0, true);
+        }
         if start > t {
-            if replica.waiting.len() >= max_queue {
-                return self.answer(t + REFUSAL_SECONDS, REFUSAL_SECONDS, 0.0, true);
-            }
             replica.waiting.push_back(start);
         }
-        let finish = start + service;
-        replica.free_at[slot] = finish;
-        self.answer(finish, finish - t, service, false);
+        let done = start + service;
+        let finish = self.through_dependencies(t, done);
+        // The slot is held through the dependency's call, if any.
+        let busy = if finish > done {
+            finish - start
+        } else {
+            service
+        };
+        if let Some(free) = self
+            .replicas
+            .get_mut(self.next)
+            .and_then(|r| r.free_at.get_mut(slot))
+        {
+            *free = finish;
+        }
+        self.answer(finish, finish - t, busy, false);
     }
 
     /// Counts an answer completing at `at` after `latency`, having held a slot for `busy`.

@@ -3,10 +3,13 @@
 //! figures that compare policies.
 
 use crate::policy::{Bounds, Context, Policy};
-use crate::service::{Service, ServiceModel, Window};
+use crate::service::{Service, ServiceModel, Slowdown, Window};
 use contract::Features;
 use decision::Guardrails;
-use features::{Capacity, CapacitySettings, FeatureBuilder, FeatureSettings, SEASON_RISE_WINDOWS};
+use features::{
+    Capacity, CapacitySettings, FeatureBuilder, FeatureSettings, Finding, Observation,
+    SEASON_RISE_WINDOWS,
+};
 use indicatif::ProgressBar;
 use models::Sla;
 use serde::Serialize;
@@ -38,6 +41,38 @@ pub struct Settings {
     /// What the capacity estimate knows when the run starts: what a deployed aggregator would
     /// have learned before (see [`crate::evaluate::warm_capacity`]); none: the prior.
     pub capacity_start: Option<Capacity>,
+    /// Faults injected into the run (none by default).
+    pub faults: Faults,
+}
+
+/// Faults to inject (issue 15): a slowed dependency, and scrapes that fail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    pub slowdowns: Vec<Slowdown>,
+    pub scrape_losses: Vec<ScrapeLoss>,
+}
+
+/// From `start` to `end` (seconds of the run), Prometheus fails to scrape `share` of the ready
+/// replicas (rounded, at least one replica still scraped): the aggregator reads their load as
+/// missing and counts them under `up == 0`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrapeLoss {
+    pub start: f64,
+    pub end: f64,
+    pub share: f64,
+}
+
+impl Faults {
+    /// Whether `t` is within a slowdown; within a scrape loss.
+    pub fn at(&self, t: f64) -> (bool, Option<f64>) {
+        let slow = self.slowdowns.iter().any(|s| (s.start..s.end).contains(&t));
+        let lost = self
+            .scrape_losses
+            .iter()
+            .find(|s| (s.start..s.end).contains(&t))
+            .map(|s| s.share);
+        (slow, lost)
+    }
 }
 
 impl Settings {
@@ -89,6 +124,7 @@ impl Default for Settings {
             season_windows: Settings::season_windows(6.0, 10.0),
             capacity_prior_rps: features::DEFAULT_PRIOR_RPS,
             capacity_start: None,
+            faults: Faults::default(),
         }
     }
 }
@@ -114,6 +150,10 @@ pub struct WindowRecord {
     pub violation: bool,
     /// The simulated aggregator's capacity estimate per replica, requests per second.
     pub capacity_rps: Option<f64>,
+    /// The detector flagged latency or errors that are not load (for anomaly-aware policies).
+    pub not_load: bool,
+    /// The detector flagged lost traffic or scrapes.
+    pub suspect_telemetry: bool,
 }
 
 /// The figures of one run.
@@ -181,8 +221,12 @@ pub fn run_with(
         interval,
         settings.bounds().clamp(initial),
         settings.seed,
-    );
-    let mut builder = FeatureBuilder::with_settings(settings.features());
+    )
+    .with_slowdowns(&settings.faults.slowdowns);
+    let mut builder = FeatureBuilder::with_settings(FeatureSettings {
+        anomalies: policy.anomaly_aware(),
+        ..settings.features()
+    });
     if let Some(start) = &settings.capacity_start {
         builder.restore_capacities([(load.name.clone(), start.clone())].into());
     }
@@ -190,6 +234,7 @@ pub fn run_with(
     let mut rates: Vec<f64> = Vec::with_capacity((load.duration / interval) as usize + 1);
     let mut recent: Vec<Window> = Vec::with_capacity(RECENT_WINDOWS + 1);
     let mut features: Option<Features> = None;
+    let mut findings: Vec<Finding> = Vec::new();
     let mut records = Vec::with_capacity((load.duration / interval) as usize + 1);
     let mut actions = 0;
     let period = policy.period().max(1e-3);
@@ -212,7 +257,11 @@ pub fn run_with(
             observation.day_ago = season(settings.season_windows[0]);
             observation.week_ago = season(settings.season_windows[1]);
             rates.push(window.served_rps);
+            if let (_, Some(share)) = settings.faults.at(now - interval / 2.0) {
+                lose_scrapes(&mut observation, share);
+            }
             features = builder.push(&load.name, observation).ok();
+            findings = builder.findings(&load.name).to_vec();
             records.push(WindowRecord {
                 end: now,
                 offered_rps: window.offered_rps,
@@ -223,6 +272,8 @@ pub fn run_with(
                     .as_ref()
                     .is_some_and(|f| settings.sla.violated_by(f)),
                 capacity_rps: features.as_ref().and_then(|f| f.capacity_per_replica),
+                not_load: findings.iter().any(|f| f.kind.not_load()),
+                suspect_telemetry: findings.iter().any(|f| f.kind.suspect_telemetry()),
             });
             if let Some(record) = records.last() {
                 on_window(record, features.as_ref());
@@ -242,6 +293,7 @@ pub fn run_with(
                 now,
                 windows: &recent,
                 features: features.as_ref(),
+                anomalies: &findings,
                 existing,
             }));
             if target != existing {
@@ -270,6 +322,21 @@ pub fn run_with(
             .cloned()
             .unwrap_or_default(),
     }
+}
+
+/// What the aggregator reads when Prometheus fails to scrape `share` of the replicas: their
+/// load is missing and they count as unscraped targets.
+fn lose_scrapes(observation: &mut Observation, share: f64) {
+    let ready = observation.replicas;
+    let lost = ((f64::from(ready) * share).round() as u32).min(ready.saturating_sub(1));
+    if lost == 0 {
+        return;
+    }
+    let kept = f64::from(ready - lost) / f64::from(ready);
+    observation.request_rate *= kept;
+    observation.error_rate *= kept;
+    observation.replicas = ready - lost;
+    observation.replicas_unscraped = lost;
 }
 
 #[cfg(test)]

@@ -141,6 +141,7 @@ mod tests {
             now,
             windows: &windows,
             features: None,
+            anomalies: &[],
             existing,
         })
     }

@@ -25,6 +25,7 @@ pub use voters::{Ballot, Voters};
 
 use crate::service::Window;
 use contract::Features;
+use features::Finding;
 
 /// The replica counts every policy stays within.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct Context<'a> {
     pub windows: &'a [Window],
     /// The aggregator's feature vector of the newest window.
     pub features: Option<&'a Features>,
+    /// What the anomaly detector found in that window (only for anomaly-aware policies).
+    pub anomalies: &'a [Finding],
     /// Replicas that exist, starting ones included (what the Docker engine lists).
     pub existing: u32,
 }
@@ -60,6 +63,11 @@ pub trait Policy: Send {
     fn period(&self) -> f64;
     /// The replica count to go to.
     fn decide(&mut self, context: &Context<'_>) -> u32;
+    /// Whether the simulated aggregator looks for anomalies for it (their windows then teach
+    /// the capacity estimate nothing) and it reads them.
+    fn anomaly_aware(&self) -> bool {
+        false
+    }
     /// The count to start with, where the policy has its own (a static count); the others
     /// start where the oracle does.
     fn initial(&self) -> Option<u32> {

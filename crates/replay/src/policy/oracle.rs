@@ -256,6 +256,7 @@ mod tests {
                 now,
                 windows: &[],
                 features: None,
+                anomalies: &[],
                 existing: 1,
             })
         };

@@ -205,6 +205,7 @@ mod tests {
                 now: f64::from(k) * 10.0,
                 windows: &windows,
                 features: None,
+                anomalies: &[],
                 existing: ready,
             };
             ours = p.decide(&context);

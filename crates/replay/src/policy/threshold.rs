@@ -94,6 +94,7 @@ mod tests {
                 now: 40.0,
                 windows,
                 features: None,
+                anomalies: &[],
                 existing,
             })
         };

@@ -7,7 +7,7 @@
 use super::{Context, Policy};
 use chrono::{DateTime, Utc};
 use contract::{FeatureVector, VoteSummary};
-use decision::{Guardrails, History, Strategy};
+use decision::{AnomalyHolds, Guardrails, History, Strategy};
 use models::LoadedModel;
 use std::sync::Arc;
 
@@ -31,6 +31,8 @@ pub struct Voters {
     period: f64,
     /// Unix seconds of the run's time 0, for the guardrails' clock.
     epoch: i64,
+    /// Reads the window's anomalies and holds as the scaler does (on by default).
+    aware: bool,
 }
 
 impl Voters {
@@ -51,7 +53,16 @@ impl Voters {
             history: History::default(),
             period,
             epoch,
+            aware: true,
         }
+    }
+
+    /// The same policy blind to anomalies, as before issue 15: no detection (every window
+    /// teaches the capacity estimate), no holds.
+    pub fn unaware(mut self) -> Self {
+        self.aware = false;
+        self.name = format!("{}, anomaly-blind", self.name);
+        self
     }
 
     fn clock(&self, now: f64) -> DateTime<Utc> {
@@ -80,9 +91,15 @@ impl Voters {
 
     /// Counts `votes` as the scaler does, on `current` replicas at `now` (seconds of the run):
     /// the count to go to, remembered by the guardrails when it is a change.
-    fn count(&mut self, votes: &[VoteSummary], current: u32, now: f64) -> u32 {
+    fn count(
+        &mut self,
+        votes: &[VoteSummary],
+        current: u32,
+        now: f64,
+        holds: &AnomalyHolds,
+    ) -> u32 {
         let now = self.clock(now);
-        let plan = decision::plan(
+        let mut plan = decision::plan(
             &self.ballot.strategy,
             self.ballot.quorum,
             votes,
@@ -91,6 +108,7 @@ impl Voters {
             &mut self.history,
             now,
         );
+        plan.hold_for(current, holds);
         let target = plan.verdict.target;
         if target != current {
             self.history.record_change(current, target, now);
@@ -107,7 +125,7 @@ impl Voters {
                 .ok()?
                 .pop()
         });
-        self.count(&votes, current, now)
+        self.count(&votes, current, now, &AnomalyHolds::default())
     }
 }
 
@@ -120,12 +138,28 @@ impl Policy for Voters {
         self.period
     }
 
+    fn anomaly_aware(&self) -> bool {
+        self.aware
+    }
+
     fn decide(&mut self, context: &Context<'_>) -> u32 {
         let current = context.existing;
         let Some(features) = context.features else {
             return current;
         };
         let votes = self.summaries(|model, level| model.vote(features, level).ok());
-        self.count(&votes, current, context.now)
+        let holds = if self.aware {
+            AnomalyHolds::from_anomalies(
+                context
+                    .anomalies
+                    .iter()
+                    .map(|f| (f.kind, f.detail.as_str())),
+                true,
+                true,
+            )
+        } else {
+            AnomalyHolds::default()
+        };
+        self.count(&votes, current, context.now, &holds)
     }
 }

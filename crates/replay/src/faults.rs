@@ -1,0 +1,299 @@
+//! `replay faults`: the traces with injected faults (issue 15), under HPA, the seed's threshold
+//! scaler and the ensemble with and without anomaly awareness, and the detector's precision and
+//! recall on what was injected.
+//!
+//! Three dependency slowdowns (at a quarter, half and three quarters of the run) and three
+//! scrape losses (between them), each `--fault-minutes` of replay long. During a slowdown
+//! every request also calls a dependency that serves 60 % of the load offered when it began
+//! (`SLOWED_SHARE`), `SLOW_CALL_SEC` a call, holding its replica's slot: latency and errors rise,
+//! and more replicas only queue more requests at the dependency. During a scrape loss half the
+//! replicas are not scraped.
+
+use crate::catalog::{PolicySpec, Trained};
+use crate::evaluate::{Replayed, run_policies};
+use crate::policy::{Capacities, Oracle};
+use crate::service::{ServiceModel, Slowdown};
+use crate::simulation::{Faults, Run, ScrapeLoss, Settings, WindowRecord};
+use crate::traces::TraceLoad;
+use std::fmt::Write;
+
+/// Seconds a call to the slowed dependency takes.
+pub const SLOW_CALL_SEC: f64 = 0.4;
+/// What the slowed dependency serves, as a share of the load offered when the slowdown began.
+pub const SLOWED_SHARE: f64 = 0.6;
+/// Share of the replicas not scraped during a scrape loss.
+pub const LOST_SHARE: f64 = 0.5;
+/// Windows after a fault in which a flag still counts as caused by it (queues drain).
+const AFTERMATH_WINDOWS: f64 = 6.0;
+
+/// The policies compared with faults.
+pub fn policies() -> Vec<PolicySpec> {
+    vec![
+        PolicySpec::Hpa(
+            crate::catalog::REFERENCE_HPA,
+            crate::catalog::HPA_STABILIZATION,
+        ),
+        PolicySpec::Threshold,
+        PolicySpec::Ensemble("majority", None),
+        PolicySpec::EnsembleBlind,
+    ]
+}
+
+/// The faults of a run of `duration` seconds on `load`, each `length` seconds.
+pub fn schedule(load: &TraceLoad, length: f64) -> Faults {
+    let at = |share: f64| load.duration * share;
+    Faults {
+        slowdowns: [0.25, 0.5, 0.75]
+            .map(|s| Slowdown {
+                start: at(s),
+                end: at(s) + length,
+                call: SLOW_CALL_SEC,
+                slots: (SLOWED_SHARE * load.rate(at(s)) * SLOW_CALL_SEC)
+                    .round()
+                    .max(1.0) as usize,
+            })
+            .to_vec(),
+        scrape_losses: [0.375, 0.625, 0.875]
+            .map(|s| ScrapeLoss {
+                start: at(s),
+                end: at(s) + length,
+                share: LOST_SHARE,
+            })
+            .to_vec(),
+    }
+}
+
+/// What one policy did in the faults.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FaultFigures {
+    pub policy: String,
+    pub violation_minutes: f64,
+    pub replica_minutes: f64,
+    /// Replicas added during the slowdowns: the most that existed in each less those at its
+    /// start, summed.
+    pub added_in_slowdowns: u32,
+    /// Replicas removed during the scrape losses, likewise.
+    pub removed_in_scrape_losses: u32,
+}
+
+fn within(w: &WindowRecord, start: f64, end: f64) -> bool {
+    w.end > start && w.end <= end
+}
+
+/// The figures of `run` under `faults`.
+pub fn figures(run: &Run, faults: &Faults) -> FaultFigures {
+    let change = |start: f64, end: f64, up: bool| -> u32 {
+        let before = run
+            .windows
+            .iter()
+            .rfind(|w| w.end <= start)
+            .map_or(0, |w| w.existing);
+        let during = run.windows.iter().filter(|w| within(w, start, end));
+        if up {
+            during
+                .map(|w| w.existing)
+                .max()
+                .unwrap_or(before)
+                .saturating_sub(before)
+        } else {
+            before.saturating_sub(during.map(|w| w.existing).min().unwrap_or(before))
+        }
+    };
+    FaultFigures {
+        policy: run.summary.policy.clone(),
+        violation_minutes: run.summary.violation_minutes,
+        replica_minutes: run.summary.replica_minutes,
+        added_in_slowdowns: faults
+            .slowdowns
+            .iter()
+            .map(|s| change(s.start, s.end, true))
+            .sum(),
+        removed_in_scrape_losses: faults
+            .scrape_losses
+            .iter()
+            .map(|s| change(s.start, s.end, false))
+            .sum(),
+    }
+}
+
+/// The detector's precision and recall in an anomaly-aware run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Detection {
+    /// Share of the slowdowns' windows flagged as not load.
+    pub slowdown_recall: f64,
+    /// Share of the scrape losses' windows flagged as suspect telemetry.
+    pub scrape_recall: f64,
+    /// Share of flagged windows within a fault or the few windows after it.
+    pub precision: f64,
+    pub flagged: usize,
+    pub windows: usize,
+}
+
+pub fn detection(run: &Run, faults: &Faults, interval: f64) -> Detection {
+    let after = AFTERMATH_WINDOWS * interval;
+    let share = |hit: usize, of: usize| if of == 0 { 0.0 } else { hit as f64 / of as f64 };
+    let recall = |spans: &[(f64, f64)], flag: fn(&WindowRecord) -> bool| {
+        let inside: Vec<&WindowRecord> = run
+            .windows
+            .iter()
+            .filter(|w| spans.iter().any(|(s, e)| within(w, *s, *e)))
+            .collect();
+        share(inside.iter().filter(|w| flag(w)).count(), inside.len())
+    };
+    let slow: Vec<(f64, f64)> = faults.slowdowns.iter().map(|s| (s.start, s.end)).collect();
+    let lost: Vec<(f64, f64)> = faults
+        .scrape_losses
+        .iter()
+        .map(|s| (s.start, s.end))
+        .collect();
+    let flagged: Vec<&WindowRecord> = run
+        .windows
+        .iter()
+        .filter(|w| w.not_load || w.suspect_telemetry)
+        .collect();
+    let caused = flagged
+        .iter()
+        .filter(|w| {
+            slow.iter()
+                .chain(&lost)
+                .any(|(s, e)| within(w, *s, *e + after))
+        })
+        .count();
+    Detection {
+        slowdown_recall: recall(&slow, |w| w.not_load),
+        scrape_recall: recall(&lost, |w| w.suspect_telemetry),
+        precision: share(caused, flagged.len()),
+        flagged: flagged.len(),
+        windows: run.windows.len(),
+    }
+}
+
+/// One trace, with and without the faults.
+pub struct Study {
+    pub title: String,
+    pub faulty: Vec<FaultFigures>,
+    pub clean: Vec<FaultFigures>,
+    pub detection: Detection,
+    /// Windows flagged in the anomaly-aware ensemble's run without faults, of all.
+    pub clean_flagged: (usize, usize),
+}
+
+/// Runs the study on `load`.
+pub fn study(
+    title: &str,
+    load: &TraceLoad,
+    model: &ServiceModel,
+    settings: &Settings,
+    trained: &Trained,
+    fault_minutes: f64,
+    jobs: usize,
+) -> anyhow::Result<Study> {
+    let faults = schedule(load, fault_minutes * 60.0);
+    let faulty_settings = Settings {
+        faults: faults.clone(),
+        ..settings.clone()
+    };
+    // The policies here take only their first count from the oracle.
+    let capacities = Capacities::rough(model, settings.guardrails.max_replicas);
+    let oracle = Oracle::plan(&|t| load.rate(t), load.duration, &capacities, settings);
+    let replayed = |settings| Replayed {
+        name: title,
+        load,
+        oracle: &oracle,
+        model,
+        settings,
+    };
+    let policies = policies();
+    let faulty = run_policies(
+        &[replayed(&faulty_settings)],
+        &policies,
+        Some(trained),
+        jobs,
+    )?
+    .pop()
+    .unwrap_or_default();
+    let clean_policies = [
+        PolicySpec::Ensemble("majority", None),
+        PolicySpec::EnsembleBlind,
+    ];
+    let clean = run_policies(&[replayed(settings)], &clean_policies, Some(trained), jobs)?
+        .pop()
+        .unwrap_or_default();
+    let aware = faulty
+        .get(2)
+        .ok_or_else(|| anyhow::anyhow!("the anomaly-aware ensemble did not run"))?;
+    let clean_aware = clean
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("the anomaly-aware ensemble did not run"))?;
+    let none = Faults::default();
+    Ok(Study {
+        title: title.to_owned(),
+        faulty: faulty.iter().map(|r| figures(r, &faults)).collect(),
+        clean: clean.iter().map(|r| figures(r, &none)).collect(),
+        detection: detection(aware, &faults, settings.interval),
+        clean_flagged: (
+            clean_aware
+                .windows
+                .iter()
+                .filter(|w| w.not_load || w.suspect_telemetry)
+                .count(),
+            clean_aware.windows.len(),
+        ),
+    })
+}
+
+/// The study as Markdown.
+pub fn report(study: &Study) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "### {}\n", study.title);
+    let _ = writeln!(
+        out,
+        "| policy | violation minutes | replica-minutes | replicas added in slowdowns | replicas removed in scrape losses |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    for f in &study.faulty {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {:.0} | {} | {} |",
+            f.policy,
+            f.violation_minutes,
+            f.replica_minutes,
+            f.added_in_slowdowns,
+            f.removed_in_scrape_losses
+        );
+    }
+    let d = &study.detection;
+    let _ = writeln!(
+        out,
+        "\nDetector (anomaly-aware ensemble's run): slowdown windows flagged as not load {:.0} %, \
+         scrape-loss windows flagged as suspect telemetry {:.0} %, precision {:.0} % ({} of {} windows flagged).",
+        d.slowdown_recall * 100.0,
+        d.scrape_recall * 100.0,
+        d.precision * 100.0,
+        d.flagged,
+        d.windows
+    );
+    let (flagged, windows) = study.clean_flagged;
+    let _ = writeln!(
+        out,
+        "\nWithout faults: {flagged} of {windows} windows flagged ({:.2} %).\n",
+        if windows == 0 {
+            0.0
+        } else {
+            flagged as f64 / windows as f64 * 100.0
+        }
+    );
+    let _ = writeln!(
+        out,
+        "| policy, no faults | violation minutes | replica-minutes |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|");
+    for f in &study.clean {
+        let _ = writeln!(
+            out,
+            "| {} | {:.1} | {:.0} |",
+            f.policy, f.violation_minutes, f.replica_minutes
+        );
+    }
+    out
+}
