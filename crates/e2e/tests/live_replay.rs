@@ -87,6 +87,8 @@ fn real_windows(
             p95: v.features.latency_p95,
             violation: sla.violated_by(&v.features),
             capacity_rps: v.features.capacity_per_replica,
+            not_load: false,
+            suspect_telemetry: false,
         })
         .collect();
     windows.sort_by(|a, b| a.end.total_cmp(&b.end));

@@ -95,6 +95,11 @@ pub struct AggregatorConfig {
     #[arg(long, env = "METRICS_TOPIC", default_value = contract::METRICS_TOPIC)]
     pub metrics_topic: String,
 
+    /// Topic the anomalies found in the windows are published to (production mode), keyed by
+    /// service.
+    #[arg(long, env = "ANOMALIES_TOPIC", default_value = contract::ANOMALIES_TOPIC)]
+    pub anomalies_topic: String,
+
     /// CSV the rows are appended to (development mode).
     #[arg(
         long,
@@ -211,6 +216,12 @@ impl Validate for AggregatorConfig {
             ));
         }
         self.sla().check()?;
+        if self.anomalies_topic.trim().is_empty() {
+            return Err(
+                "ANOMALIES_TOPIC is empty; name the topic anomalies go to (default anomalies)"
+                    .into(),
+            );
+        }
         if self.metrics_topic.trim().is_empty() {
             return Err("METRICS_TOPIC (--metrics-topic) is empty".into());
         }

@@ -71,6 +71,7 @@ impl Application {
                 let sink = Sink::Kafka {
                     producer: producer.clone(),
                     topic: config.metrics_topic.clone(),
+                    anomalies_topic: config.anomalies_topic.clone(),
                 };
                 (sink, Some(producer))
             }
@@ -162,7 +163,7 @@ impl Application {
         match self.config.mode {
             Mode::Production => {
                 let topic = self.config.metrics_topic.as_str();
-                let topics = [topic];
+                let topics = [topic, self.config.anomalies_topic.as_str()];
                 let create = || ensure_topics(&self.config.kafka, &topics);
                 if !service_runtime::retry::until_ok(
                     &stop,

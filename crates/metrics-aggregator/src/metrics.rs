@@ -29,6 +29,10 @@ pub struct AggregatorMetrics {
     pub capacity: GaugeVec,
     /// Load per replica over that capacity, per service.
     pub capacity_utilization: GaugeVec,
+    /// Anomalies found, by kind.
+    pub anomalies: IntCounterVec,
+    /// 1 while a service's last window showed an anomaly of a kind, else 0.
+    pub anomaly: GaugeVec,
 }
 
 impl AggregatorMetrics {
@@ -100,7 +104,26 @@ impl AggregatorMetrics {
                 "aggregator_capacity_utilization",
                 "Load per replica over the learned capacity",
             )?,
+            anomalies: counter(
+                "aggregator_anomalies_total",
+                "Anomalies found in the services' windows (published on ANOMALIES_TOPIC), by kind",
+                "kind",
+            )?,
+            anomaly: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "aggregator_anomaly",
+                        "1 while the service's last window showed an anomaly of this kind, else 0",
+                    ),
+                    &["service", "kind"],
+                )?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
         };
+        for kind in contract::AnomalyKind::ALL {
+            metrics.anomalies.with_label_values(&[kind.as_str()]);
+        }
         for outcome in ["ok", "failed"] {
             metrics.polls.with_label_values(&[outcome]);
         }

@@ -15,7 +15,7 @@ use crate::prometheus::{
 };
 use crate::sink::Sink;
 use chrono::{DateTime, Utc};
-use contract::FeatureVector;
+use contract::{Anomaly, AnomalyKind, FeatureVector};
 use features::{Capacity, FeatureBuilder, FeatureSettings, LONG_WINDOWS};
 use service_runtime::ops::Health;
 use std::collections::{BTreeMap, HashMap};
@@ -189,8 +189,17 @@ impl Poller {
             return;
         };
         self.metrics.services.set(observed.len() as i64);
-        let vectors = self.build(at, observed);
+        let (vectors, anomalies) = self.build(at, observed);
         self.save_capacities().await;
+        let anomaly_errors = self.sink.publish_anomalies(&anomalies).await;
+        if let Some(first) = anomaly_errors.first() {
+            self.metrics
+                .publish_errors
+                .with_label_values(&[self.sink.name()])
+                .inc_by(anomaly_errors.len() as u64);
+            tracing::warn!(error = %first, failed = anomaly_errors.len(),
+                "anomalies could not be published; the scaler will not hold for them");
+        }
         let count = vectors.len();
         let (delivered, errors) = self.sink.publish(vectors).await;
         let sink = self.sink.name();
@@ -285,8 +294,9 @@ impl Poller {
         }
     }
 
-    /// Features of every observed service; skipped ones are counted and logged once.
-    fn build(&mut self, at: u64, mut observed: Window) -> Vec<FeatureVector> {
+    /// Features of every observed service, and the anomalies found in them; skipped ones are
+    /// counted and logged once.
+    fn build(&mut self, at: u64, mut observed: Window) -> (Vec<FeatureVector>, Vec<Anomaly>) {
         observed.retain(|service, _| !self.settings.group_services.contains(service));
         self.skipping
             .retain(|service, _| observed.contains_key(service));
@@ -296,6 +306,7 @@ impl Poller {
             .retain(|service| observed.contains_key(service));
         let produced_at = Utc::now();
         let mut vectors = Vec::with_capacity(observed.len());
+        let mut anomalies = Vec::new();
         for (service, observation) in observed {
             if let Ok(o) = &observation {
                 self.note_fallbacks(&service, o.fallbacks);
@@ -324,6 +335,33 @@ impl Poller {
                     if self.skipping.remove(&service).is_some() {
                         tracing::info!(%service, "feature vectors resume");
                     }
+                    let found = self.builder.findings(&service);
+                    for kind in AnomalyKind::ALL {
+                        let finding = found.iter().find(|f| f.kind == kind);
+                        let gauge = self
+                            .metrics
+                            .anomaly
+                            .with_label_values(&[service.as_str(), kind.as_str()]);
+                        let was = gauge.get() > 0.0;
+                        gauge.set(if finding.is_some() { 1.0 } else { 0.0 });
+                        match finding {
+                            Some(f) => {
+                                self.metrics
+                                    .anomalies
+                                    .with_label_values(&[kind.as_str()])
+                                    .inc();
+                                if !was {
+                                    tracing::warn!(%service, kind = kind.as_str(), detail = %f.detail,
+                                        "anomaly: published on the anomalies topic every window it lasts");
+                                }
+                                anomalies.push(f.to_anomaly(&service, at, produced_at));
+                            }
+                            None if was => {
+                                tracing::info!(%service, kind = kind.as_str(), "anomaly over")
+                            }
+                            None => {}
+                        }
+                    }
                     vectors.push(FeatureVector {
                         service,
                         window_id: at,
@@ -345,7 +383,7 @@ impl Poller {
                 }
             }
         }
-        vectors
+        (vectors, anomalies)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Where feature vectors go: Kafka in production mode, the CSV in development mode.
 
-use contract::FeatureVector;
+use contract::{Anomaly, FeatureVector};
 use service_runtime::csv_log::CsvLog;
 use service_runtime::kafka::JsonProducer;
 
@@ -11,6 +11,8 @@ pub enum Sink {
     Kafka {
         producer: JsonProducer,
         topic: String,
+        /// Where anomalies go.
+        anomalies_topic: String,
     },
     /// Append rows to the development CSV.
     Csv(CsvLog),
@@ -25,10 +27,39 @@ impl Sink {
         }
     }
 
+    /// Publishes the window's anomalies (Kafka only: the development CSV has no place for
+    /// them; they are logged and counted in both modes); returns the errors.
+    pub async fn publish_anomalies(&self, anomalies: &[Anomaly]) -> Vec<String> {
+        let Sink::Kafka {
+            producer,
+            anomalies_topic,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let mut sends = Vec::with_capacity(anomalies.len());
+        for a in anomalies {
+            sends.push(producer.queue(anomalies_topic, a).await);
+        }
+        futures::future::join_all(sends)
+            .await
+            .into_iter()
+            .zip(anomalies)
+            .filter_map(|(result, a)| {
+                result
+                    .err()
+                    .map(|e| format!("anomaly of {} window {}: {e}", a.service, a.window_id))
+            })
+            .collect()
+    }
+
     /// Delivers the vectors; returns how many were delivered and the errors of the others.
     pub async fn publish(&self, vectors: Vec<FeatureVector>) -> (usize, Vec<String>) {
         match self {
-            Sink::Kafka { producer, topic } => {
+            Sink::Kafka {
+                producer, topic, ..
+            } => {
                 // Queued in order: a service's windows (a backfill sends several) reach their
                 // partition in order, which sends racing for room in a full queue would not keep.
                 let mut sends = Vec::with_capacity(vectors.len());

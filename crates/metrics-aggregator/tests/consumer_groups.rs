@@ -144,6 +144,7 @@ async fn a_groups_lag_and_rates_go_to_metrics_and_an_unreadable_one_is_counted()
         sink: Sink::Kafka {
             producer: producer.clone(),
             topic: vectors_topic.clone(),
+            anomalies_topic: format!("{vectors_topic}-anomalies"),
         },
         interval_secs: 10,
         features: features::FeatureSettings::new(4, 10),
