@@ -11,7 +11,7 @@ files=(-f docker-compose.yml -f docker/kafka-security/docker-compose.sasl.yml)
 kafka() { docker compose "${files[@]}" exec -T kafka /opt/kafka/bin/"$@" --bootstrap-server 127.0.0.1:9094; }
 PARTITIONS="${KAFKA_TOPIC_PARTITIONS:-3}"
 
-for topic in metrics model-votes scaling-decisions; do
+for topic in metrics model-votes scaling-decisions anomalies; do
   kafka kafka-topics.sh --create --if-not-exists --topic "$topic" --partitions "$PARTITIONS" --replication-factor 1
 done
 
@@ -29,6 +29,7 @@ done
 acl() { kafka kafka-acls.sh --add --allow-principal "User:$1" "${@:2}" >/dev/null; }
 # Only the aggregator writes feature vectors.
 acl metrics-aggregator --operation Write --operation Describe --topic metrics
+acl metrics-aggregator --operation Write --operation Describe --topic anomalies
 # The voters read them (each model its own group, ml-inference-<model>) and are the only
 # writers of votes.
 acl ml-inference --operation Read --operation Describe --topic metrics
