@@ -38,5 +38,7 @@ acl ml-inference --operation Write --operation Describe --topic model-votes
 # The scaler reads the votes and writes the decisions.
 acl authoritative-scaler --operation Read --operation Describe --topic model-votes
 acl authoritative-scaler --operation Read --group authoritative-scaler
+acl authoritative-scaler --operation Read --operation Describe --topic anomalies
+acl authoritative-scaler --operation Read --group authoritative-scaler-anomalies
 acl authoritative-scaler --operation Write --operation Describe --topic scaling-decisions
 kafka kafka-acls.sh --list

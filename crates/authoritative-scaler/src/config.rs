@@ -214,6 +214,17 @@ pub struct ScalerConfig {
     /// it is held where it is.
     #[arg(long, env = "FALLBACK_REPLICAS")]
     pub fallback_replicas: Option<u32>,
+    /// Hold a scale-up while the aggregator finds latency or errors that the service's load
+    /// does not explain (anomalies `latency_without_load`, `errors_without_load`): more replicas
+    /// would not help a slow or failing dependency.
+    #[arg(long, env = "HOLD_SCALE_UP_ON_ANOMALY", default_value_t = true, action = ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub hold_scale_up_on_anomaly: bool,
+    /// Hold a scale-down while the service's telemetry is suspect (anomalies `traffic_loss`,
+    /// `scrape_loss`): a quiet reading may not be a quiet service.
+    #[arg(long, env = "HOLD_SCALE_DOWN_ON_SUSPECT_TELEMETRY", default_value_t = true,
+          action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub hold_scale_down_on_suspect_telemetry: bool,
     /// Decide and log, but change nothing.
     #[arg(long, env = "DRY_RUN", default_value_t = false, action = ArgAction::Set, num_args = 0..=1,
           default_missing_value = "true")]
@@ -246,6 +257,9 @@ pub struct ScalerConfig {
     /// Topic the decision records are published to.
     #[arg(long, env = "DECISIONS_TOPIC", default_value = contract::DECISIONS_TOPIC)]
     pub decisions_topic: String,
+    /// Topic of the aggregator's anomalies (read with the group CONSUMER_GROUP-anomalies).
+    #[arg(long, env = "ANOMALIES_TOPIC", default_value = contract::ANOMALIES_TOPIC)]
+    pub anomalies_topic: String,
     /// Consumer group.
     #[arg(long, env = "CONSUMER_GROUP", default_value = "authoritative-scaler")]
     pub consumer_group: String,

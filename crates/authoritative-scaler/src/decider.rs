@@ -136,6 +136,8 @@ pub struct Decider {
     pub(crate) metrics: ScalerMetrics,
     /// Refusal warnings, one per reason every ten seconds.
     pub(crate) refusal_log: LogThrottle,
+    /// The aggregator's anomalies, read beside the votes.
+    pub(crate) anomalies: Arc<crate::anomalies::Anomalies>,
 }
 
 /// Retries `call` with backoff while its error may pass.
@@ -567,7 +569,7 @@ impl Decider {
         self.votes_came(&service, current);
         let guardrails = self.guardrails_for(&service, &state);
         let history = self.histories.entry(service.clone()).or_default();
-        let plan = decision::plan(
+        let mut plan = decision::plan(
             &self.strategy,
             self.config.min_votes,
             &record.votes,
@@ -576,6 +578,24 @@ impl Decider {
             history,
             Utc::now(),
         );
+        let holds = self.anomalies.holds(
+            &service,
+            record.window_id,
+            self.config.hold_scale_up_on_anomaly,
+            self.config.hold_scale_down_on_suspect_telemetry,
+        );
+        plan.hold_for(current, &holds);
+        if let Some(held) = plan.verdict.applied.iter().find(|h| {
+            matches!(
+                h,
+                decision::Held::NotLoad | decision::Held::SuspectTelemetry
+            )
+        }) {
+            self.metrics
+                .anomaly_holds
+                .with_label_values(&[held.as_str()])
+                .inc();
+        }
         record.action = plan.tallied.action;
         record.average_confidence = plan.tallied.average_confidence;
         record.current_replicas = current;
@@ -766,6 +786,7 @@ mod tests {
             durable: true,
             metrics: ScalerMetrics::register(&prometheus::Registry::new()).unwrap(),
             refusal_log: Default::default(),
+            anomalies: Default::default(),
         }
     }
 

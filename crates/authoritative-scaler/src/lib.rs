@@ -12,6 +12,7 @@
 //! Only one scaler acts on a journal: it holds the lock beside it (`lock.rs`); another started on
 //! the same journal stands by until the lock is free, then restores and goes on.
 
+mod anomalies;
 pub mod backend;
 pub mod config;
 mod decider;
@@ -24,7 +25,7 @@ pub use config::{BackendName, ScalerConfig};
 use anyhow::Context;
 use backend::{Backend, ComposeBackend, Engine, LogBackend, SwarmBackend};
 use chrono::Utc;
-use contract::Vote;
+use contract::{Anomaly, Vote};
 use decider::Decider;
 use decision::{Added, Ballot, History, Tally, TallyConfig};
 use lock::ActiveLock;
@@ -160,6 +161,7 @@ fn restore(config: &ScalerConfig, metrics: &ScalerMetrics) -> anyhow::Result<Res
         durable,
         metrics: metrics.clone(),
         refusal_log: Default::default(),
+        anomalies: Default::default(),
     };
     Ok(Restored {
         tally,
@@ -220,7 +222,7 @@ impl Application {
             },
         };
         self.health.set("active", true, "the active scaler");
-        let Some((producer, consumer)) =
+        let Some((producer, consumer, anomaly_reader)) =
             connect(&config, &self.health, &self.kafka_metrics, &stop).await?
         else {
             return tasks.join().await;
@@ -231,6 +233,15 @@ impl Application {
             in_flight,
         } = restored;
         decider.producer = Some(producer.clone());
+        tasks.spawn(
+            "anomalies",
+            read_anomalies(
+                anomaly_reader,
+                decider.anomalies.clone(),
+                self.metrics.clone(),
+                stop.clone(),
+            ),
+        );
         let (ballots, inbox) = mpsc::channel::<Ballot>(1024);
         let tally = Arc::new(Mutex::new(tally));
         let rounds = config.reconcile_interval_sec.std();
@@ -288,12 +299,13 @@ async fn connect(
     health: &Health,
     kafka_metrics: &KafkaMetrics,
     stop: &CancellationToken,
-) -> anyhow::Result<Option<(JsonProducer, AtLeastOnceConsumer)>> {
+) -> anyhow::Result<Option<(JsonProducer, AtLeastOnceConsumer, AtLeastOnceConsumer)>> {
     let dead_letters = dead_letter_topic(&config.votes_topic);
     let topics = [
         config.votes_topic.as_str(),
         config.decisions_topic.as_str(),
         dead_letters.as_str(),
+        config.anomalies_topic.as_str(),
     ];
     let create = || ensure_topics(&config.kafka, &topics);
     if !service_runtime::retry::until_ok(stop, health, "kafka", "creating the topics", create).await
@@ -309,7 +321,35 @@ async fn connect(
         kafka_metrics.clone(),
     )?
     .dead_letters(producer.clone());
-    Ok(Some((producer, consumer)))
+    // Anomalies matter only while they last: no dead letters, a bad one is skipped and counted.
+    let anomalies = AtLeastOnceConsumer::sole(
+        &config.kafka,
+        "authoritative-scaler",
+        &format!("{}-anomalies", config.consumer_group),
+        &config.anomalies_topic,
+        kafka_metrics.clone(),
+    )?;
+    Ok(Some((producer, consumer, anomalies)))
+}
+
+/// Keeps the aggregator's anomalies for the decisions (see [`anomalies`]).
+async fn read_anomalies(
+    consumer: AtLeastOnceConsumer,
+    store: Arc<anomalies::Anomalies>,
+    metrics: ScalerMetrics,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    consumer
+        .run(&stop, move |anomaly: &Anomaly| {
+            metrics
+                .anomalies
+                .with_label_values(&[anomaly.kind.as_str()])
+                .inc();
+            store.note(anomaly);
+            async { Ok(()) }
+        })
+        .await?;
+    Ok(())
 }
 
 /// The decider: settles a change left in flight, then decides the ballots in batches, with the

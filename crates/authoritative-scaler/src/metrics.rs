@@ -30,6 +30,11 @@ pub struct ScalerMetrics {
     /// Windows the tally holds: `open` (waiting for votes) and `closed` (remembered to refuse
     /// their replayed votes); both bounded.
     pub windows: IntGaugeVec,
+    /// Changes held because an anomaly said they would not help or rested on suspect
+    /// telemetry, by hold.
+    pub anomaly_holds: IntCounterVec,
+    /// Anomalies read from the aggregator, by kind.
+    pub anomalies: IntCounterVec,
 }
 
 impl ScalerMetrics {
@@ -134,6 +139,28 @@ impl ScalerMetrics {
         registry.register(Box::new(target_replicas.clone()))?;
         registry.register(Box::new(replicas.clone()))?;
         registry.register(Box::new(decision_latency.clone()))?;
+        let anomaly_holds = IntCounterVec::new(
+            Opts::new(
+                "scaler_anomaly_holds_total",
+                "Changes held because an anomaly said a scale-up would not help (anomaly_not_load) or a scale-down rested on suspect telemetry (anomaly_suspect_telemetry)",
+            ),
+            &["hold"],
+        )?;
+        let anomalies = IntCounterVec::new(
+            Opts::new(
+                "scaler_anomalies_total",
+                "Anomalies read from ANOMALIES_TOPIC, by kind",
+            ),
+            &["kind"],
+        )?;
+        registry.register(Box::new(anomaly_holds.clone()))?;
+        registry.register(Box::new(anomalies.clone()))?;
+        for hold in [decision::Held::NotLoad, decision::Held::SuspectTelemetry] {
+            anomaly_holds.with_label_values(&[hold.as_str()]);
+        }
+        for kind in contract::AnomalyKind::ALL {
+            anomalies.with_label_values(&[kind.as_str()]);
+        }
         for state in ["open", "closed"] {
             windows.with_label_values(&[state]);
         }
@@ -169,6 +196,8 @@ impl ScalerMetrics {
             replicas,
             decision_latency,
             windows,
+            anomaly_holds,
+            anomalies,
         })
     }
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use chrono::Utc;
-use contract::{Action, DecisionOutcome, DecisionRecord, Message, Vote};
+use contract::{Action, Anomaly, AnomalyKind, DecisionOutcome, DecisionRecord, Message, Vote};
 use service_runtime::kafka::{
     AtLeastOnceConsumer, JsonProducer, KafkaArgs, KafkaMetrics, ensure_topics,
 };
@@ -798,5 +798,73 @@ async fn a_flood_of_bad_votes_goes_to_the_dead_letter_topic_and_deciding_goes_on
         scaler.child.try_wait().unwrap().is_none(),
         "the scaler still runs"
     );
+    assert_eq!(scaler.stop(), 0);
+}
+
+/// Issue 15: an anomaly on `anomalies` that says the latency is not load holds the scale-up
+/// the votes ask for, and the decision block says why; once it is over (its window 30 s or
+/// more before the votes'), the same votes scale up.
+#[tokio::test]
+async fn an_anomaly_holds_a_scale_up_that_would_not_help_and_says_why() {
+    let broker = Broker::start().await;
+    let (_, topics, producer) = setup(&broker).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("decisions.csv");
+    let scaler = Scaler::start(&broker, &topics, &csv, &["--scaler-backend", "log"]);
+    let anomaly = Anomaly {
+        service: "orders".into(),
+        window_id: 600,
+        kind: AnomalyKind::LatencyWithoutLoad,
+        observed: 0.912,
+        expected: 0.181,
+        score: 14.2,
+        utilization: 0.31,
+        detail: "p95 0.912 s at 31 % of capacity, where 0.181 s is normal at 25-50 %: not load"
+            .into(),
+        detected_at: Utc::now(),
+    };
+    producer
+        .send(contract::ANOMALIES_TOPIC, &anomaly)
+        .await
+        .unwrap();
+    testkit::metrics_when(
+        &format!("{}/metrics", scaler.ops),
+        "scaler_anomalies_total",
+        &["latency_without_load"],
+        1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "orders", 610, Action::ScaleUp, 2, 4))
+            .await
+            .unwrap();
+    }
+    let block = &scaler.blocks(1, Duration::from_secs(60))[0];
+    let text = block.join("\n");
+    assert!(
+        text.contains("held at 2: a scale-up would not help: latency_without_load (p95 0.912 s"),
+        "{text}"
+    );
+    assert_eq!(
+        scaler
+            .metric(r#"scaler_anomaly_holds_total{hold="anomaly_not_load"}"#)
+            .await,
+        1.0
+    );
+    for m in MODELS {
+        producer
+            .send(&topics.0, &vote(m, "orders", 640, Action::ScaleUp, 2, 4))
+            .await
+            .unwrap();
+    }
+    let block = &scaler.blocks(1, Duration::from_secs(60))[0];
+    let done = &block[block.len() - 1];
+    assert!(
+        done.contains("2 -> 4") || done.contains("to 4"),
+        "{block:?}"
+    );
+    assert!(!block.join("\n").contains("would not help"), "{block:?}");
     assert_eq!(scaler.stop(), 0);
 }
