@@ -67,6 +67,15 @@ pub struct DemoConfig {
           num_args = 0..=1, default_missing_value = "true")]
     pub record_scrapes: bool,
 
+    /// Serve the fault switch, `POST /fault?slowdown_ms=M&error_ratio=E&for_sec=S` (for S
+    /// seconds each request also waits M ms for a slowed dependency, holding its slot, and E of
+    /// the requests fail with 500) and `DELETE /fault`: for testing that the autoscaler does not
+    /// scale into a failing dependency. Off by default: anyone who reaches the port could slow
+    /// the service.
+    #[arg(long, env = "FAULT_SWITCH", default_value_t = false, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub fault_switch: bool,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -113,6 +122,7 @@ impl DemoConfig {
             max_queue: 512,
             error_rate: 0.0,
             record_scrapes: false,
+            fault_switch: false,
             log: LogArgs {
                 log_format: service_runtime::telemetry::LogFormat::Human,
                 log_level: "info".into(),

@@ -61,7 +61,11 @@ impl Application {
                 record_scrape,
             ));
         }
-        let router = Router::new().fallback(serve).with_state(state).merge(ops);
+        let mut router = Router::new();
+        if config.fault_switch {
+            router = router.route("/fault", axum::routing::post(set_fault).delete(clear_fault));
+        }
+        let router = router.fallback(serve).with_state(state).merge(ops);
         Ok(Self { listener, router })
     }
 
@@ -97,8 +101,18 @@ struct Replica {
     exponential: Option<Exp<f64>>,
     /// Share of requests answered with 500.
     error_rate: f64,
+    /// The fault switch's state, while on.
+    fault: std::sync::Mutex<Option<Fault>>,
     /// Prometheus metrics.
     metrics: DemoMetrics,
+}
+
+/// A slowed or failing dependency, until `until`.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    until: Instant,
+    slowdown: Duration,
+    error_ratio: f64,
 }
 
 impl Replica {
@@ -116,8 +130,20 @@ impl Replica {
             mean,
             exponential,
             error_rate: config.error_rate,
+            fault: std::sync::Mutex::new(None),
             metrics,
         }
+    }
+
+    /// The fault in force now, if any.
+    fn fault(&self) -> Option<Fault> {
+        let mut fault = self.fault.lock().ok()?;
+        if fault.is_some_and(|f| f.until <= Instant::now()) {
+            *fault = None;
+            self.metrics.fault.set(0);
+            tracing::info!("fault switch: off (its time ran out)");
+        }
+        *fault
     }
 
     fn service_time(&self) -> Duration {
@@ -135,8 +161,16 @@ async fn serve(State(replica): State<Arc<Replica>>, method: Method, uri: Uri) ->
     let status = match admit(&replica).await {
         Some(permit) => {
             tokio::time::sleep(replica.service_time()).await;
+            let fault = replica.fault();
+            if let Some(f) = fault {
+                // The slowed dependency, waited for with the slot held.
+                tokio::time::sleep(f.slowdown).await;
+            }
             drop(permit);
-            if replica.error_rate > 0.0 && rand::rng().random_bool(replica.error_rate) {
+            let error_rate = fault.map_or(replica.error_rate, |f| {
+                f.error_ratio.max(replica.error_rate)
+            });
+            if error_rate > 0.0 && rand::rng().random_bool(error_rate.min(1.0)) {
                 StatusCode::INTERNAL_SERVER_ERROR
             } else {
                 StatusCode::OK
@@ -148,6 +182,71 @@ async fn serve(State(replica): State<Arc<Replica>>, method: Method, uri: Uri) ->
         .metrics
         .observe(&replica.service, &method, route, status, started.elapsed());
     status
+}
+
+/// What `POST /fault` takes.
+#[derive(Debug, serde::Deserialize)]
+struct FaultParams {
+    #[serde(default)]
+    slowdown_ms: f64,
+    #[serde(default)]
+    error_ratio: f64,
+    for_sec: f64,
+}
+
+/// Longest fault the switch takes, seconds.
+const MAX_FAULT_SEC: f64 = 3_600.0;
+/// Longest slowdown per request, milliseconds.
+const MAX_SLOWDOWN_MS: f64 = 60_000.0;
+
+/// `POST /fault`: turns the fault on for `for_sec` seconds.
+async fn set_fault(
+    State(replica): State<Arc<Replica>>,
+    params: Result<axum::extract::Query<FaultParams>, axum::extract::rejection::QueryRejection>,
+) -> (StatusCode, String) {
+    let usage = "POST /fault?slowdown_ms=M&error_ratio=E&for_sec=S: M 0 to 60000, E 0 to 1, S above 0 and at most 3600";
+    let Ok(axum::extract::Query(p)) = params else {
+        return (StatusCode::BAD_REQUEST, format!("{usage}\n"));
+    };
+    let valid = (0.0..=MAX_SLOWDOWN_MS).contains(&p.slowdown_ms)
+        && (0.0..=1.0).contains(&p.error_ratio)
+        && p.for_sec > 0.0
+        && p.for_sec <= MAX_FAULT_SEC;
+    if !valid {
+        return (StatusCode::BAD_REQUEST, format!("{usage}\n"));
+    }
+    let fault = Fault {
+        until: Instant::now() + Duration::from_secs_f64(p.for_sec),
+        slowdown: Duration::from_secs_f64(p.slowdown_ms / 1000.0),
+        error_ratio: p.error_ratio,
+    };
+    if let Ok(mut slot) = replica.fault.lock() {
+        *slot = Some(fault);
+    }
+    replica.metrics.fault.set(1);
+    tracing::warn!(
+        slowdown_ms = p.slowdown_ms,
+        error_ratio = p.error_ratio,
+        for_sec = p.for_sec,
+        "fault switch: on (a slowed or failing dependency)"
+    );
+    (
+        StatusCode::OK,
+        format!(
+            "fault on for {} s: +{} ms a request, {} errors\n",
+            p.for_sec, p.slowdown_ms, p.error_ratio
+        ),
+    )
+}
+
+/// `DELETE /fault`: turns the fault off.
+async fn clear_fault(State(replica): State<Arc<Replica>>) -> StatusCode {
+    if let Ok(mut slot) = replica.fault.lock() {
+        *slot = None;
+    }
+    replica.metrics.fault.set(0);
+    tracing::info!("fault switch: off");
+    StatusCode::NO_CONTENT
 }
 
 /// Sock Shop's label for its own /metrics route (the route's path without the slash).

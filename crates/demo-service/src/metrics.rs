@@ -48,6 +48,8 @@ pub struct DemoMetrics {
     pub queue_depth: IntGauge,
     /// Requests refused because the queue was full.
     pub rejected: IntCounter,
+    /// 1 while the fault switch is on.
+    pub fault: IntGauge,
 }
 
 impl DemoMetrics {
@@ -67,11 +69,17 @@ impl DemoMetrics {
         )?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
+        let fault = IntGauge::new(
+            "demo_fault_active",
+            "1 while the fault switch slows the dependency or injects errors",
+        )?;
         registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(fault.clone()))?;
         Ok(Self {
             duration,
             queue_depth,
             rejected,
+            fault,
         })
     }
 

@@ -89,3 +89,61 @@ async fn scrapes_are_recorded_as_route_metrics_only_when_asked() {
         shutdown.cancel();
     }
 }
+
+/// Issue 15's fault switch: on, every request also waits for the slowed dependency and a share
+/// fails; bad settings are refused with their usage; off again, the service is as before. Off
+/// by default: the route is then an ordinary request.
+#[tokio::test]
+async fn the_fault_switch_slows_and_fails_requests_for_a_while() {
+    let mut config = DemoConfig::local("orders", 4, 10.0);
+    config.service_time_distribution = ServiceTimeDistribution::Constant;
+    config.fault_switch = true;
+    let (base, shutdown) = start(config).await;
+    let client = reqwest::Client::new();
+    let bad = client
+        .post(format!("{base}/fault?slowdown_ms=-5&for_sec=10"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.text().await.unwrap().contains("for_sec=S"));
+    let on = client
+        .post(format!(
+            "{base}/fault?slowdown_ms=200&error_ratio=1&for_sec=30"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), 200);
+    let (took, statuses) = burst(&base, 4).await;
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(statuses.iter().all(|s| *s == 500), "{statuses:?}");
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("demo_fault_active 1"), "{metrics}");
+    let off = client.delete(format!("{base}/fault")).send().await.unwrap();
+    assert_eq!(off.status(), 204);
+    let (took, statuses) = burst(&base, 4).await;
+    assert!(took < Duration::from_millis(150), "{took:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    shutdown.cancel();
+
+    let (base, shutdown) = start(DemoConfig::local("orders", 4, 10.0)).await;
+    let post = client
+        .post(format!("{base}/fault?slowdown_ms=200&for_sec=30"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        post.status(),
+        200,
+        "an ordinary request when the switch is off"
+    );
+    let (took, _) = burst(&base, 4).await;
+    assert!(took < Duration::from_millis(150), "{took:?}");
+    shutdown.cancel();
+}
