@@ -12,12 +12,14 @@
 //!
 //! A window is flagged when, below capacity, its latency is more than [`DEVIATIONS`] robust
 //! deviations and at least twice above the normal of its band (or of the nearest learned band at
-//! a higher load, which is a higher normal); when its error ratio is above the SLA's and as far
-//! above its normal; when its request rate fell below a fifth of the median of the last
-//! [`features::LONG_WINDOWS`](crate::LONG_WINDOWS) windows; or when Prometheus failed to scrape
-//! some of its targets. Flagged windows teach neither the normal nor the capacity estimate. A
-//! latency or error anomaly that lasts [`NEW_NORMAL_WINDOWS`] windows is taken as the service's
-//! new normal: the detector forgets what it learned and learns again.
+//! a higher load, which is a higher normal), after [`CALM_WINDOWS`] windows below capacity at the
+//! same replica count (a queue left by an overload drains meanwhile); when its error ratio is
+//! above the SLA's and as far above its normal; when its request rate fell below a fifth of the
+//! median of the last [`features::LONG_WINDOWS`](crate::LONG_WINDOWS) normal windows; or when
+//! Prometheus failed to scrape some of its targets. Flagged windows teach neither the normal nor
+//! the capacity estimate. A latency, error or traffic anomaly that lasts [`NEW_NORMAL_WINDOWS`]
+//! windows is taken as the service's new normal: the detector forgets what it learned and
+//! learns again.
 
 use contract::{Anomaly, AnomalyKind, Sla};
 use std::collections::VecDeque;
@@ -34,9 +36,13 @@ pub const MIN_FACTOR: f64 = 2.0;
 pub const TRAFFIC_LOSS_SHARE: f64 = 0.2;
 /// ...when that median is at least this many requests per second.
 pub const MIN_TRAFFIC_RPS: f64 = 2.0;
+/// Latency and errors are judged only after this many windows below capacity at the same
+/// replica count: a queue built while the service was overloaded (or before new replicas
+/// joined) takes a while to drain, and that latency is load.
+pub const CALM_WINDOWS: u32 = 3;
 /// Windows of rate history the traffic check needs.
 pub const MIN_HISTORY: usize = 10;
-/// Consecutive windows of a latency or error anomaly after which it is the new normal.
+/// Consecutive windows of a latency, error or traffic anomaly after which it is the new normal.
 pub const NEW_NORMAL_WINDOWS: u32 = 60;
 /// Upper bounds of the utilization bands (the last band, at capacity or above, judges nothing).
 const BAND_EDGES: [f64; 4] = [0.25, 0.5, 0.75, 1.0];
@@ -127,8 +133,15 @@ pub struct Detector {
     latency: [Normal; 4],
     /// Error ratio below capacity.
     errors: Normal,
+    /// Request rates of the last normal windows.
+    rates: VecDeque<f64>,
     /// Consecutive windows with a latency or error anomaly.
     streak: u32,
+    /// Consecutive windows with lost traffic.
+    lost_streak: u32,
+    /// Consecutive windows below capacity at the same replica count, and that count.
+    calm: u32,
+    replicas: u32,
 }
 
 /// One window as the detector reads it.
@@ -143,8 +156,6 @@ pub struct Reading {
     pub unscraped: u32,
     /// Capacity per replica before this window.
     pub capacity: f64,
-    /// Median request rate of the recent windows before this one, when there are enough.
-    pub recent_median_rps: Option<f64>,
 }
 
 impl Detector {
@@ -161,11 +172,15 @@ impl Detector {
             .position(|edge| utilization < *edge)
             .unwrap_or(BAND_EDGES.len());
         let mut found = Vec::new();
-        if band < BAND_EDGES.len() {
+        let below = band < BAND_EDGES.len();
+        let steady = below && self.calm >= CALM_WINDOWS && reading.replicas == self.replicas;
+        if steady {
             found.extend(self.latency_finding(reading, band, utilization));
             found.extend(self.error_finding(reading, sla, utilization));
         }
-        if let Some(median) = reading.recent_median_rps
+        let recent = (self.rates.len() >= MIN_HISTORY)
+            .then(|| median_of(&mut self.rates.iter().copied().collect::<Vec<_>>()));
+        if let Some(median) = recent
             && median >= MIN_TRAFFIC_RPS
             && reading.request_rate < TRAFFIC_LOSS_SHARE * median
         {
@@ -204,7 +219,29 @@ impl Detector {
         } else {
             self.streak = 0;
         }
-        if found.is_empty() && band < BAND_EDGES.len() {
+        if found.iter().any(|f| f.kind == AnomalyKind::TrafficLoss) {
+            self.lost_streak += 1;
+            if self.lost_streak >= NEW_NORMAL_WINDOWS {
+                // The traffic is gone for good: this is the service now.
+                self.rates.clear();
+                self.lost_streak = 0;
+            }
+        } else {
+            self.lost_streak = 0;
+        }
+        self.calm = if below && reading.replicas == self.replicas {
+            self.calm.saturating_add(1)
+        } else {
+            u32::from(below)
+        };
+        self.replicas = reading.replicas;
+        if found.is_empty() {
+            if self.rates.len() == crate::LONG_WINDOWS {
+                self.rates.pop_front();
+            }
+            self.rates.push_back(reading.request_rate);
+        }
+        if found.is_empty() && steady {
             if let Some(p95) = reading.p95.filter(|p| *p > 0.0) {
                 self.latency[band].learn(p95.ln());
             }
@@ -275,7 +312,6 @@ mod tests {
             replicas: 2,
             unscraped: 0,
             capacity: 50.0,
-            recent_median_rps: Some(rate),
         }
     }
 
@@ -309,6 +345,25 @@ mod tests {
     }
 
     #[test]
+    fn latency_while_a_queue_drains_is_load() {
+        let mut d = learned();
+        // Overloaded (2.2 times capacity), then back below it with the backlog still queued.
+        assert!(d.check(&reading(220.0, 9.0, 0.0), &Sla::DEFAULT).is_empty());
+        for _ in 0..CALM_WINDOWS {
+            assert!(d.check(&reading(60.0, 5.0, 0.0), &Sla::DEFAULT).is_empty());
+        }
+        // New replicas joined: their windows are not judged either.
+        let mut more = reading(60.0, 5.0, 0.0);
+        more.replicas = 3;
+        assert!(d.check(&more, &Sla::DEFAULT).is_empty());
+        // Calm again at the same count: judged.
+        for _ in 0..CALM_WINDOWS {
+            d.check(&reading(60.0, 0.15, 0.0), &Sla::DEFAULT);
+        }
+        assert!(!d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT).is_empty());
+    }
+
+    #[test]
     fn a_band_never_seen_at_or_above_the_load_judges_nothing() {
         let mut d = learned();
         // 80 % of capacity: no band at or above it has been learned.
@@ -335,9 +390,7 @@ mod tests {
     #[test]
     fn lost_traffic_and_lost_scrapes_are_suspect_telemetry() {
         let mut d = learned();
-        let mut quiet = reading(3.0, 0.15, 0.0);
-        quiet.recent_median_rps = Some(60.0);
-        let found = d.check(&quiet, &Sla::DEFAULT);
+        let found = d.check(&reading(3.0, 0.15, 0.0), &Sla::DEFAULT);
         assert_eq!(found[0].kind, AnomalyKind::TrafficLoss);
         assert!(found[0].kind.suspect_telemetry());
         let mut partial = reading(30.0, 0.15, 0.0);
@@ -346,10 +399,21 @@ mod tests {
         let found = d.check(&partial, &Sla::DEFAULT);
         assert_eq!(found[0].kind, AnomalyKind::ScrapeLoss);
         assert!((found[0].score - 0.5).abs() < 1e-9);
+        // Lost for long, it is the service now.
+        let lost = (0..NEW_NORMAL_WINDOWS + 5)
+            .filter(|_| !d.check(&reading(0.0, 0.15, 0.0), &Sla::DEFAULT).is_empty())
+            .count();
+        assert_eq!(lost, NEW_NORMAL_WINDOWS as usize);
         // A quiet service is not a lost one.
-        let mut small = reading(0.5, 0.15, 0.0);
-        small.recent_median_rps = Some(1.5);
-        assert!(d.check(&small, &Sla::DEFAULT).is_empty());
+        let mut small = Detector::default();
+        for _ in 0..40 {
+            small.check(&reading(1.5, 0.15, 0.0), &Sla::DEFAULT);
+        }
+        assert!(
+            small
+                .check(&reading(0.1, 0.15, 0.0), &Sla::DEFAULT)
+                .is_empty()
+        );
     }
 
     #[test]

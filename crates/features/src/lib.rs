@@ -265,10 +265,6 @@ impl FeatureBuilder {
                 let capacity = self.capacity.entry(service.to_owned()).or_default();
                 let mut normal = true;
                 if new && self.settings.anomalies {
-                    let mut before: Vec<f64> = rates[..rates.len().saturating_sub(1)]
-                        .iter()
-                        .map(|(_, r)| *r)
-                        .collect();
                     let reading = Reading {
                         request_rate: observation.request_rate,
                         error_ratio: error_ratio(&observation),
@@ -276,8 +272,6 @@ impl FeatureBuilder {
                         replicas: observation.replicas,
                         unscraped: observation.replicas_unscraped,
                         capacity: capacity.estimate(&self.settings.capacity, observation.replicas),
-                        recent_median_rps: (before.len() >= anomaly::MIN_HISTORY)
-                            .then(|| anomaly::median_of(&mut before)),
                     };
                     let found = self
                         .detectors

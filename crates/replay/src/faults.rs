@@ -3,11 +3,12 @@
 //! recall on what was injected.
 //!
 //! Three dependency slowdowns (at a quarter, half and three quarters of the run) and three
-//! scrape losses (between them), each `--fault-minutes` of replay long. During a slowdown
+//! scrape losses between them (half the replicas not scraped; then every replica scraped but
+//! its request metrics gone, so the load reads as zero; then half again), each
+//! `--fault-minutes` of replay long. During a slowdown
 //! every request also calls a dependency that serves 60 % of the load offered when it began
 //! (`SLOWED_SHARE`), `SLOW_CALL_SEC` a call, holding its replica's slot: latency and errors rise,
-//! and more replicas only queue more requests at the dependency. During a scrape loss half the
-//! replicas are not scraped.
+//! and more replicas only queue more requests at the dependency.
 
 use crate::catalog::{PolicySpec, Trained};
 use crate::evaluate::{Replayed, run_policies};
@@ -53,11 +54,12 @@ pub fn schedule(load: &TraceLoad, length: f64) -> Faults {
                     .max(1.0) as usize,
             })
             .to_vec(),
-        scrape_losses: [0.375, 0.625, 0.875]
-            .map(|s| ScrapeLoss {
+        scrape_losses: [(0.375, false), (0.625, true), (0.875, false)]
+            .map(|(s, requests_only)| ScrapeLoss {
                 start: at(s),
                 end: at(s) + length,
                 share: LOST_SHARE,
+                requests_only,
             })
             .to_vec(),
     }

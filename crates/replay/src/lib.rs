@@ -109,6 +109,8 @@ fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
         "p95",
         "violation",
         "capacity_rps",
+        "anomaly_not_load",
+        "anomaly_suspect_telemetry",
     ])?;
     for run in runs {
         for w in &run.windows {
@@ -121,6 +123,8 @@ fn write_windows(path: &Path, runs: &[simulation::Run]) -> anyhow::Result<()> {
                 w.p95.map_or(String::new(), |p| format!("{p:.4}")),
                 w.violation.to_string(),
                 w.capacity_rps.map_or(String::new(), |c| format!("{c:.2}")),
+                w.not_load.to_string(),
+                w.suspect_telemetry.to_string(),
             ])?;
         }
     }

@@ -54,24 +54,22 @@ pub struct Faults {
 
 /// From `start` to `end` (seconds of the run), Prometheus fails to scrape `share` of the ready
 /// replicas (rounded, at least one replica still scraped): the aggregator reads their load as
-/// missing and counts them under `up == 0`.
+/// missing and counts them under `up == 0`. With `requests_only`, every replica is scraped but
+/// its request metrics are gone (an exporter or relabelling broke): the load reads as zero.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScrapeLoss {
     pub start: f64,
     pub end: f64,
     pub share: f64,
+    pub requests_only: bool,
 }
 
 impl Faults {
-    /// Whether `t` is within a slowdown; within a scrape loss.
-    pub fn at(&self, t: f64) -> (bool, Option<f64>) {
-        let slow = self.slowdowns.iter().any(|s| (s.start..s.end).contains(&t));
-        let lost = self
-            .scrape_losses
+    /// The scrape loss at `t`, if any.
+    pub fn scrape_loss_at(&self, t: f64) -> Option<&ScrapeLoss> {
+        self.scrape_losses
             .iter()
             .find(|s| (s.start..s.end).contains(&t))
-            .map(|s| s.share);
-        (slow, lost)
     }
 }
 
@@ -257,8 +255,8 @@ pub fn run_with(
             observation.day_ago = season(settings.season_windows[0]);
             observation.week_ago = season(settings.season_windows[1]);
             rates.push(window.served_rps);
-            if let (_, Some(share)) = settings.faults.at(now - interval / 2.0) {
-                lose_scrapes(&mut observation, share);
+            if let Some(loss) = settings.faults.scrape_loss_at(now - interval / 2.0) {
+                lose_scrapes(&mut observation, loss);
             }
             features = builder.push(&load.name, observation).ok();
             findings = builder.findings(&load.name).to_vec();
@@ -324,11 +322,16 @@ pub fn run_with(
     }
 }
 
-/// What the aggregator reads when Prometheus fails to scrape `share` of the replicas: their
-/// load is missing and they count as unscraped targets.
-fn lose_scrapes(observation: &mut Observation, share: f64) {
+/// What the aggregator reads during `loss`.
+fn lose_scrapes(observation: &mut Observation, loss: &ScrapeLoss) {
+    if loss.requests_only {
+        observation.request_rate = 0.0;
+        observation.error_rate = 0.0;
+        observation.latency = None;
+        return;
+    }
     let ready = observation.replicas;
-    let lost = ((f64::from(ready) * share).round() as u32).min(ready.saturating_sub(1));
+    let lost = ((f64::from(ready) * loss.share).round() as u32).min(ready.saturating_sub(1));
     if lost == 0 {
         return;
     }
