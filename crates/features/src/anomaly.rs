@@ -90,7 +90,7 @@ impl Finding {
 }
 
 /// The last values of one quantity, with their median and deviation.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Normal {
     values: VecDeque<f64>,
 }
@@ -126,21 +126,27 @@ pub fn median_of(values: &mut [f64]) -> f64 {
     }
 }
 
-/// What the detector knows of one service.
-#[derive(Debug, Clone, Default)]
+/// What the detector knows of one service. Its normal (latency per band, errors) is kept
+/// across restarts like the capacity estimate; what it knows of the recent traffic is not.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Detector {
     /// `ln p95` per utilization band below capacity.
     latency: [Normal; 4],
     /// Error ratio below capacity.
     errors: Normal,
     /// Request rates of the last normal windows.
+    #[serde(skip)]
     rates: VecDeque<f64>,
     /// Consecutive windows with a latency or error anomaly.
+    #[serde(skip)]
     streak: u32,
     /// Consecutive windows with lost traffic.
+    #[serde(skip)]
     lost_streak: u32,
     /// Consecutive windows below capacity at the same replica count, and that count.
+    #[serde(skip)]
     calm: u32,
+    #[serde(skip)]
     replicas: u32,
 }
 
@@ -159,6 +165,16 @@ pub struct Reading {
 }
 
 impl Detector {
+    /// What another run of the service starts from: the normal learned here, nothing of the
+    /// recent traffic.
+    pub fn carried_over(&self) -> Detector {
+        Detector {
+            latency: self.latency.clone(),
+            errors: self.errors.clone(),
+            ..Detector::default()
+        }
+    }
+
     /// Judges `reading`, then learns from it if it was normal.
     pub fn check(&mut self, reading: &Reading, sla: &Sla) -> Vec<Finding> {
         let per_replica = reading.request_rate / f64::from(reading.replicas.max(1));

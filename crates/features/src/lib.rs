@@ -342,6 +342,19 @@ impl FeatureBuilder {
         &self.capacity
     }
 
+    /// What every service's anomaly detector learned of its normal, to persist.
+    pub fn detectors(&self) -> &HashMap<String, Detector> {
+        &self.detectors
+    }
+
+    /// Takes up the normal an earlier run learned (not what it knew of the recent traffic).
+    pub fn restore_detectors(&mut self, learned: HashMap<String, Detector>) {
+        self.detectors = learned
+            .into_iter()
+            .map(|(service, d)| (service, d.carried_over()))
+            .collect();
+    }
+
     /// Takes up what an earlier run learned.
     pub fn restore_capacities(&mut self, learned: BTreeMap<String, Capacity>) {
         self.capacity = learned;

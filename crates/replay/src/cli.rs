@@ -368,9 +368,10 @@ impl SimArgs {
             self.compression,
             Some(self.peak_rps),
         )?;
-        let capacity = crate::evaluate::warm_capacity(model, &settings, &warmup)?;
+        let (capacity, normal) = crate::evaluate::warm_capacity(model, &settings, &warmup)?;
         Ok(Settings {
             capacity_start: Some(capacity),
+            normal_start: normal,
             ..settings
         })
     }

@@ -9,7 +9,7 @@ use crate::simulation::{Load, Run, Settings, run};
 use crate::traces::{self, TraceLoad, TraceSpec};
 use anyhow::Context;
 use demo_service::DemoConfig;
-use features::Capacity;
+use features::{Capacity, Detector};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -163,16 +163,16 @@ pub fn calibrated_model(
     ))
 }
 
-/// What the capacity estimate of a service deployed for a while knows: the one the simulated
-/// aggregator learns while HPA at 70 % runs the service through `warmup` (the Twitter trace's
-/// first day in the evaluation: never a test trace), scaled to the run's busiest minute. AWS's
-/// predictive scaling wants a day of history before it forecasts; the aggregator keeps its
-/// estimates across restarts, so a deployed one starts from what it learned.
+/// What the capacity estimate and the anomaly detector of a service deployed for a while know:
+/// what the simulated aggregator learns while HPA at 70 % runs the service through `warmup`
+/// (the Twitter trace's first day in the evaluation: never a test trace), scaled to the run's
+/// busiest minute. AWS's predictive scaling wants a day of history before it forecasts; the
+/// aggregator keeps its estimates across restarts, so a deployed one starts from what it learned.
 pub fn warm_capacity(
     model: &ServiceModel,
     settings: &Settings,
     warmup: &TraceLoad,
-) -> anyhow::Result<Capacity> {
+) -> anyhow::Result<(Capacity, Option<Detector>)> {
     let oracle = Oracle::plan(
         &|t| warmup.rate(t),
         warmup.duration,
@@ -187,10 +187,12 @@ pub fn warm_capacity(
     let rate = |t: f64| warmup.rate(t);
     let cold = Settings {
         capacity_start: None,
+        normal_start: None,
+        learn_normal: true,
         ..settings.clone()
     };
     let initial = oracle.needs().first().copied().unwrap_or(1);
-    Ok(run(
+    let warm = run(
         &Load {
             name: "warm-up".into(),
             rate: &rate,
@@ -201,8 +203,8 @@ pub fn warm_capacity(
         policy.as_mut(),
         initial,
         None,
-    )
-    .capacity)
+    );
+    Ok((warm.capacity, warm.normal))
 }
 
 /// One trace to run every policy on, with the service and settings it runs with.
@@ -317,7 +319,9 @@ fn prepare(plan: &Plan, demo: &ServiceModel, scenario: Scenario) -> anyhow::Resu
             plan.compression,
             Some(scenario.peak_rps),
         )?;
-        settings.capacity_start = Some(warm_capacity(&model, &settings, &warmup)?);
+        let (capacity, normal) = warm_capacity(&model, &settings, &warmup)?;
+        settings.capacity_start = Some(capacity);
+        settings.normal_start = normal;
     }
     let capacities = Capacities::measure(&model, &settings, CAPACITY_WINDOWS);
     let mut loads = Vec::new();

@@ -7,7 +7,7 @@ use crate::service::{Service, ServiceModel, Slowdown, Window};
 use contract::Features;
 use decision::Guardrails;
 use features::{
-    Capacity, CapacitySettings, FeatureBuilder, FeatureSettings, Finding, Observation,
+    Capacity, CapacitySettings, Detector, FeatureBuilder, FeatureSettings, Finding, Observation,
     SEASON_RISE_WINDOWS,
 };
 use indicatif::ProgressBar;
@@ -41,6 +41,11 @@ pub struct Settings {
     /// What the capacity estimate knows when the run starts: what a deployed aggregator would
     /// have learned before (see [`crate::evaluate::warm_capacity`]); none: the prior.
     pub capacity_start: Option<Capacity>,
+    /// What the anomaly detector knows of the service's normal when the run starts, likewise.
+    pub normal_start: Option<Detector>,
+    /// Whether the simulated aggregator looks for anomalies whatever the policy (to learn the
+    /// normal a run starts from).
+    pub learn_normal: bool,
     /// Faults injected into the run (none by default).
     pub faults: Faults,
 }
@@ -122,6 +127,8 @@ impl Default for Settings {
             season_windows: Settings::season_windows(6.0, 10.0),
             capacity_prior_rps: features::DEFAULT_PRIOR_RPS,
             capacity_start: None,
+            normal_start: None,
+            learn_normal: false,
             faults: Faults::default(),
         }
     }
@@ -177,6 +184,8 @@ pub struct Run {
     pub windows: Vec<WindowRecord>,
     /// What the simulated aggregator learned of the service's capacity by the end.
     pub capacity: Capacity,
+    /// What its anomaly detector learned of the service's normal (when it looked).
+    pub normal: Option<Detector>,
 }
 
 /// Windows a policy can look back on.
@@ -222,11 +231,14 @@ pub fn run_with(
     )
     .with_slowdowns(&settings.faults.slowdowns);
     let mut builder = FeatureBuilder::with_settings(FeatureSettings {
-        anomalies: policy.anomaly_aware(),
+        anomalies: policy.anomaly_aware() || settings.learn_normal,
         ..settings.features()
     });
     if let Some(start) = &settings.capacity_start {
         builder.restore_capacities([(load.name.clone(), start.clone())].into());
+    }
+    if let Some(start) = &settings.normal_start {
+        builder.restore_detectors([(load.name.clone(), start.clone())].into());
     }
     // Every window's request rate: the simulated Prometheus' memory, for "a day ago".
     let mut rates: Vec<f64> = Vec::with_capacity((load.duration / interval) as usize + 1);
@@ -319,6 +331,7 @@ pub fn run_with(
             .get(&load.name)
             .cloned()
             .unwrap_or_default(),
+        normal: builder.detectors().get(&load.name).cloned(),
     }
 }
 
