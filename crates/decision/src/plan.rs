@@ -86,24 +86,36 @@ impl Plan {
     /// would not help or a scale-down rests on suspect telemetry; a change to reach the bounds
     /// is never held. Call after [`plan`], before acting.
     pub fn hold_for(&mut self, current: u32, holds: &AnomalyHolds) {
-        if self.verdict.applied.contains(&Held::Bounds) {
+        let forced = self.verdict.applied.contains(&Held::Bounds);
+        let target = self.verdict.target;
+        let (held, why) = match target {
+            t if t > current && !forced => (Some(Held::NotLoad), holds.up.as_ref()),
+            t if t < current && !forced => (Some(Held::SuspectTelemetry), holds.down.as_ref()),
+            _ => (None, None),
+        };
+        if let (Some(held), Some(why)) = (held, why) {
+            let what = if held == Held::NotLoad {
+                "a scale-up would not help"
+            } else {
+                "a scale-down would rest on suspect telemetry"
+            };
+            self.verdict.target = current;
+            self.verdict.applied.push(held);
+            self.reason = format!("{}; held at {current}: {what}: {why}", self.reason);
+            self.verdict.reason = format!("{}; held: {}", self.verdict.reason, held.as_str());
             return;
         }
-        let (held, why) = match self.verdict.target {
-            t if t > current => (Held::NotLoad, holds.up.as_ref()),
-            t if t < current => (Held::SuspectTelemetry, holds.down.as_ref()),
-            _ => return,
-        };
-        let Some(why) = why else { return };
-        let what = if held == Held::NotLoad {
-            "a scale-up would not help"
-        } else {
-            "a scale-down would rest on suspect telemetry"
-        };
-        self.verdict.target = current;
-        self.verdict.applied.push(held);
-        self.reason = format!("{}; held at {current}: {what}: {why}", self.reason);
-        self.verdict.reason = format!("{}; held: {}", self.verdict.reason, held.as_str());
+        // Nothing to hold: the anomalies are still said, so the log shows what the scaler
+        // would not do now.
+        if let Some(why) = &holds.up {
+            self.reason = format!("{}; anomaly: {why}: a scale-up would be held", self.reason);
+        }
+        if let Some(why) = &holds.down {
+            self.reason = format!(
+                "{}; anomaly: {why}: a scale-down would be held",
+                self.reason
+            );
+        }
     }
 }
 
@@ -157,6 +169,18 @@ mod tests {
         assert!(
             p.reason.contains(
                 "held at 2: a scale-up would not help: latency_without_load (p95 0.9 s at 30 %)"
+            ),
+            "{}",
+            p.reason
+        );
+        // Nothing asked for: the anomaly is said all the same.
+        let none = [v("a", Action::NoAction, 2), v("b", Action::NoAction, 2)];
+        let mut p = plan(&Strategy::Majority, 2, &none, 2, &g, &mut h, now);
+        p.hold_for(2, &holds);
+        assert_eq!(p.verdict.target, 2);
+        assert!(
+            p.reason.contains(
+                "anomaly: latency_without_load (p95 0.9 s at 30 %): a scale-up would be held"
             ),
             "{}",
             p.reason

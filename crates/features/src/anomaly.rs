@@ -103,9 +103,9 @@ impl Normal {
         self.values.push_back(value);
     }
 
-    /// Median and robust deviation, once [`MIN_WINDOWS`] values are known.
-    fn judge(&self) -> Option<(f64, f64)> {
-        if self.values.len() < MIN_WINDOWS {
+    /// Median and robust deviation, once `min_windows` values are known.
+    fn judge(&self, min_windows: usize) -> Option<(f64, f64)> {
+        if self.values.len() < min_windows.max(1) {
             return None;
         }
         let mut sorted: Vec<f64> = self.values.iter().copied().collect();
@@ -175,8 +175,9 @@ impl Detector {
         }
     }
 
-    /// Judges `reading`, then learns from it if it was normal.
-    pub fn check(&mut self, reading: &Reading, sla: &Sla) -> Vec<Finding> {
+    /// Judges `reading` (a band, and the errors, judge once `min_windows` normal windows are
+    /// known: [`MIN_WINDOWS`] by default), then learns from it if it was normal.
+    pub fn check(&mut self, reading: &Reading, sla: &Sla, min_windows: usize) -> Vec<Finding> {
         let per_replica = reading.request_rate / f64::from(reading.replicas.max(1));
         let utilization = if reading.capacity > 0.0 {
             per_replica / reading.capacity
@@ -191,8 +192,8 @@ impl Detector {
         let below = band < BAND_EDGES.len();
         let steady = below && self.calm >= CALM_WINDOWS && reading.replicas == self.replicas;
         if steady {
-            found.extend(self.latency_finding(reading, band, utilization));
-            found.extend(self.error_finding(reading, sla, utilization));
+            found.extend(self.latency_finding(reading, band, utilization, min_windows));
+            found.extend(self.error_finding(reading, sla, utilization, min_windows));
         }
         let recent = (self.rates.len() >= MIN_HISTORY)
             .then(|| median_of(&mut self.rates.iter().copied().collect::<Vec<_>>()));
@@ -268,11 +269,17 @@ impl Detector {
         found
     }
 
-    fn latency_finding(&self, reading: &Reading, band: usize, utilization: f64) -> Option<Finding> {
+    fn latency_finding(
+        &self,
+        reading: &Reading,
+        band: usize,
+        utilization: f64,
+        min_windows: usize,
+    ) -> Option<Finding> {
         let p95 = reading.p95.filter(|p| *p > 0.0)?;
         // Latency grows with load: the nearest learned band at this load or above bounds it.
-        let (at, (median, deviation)) =
-            (band..self.latency.len()).find_map(|b| Some((b, self.latency[b].judge()?)))?;
+        let (at, (median, deviation)) = (band..self.latency.len())
+            .find_map(|b| Some((b, self.latency[b].judge(min_windows)?)))?;
         let limit = median + (DEVIATIONS * deviation).max(MIN_FACTOR.ln());
         let observed = p95.ln();
         (observed > limit).then(|| {
@@ -294,11 +301,17 @@ impl Detector {
         })
     }
 
-    fn error_finding(&self, reading: &Reading, sla: &Sla, utilization: f64) -> Option<Finding> {
+    fn error_finding(
+        &self,
+        reading: &Reading,
+        sla: &Sla,
+        utilization: f64,
+        min_windows: usize,
+    ) -> Option<Finding> {
         if reading.request_rate <= 0.0 || reading.error_ratio <= sla.error_ratio {
             return None;
         }
-        let (median, deviation) = self.errors.judge()?;
+        let (median, deviation) = self.errors.judge(min_windows)?;
         let limit = median + DEVIATIONS * deviation;
         (reading.error_ratio > limit).then(|| Finding {
             kind: AnomalyKind::ErrorsWithoutLoad,
@@ -337,8 +350,12 @@ mod tests {
             let wobble = 1.0 + 0.05 * f64::from(i % 5);
             // 30 req/s per replica: 60 % of capacity, p95 0.15 s.
             assert!(
-                d.check(&reading(60.0, 0.15 * wobble, 0.0), &Sla::DEFAULT)
-                    .is_empty()
+                d.check(
+                    &reading(60.0, 0.15 * wobble, 0.0),
+                    &Sla::DEFAULT,
+                    MIN_WINDOWS
+                )
+                .is_empty()
             );
         }
         d
@@ -347,46 +364,64 @@ mod tests {
     #[test]
     fn latency_without_the_load_to_explain_it_is_flagged_and_not_learned() {
         let mut d = learned();
-        let found = d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT);
+        let found = d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].kind, AnomalyKind::LatencyWithoutLoad);
         assert!(found[0].detail.contains("not load"), "{}", found[0].detail);
         // At a lower load, the band above bounds the normal: still abnormal.
-        let found = d.check(&reading(20.0, 0.9, 0.0), &Sla::DEFAULT);
+        let found = d.check(&reading(20.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
         assert_eq!(found[0].kind, AnomalyKind::LatencyWithoutLoad);
         // At capacity, latency is load: nothing.
-        assert!(d.check(&reading(110.0, 3.0, 0.0), &Sla::DEFAULT).is_empty());
+        assert!(
+            d.check(&reading(110.0, 3.0, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
         // Twice normal is the least that counts.
-        assert!(d.check(&reading(60.0, 0.25, 0.0), &Sla::DEFAULT).is_empty());
+        assert!(
+            d.check(&reading(60.0, 0.25, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
     }
 
     #[test]
     fn latency_while_a_queue_drains_is_load() {
         let mut d = learned();
         // Overloaded (2.2 times capacity), then back below it with the backlog still queued.
-        assert!(d.check(&reading(220.0, 9.0, 0.0), &Sla::DEFAULT).is_empty());
+        assert!(
+            d.check(&reading(220.0, 9.0, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
         for _ in 0..CALM_WINDOWS {
-            assert!(d.check(&reading(60.0, 5.0, 0.0), &Sla::DEFAULT).is_empty());
+            assert!(
+                d.check(&reading(60.0, 5.0, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                    .is_empty()
+            );
         }
         // New replicas joined: their windows are not judged either.
         let mut more = reading(60.0, 5.0, 0.0);
         more.replicas = 3;
-        assert!(d.check(&more, &Sla::DEFAULT).is_empty());
+        assert!(d.check(&more, &Sla::DEFAULT, MIN_WINDOWS).is_empty());
         // Calm again at the same count: judged.
         for _ in 0..CALM_WINDOWS {
-            d.check(&reading(60.0, 0.15, 0.0), &Sla::DEFAULT);
+            d.check(&reading(60.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
         }
-        assert!(!d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT).is_empty());
+        assert!(
+            !d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_band_never_seen_at_or_above_the_load_judges_nothing() {
         let mut d = learned();
         // 80 % of capacity: no band at or above it has been learned.
-        assert!(d.check(&reading(80.0, 0.9, 0.0), &Sla::DEFAULT).is_empty());
+        assert!(
+            d.check(&reading(80.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
         assert!(
             Detector::default()
-                .check(&reading(60.0, 5.0, 0.0), &Sla::DEFAULT)
+                .check(&reading(60.0, 5.0, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
                 .is_empty()
         );
     }
@@ -394,11 +429,11 @@ mod tests {
     #[test]
     fn errors_below_capacity_are_flagged() {
         let mut d = learned();
-        let found = d.check(&reading(60.0, 0.15, 0.3), &Sla::DEFAULT);
+        let found = d.check(&reading(60.0, 0.15, 0.3), &Sla::DEFAULT, MIN_WINDOWS);
         assert_eq!(found[0].kind, AnomalyKind::ErrorsWithoutLoad);
         // Within the SLA's error ratio: not an anomaly.
         assert!(
-            d.check(&reading(60.0, 0.15, 0.04), &Sla::DEFAULT)
+            d.check(&reading(60.0, 0.15, 0.04), &Sla::DEFAULT, MIN_WINDOWS)
                 .is_empty()
         );
     }
@@ -406,28 +441,31 @@ mod tests {
     #[test]
     fn lost_traffic_and_lost_scrapes_are_suspect_telemetry() {
         let mut d = learned();
-        let found = d.check(&reading(3.0, 0.15, 0.0), &Sla::DEFAULT);
+        let found = d.check(&reading(3.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
         assert_eq!(found[0].kind, AnomalyKind::TrafficLoss);
         assert!(found[0].kind.suspect_telemetry());
         let mut partial = reading(30.0, 0.15, 0.0);
         partial.replicas = 1;
         partial.unscraped = 1;
-        let found = d.check(&partial, &Sla::DEFAULT);
+        let found = d.check(&partial, &Sla::DEFAULT, MIN_WINDOWS);
         assert_eq!(found[0].kind, AnomalyKind::ScrapeLoss);
         assert!((found[0].score - 0.5).abs() < 1e-9);
         // Lost for long, it is the service now.
         let lost = (0..NEW_NORMAL_WINDOWS + 5)
-            .filter(|_| !d.check(&reading(0.0, 0.15, 0.0), &Sla::DEFAULT).is_empty())
+            .filter(|_| {
+                !d.check(&reading(0.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                    .is_empty()
+            })
             .count();
         assert_eq!(lost, NEW_NORMAL_WINDOWS as usize);
         // A quiet service is not a lost one.
         let mut small = Detector::default();
         for _ in 0..40 {
-            small.check(&reading(1.5, 0.15, 0.0), &Sla::DEFAULT);
+            small.check(&reading(1.5, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
         }
         assert!(
             small
-                .check(&reading(0.1, 0.15, 0.0), &Sla::DEFAULT)
+                .check(&reading(0.1, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
                 .is_empty()
         );
     }
@@ -436,9 +474,15 @@ mod tests {
     fn an_anomaly_that_lasts_becomes_the_new_normal() {
         let mut d = learned();
         let flagged = (0..NEW_NORMAL_WINDOWS + MIN_WINDOWS as u32 + 5)
-            .filter(|_| !d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT).is_empty())
+            .filter(|_| {
+                !d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                    .is_empty()
+            })
             .count();
         assert_eq!(flagged, NEW_NORMAL_WINDOWS as usize);
-        assert!(d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT).is_empty());
+        assert!(
+            d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
     }
 }

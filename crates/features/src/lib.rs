@@ -132,6 +132,8 @@ pub struct FeatureSettings {
     /// Whether to look for anomalies ([`anomaly`]); flagged windows then teach the capacity
     /// estimate nothing.
     pub anomalies: bool,
+    /// Normal windows a band of the detector needs before it judges.
+    pub anomaly_min_windows: usize,
 }
 
 impl FeatureSettings {
@@ -143,6 +145,7 @@ impl FeatureSettings {
             interval_secs: interval_secs.max(1),
             capacity: CapacitySettings::default(),
             anomalies: true,
+            anomaly_min_windows: anomaly::MIN_WINDOWS,
         }
     }
 }
@@ -273,11 +276,11 @@ impl FeatureBuilder {
                         unscraped: observation.replicas_unscraped,
                         capacity: capacity.estimate(&self.settings.capacity, observation.replicas),
                     };
-                    let found = self
-                        .detectors
-                        .entry(service.to_owned())
-                        .or_default()
-                        .check(&reading, &self.settings.capacity.sla);
+                    let found = self.detectors.entry(service.to_owned()).or_default().check(
+                        &reading,
+                        &self.settings.capacity.sla,
+                        self.settings.anomaly_min_windows,
+                    );
                     normal = found.is_empty();
                     self.findings.insert(service.to_owned(), found);
                 }

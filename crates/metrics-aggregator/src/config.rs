@@ -74,6 +74,18 @@ pub struct AggregatorConfig {
     #[arg(long, env = "CAPACITY_PRIOR_RPS", default_value_t = features::DEFAULT_PRIOR_RPS)]
     pub capacity_prior_rps: f64,
 
+    /// Look for anomalies in each service's windows (latency or errors its load does not
+    /// explain, lost traffic, lost scrapes) and publish them on ANOMALIES_TOPIC; flagged windows
+    /// teach the capacity estimate nothing.
+    #[arg(long, env = "ANOMALY_DETECTION", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub anomaly_detection: bool,
+
+    /// Normal windows the anomaly detector needs at a load (a band of utilization) before it
+    /// judges latency there, and before it judges errors.
+    #[arg(long, env = "ANOMALY_MIN_WINDOWS", default_value_t = features::anomaly::MIN_WINDOWS)]
+    pub anomaly_min_windows: usize,
+
     /// Where the capacity estimates are kept, so a restart does not forget them.
     #[arg(
         long,
@@ -208,6 +220,13 @@ impl Validate for AggregatorConfig {
                     features::SEASON_RISE_WINDOWS
                 ));
             }
+        }
+        if !(1..=features::anomaly::HISTORY).contains(&self.anomaly_min_windows) {
+            return Err(format!(
+                "ANOMALY_MIN_WINDOWS is {}; it must be 1 to {} (the windows the detector remembers per load)",
+                self.anomaly_min_windows,
+                features::anomaly::HISTORY
+            ));
         }
         if !(self.capacity_prior_rps.is_finite() && self.capacity_prior_rps > 0.0) {
             return Err(format!(

@@ -101,6 +101,8 @@ impl Application {
                     prior_rps: config.capacity_prior_rps,
                     sla: config.sla(),
                 },
+                anomalies: config.anomaly_detection,
+                anomaly_min_windows: config.anomaly_min_windows,
                 ..features::FeatureSettings::new(
                     config.trend_windows as usize,
                     config.poll_interval_sec.get(),
