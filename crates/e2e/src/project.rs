@@ -159,6 +159,11 @@ impl Project {
 
     /// Replicas of `service` the engine runs, by their compose labels.
     pub fn running_replicas(&self, service: &str) -> usize {
+        self.running_containers(service).len()
+    }
+
+    /// The ids of the running containers of `service`, by their compose labels.
+    pub fn running_containers(&self, service: &str) -> Vec<String> {
         let out = Command::new("docker")
             .args([
                 "ps",
@@ -172,7 +177,10 @@ impl Project {
             ])
             .output()
             .expect("docker runs");
-        String::from_utf8_lossy(&out.stdout).lines().count()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 

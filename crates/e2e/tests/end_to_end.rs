@@ -5,10 +5,12 @@
 //! SLA; then the load drops and replicas are removed after the stabilization window. At the same
 //! time, on the same stack, a burst of messages produced to the demo consumer's topic makes the
 //! scaler add consumers, the lag drains below its target, and consumers are removed after it.
+//! Then the demo's fault switch slows its dependency: the aggregator flags latency that is not
+//! load, and the scaler adds no replica for it and says why.
 //!
 //!     cargo test -p e2e --test end_to_end -- --ignored --nocapture
 //!
-//! About ten minutes; `scripts/test.sh` runs it.
+//! About fourteen minutes; `scripts/test.sh` runs it.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -119,7 +121,8 @@ async fn consumer_burst(project: &Project, started: Instant) -> (Vec<GroupSample
         "--step-every",
         "4m",
         "--duration",
-        "9m",
+        // The burst, its drop and then the dependency fault (`dependency_fault`) at 20 req/s.
+        "14m",
     ]);
     let load_started = Instant::now();
     let burst_end = started.elapsed() + Duration::from_secs(240);
@@ -301,7 +304,7 @@ async fn http_burst(project: &Project, started: Instant) {
 
 // Two threads: the two bursts' samplers call docker (blocking) while the other waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "about ten minutes on the Docker engine; run by scripts/test.sh"]
+#[ignore = "about fourteen minutes on the Docker engine; run by scripts/test.sh"]
 async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
     let project = Project::new(&[
         ("COMPOSE_PROFILES", "production,demo,tools,consumers"),
@@ -318,6 +321,8 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         ("CONSUMER_LAG_TARGET_SEC", "30"),
         ("DEMO_CONSUMER_COST_MS", "50"),
         ("DEMO_CONSUMER_CONCURRENCY", "1"),
+        ("DEMO_FAULT_SWITCH", "true"),
+        ("ANOMALY_MIN_WINDOWS", "6"),
     ]);
     project.up_with(&["demo-consumer"]);
     let started = Instant::now();
@@ -329,6 +334,7 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         http_burst(&project, started)
     );
     check_consumer_burst(&group, burst_end);
+    dependency_fault(&project, started).await;
 
     // The decision log users tail.
     let logs = project.must(&["logs", "--no-color", "authoritative-scaler"]);
@@ -341,6 +347,8 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         "APPLIED: demo from ",
         "Service: demo-consumer",
         "APPLIED: demo-consumer from ",
+        // The dependency fault: held, or said to be held, and why.
+        "_without_load (",
     ] {
         assert!(
             logs.contains(needle),
@@ -396,6 +404,44 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
         println!("{line}");
     }
     println!("end-to-end run took {:?}", started.elapsed());
+}
+
+/// Issue 15 live: at the steady 20 req/s after the drop, the demo's fault switch slows every
+/// replica's dependency (300 ms a request, its slot held) for two minutes. The aggregator flags
+/// the latency as not load, the scaler adds no replica for it, and its decision block says why.
+async fn dependency_fault(project: &Project, started: Instant) {
+    // Calm windows at this load first, for the detector's normal (ANOMALY_MIN_WINDOWS).
+    tokio::time::sleep(Duration::from_secs(90)).await;
+    let before = project.running_demo_replicas();
+    for id in project.running_containers("demo") {
+        let out = std::process::Command::new("docker")
+            .args(["exec", &id, "curl", "-fsS", "-X", "POST"])
+            .arg("http://127.0.0.1:8080/fault?slowdown_ms=300&for_sec=120")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the fault switch of {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let faulty = watch(project, started, Duration::from_secs(120), |_| false).await;
+    let worst = faulty.iter().filter_map(|s| s.p95).fold(0.0, f64::max);
+    assert!(
+        worst > SLA_P95,
+        "the slowed dependency broke the SLA (p95 {worst}): {faulty:?}"
+    );
+    assert!(
+        faulty.iter().all(|s| s.replicas <= before),
+        "no replica was added for a slowdown that is not load ({before} before): {faulty:?}"
+    );
+    let flagged = query(
+        &project.prometheus(),
+        r#"sum(aggregator_anomalies_total{kind=~"latency_without_load|errors_without_load"})"#,
+    )
+    .await
+    .unwrap_or(0.0);
+    assert!(flagged >= 1.0, "the aggregator flagged the slowdown");
 }
 
 /// The fleet's services, each killed once during the burst.
