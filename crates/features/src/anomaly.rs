@@ -471,6 +471,24 @@ mod tests {
     }
 
     #[test]
+    fn the_normal_is_carried_over_and_the_recent_traffic_is_not() {
+        let d = learned();
+        let json = serde_json::to_string(&d).unwrap();
+        let mut back: Detector = serde_json::from_str(&json).unwrap();
+        assert!(back.rates.is_empty() && back.calm == 0);
+        // Judges at once (its normal is known), without a traffic median from before.
+        for _ in 0..CALM_WINDOWS {
+            assert!(
+                back.check(&reading(60.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                    .is_empty()
+            );
+        }
+        let found = back.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
+        assert_eq!(found[0].kind, AnomalyKind::LatencyWithoutLoad);
+        assert!(d.carried_over().rates.is_empty());
+    }
+
+    #[test]
     fn an_anomaly_that_lasts_becomes_the_new_normal() {
         let mut d = learned();
         let flagged = (0..NEW_NORMAL_WINDOWS + MIN_WINDOWS as u32 + 5)

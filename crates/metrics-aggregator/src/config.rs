@@ -255,12 +255,22 @@ impl AggregatorConfig {
     /// Where the consumer groups' learned capacities are kept: beside CAPACITY_STATE_PATH,
     /// `<its name>-consumers.json`.
     pub fn consumer_capacity_state_path(&self) -> PathBuf {
+        self.beside_capacity_state("consumers")
+    }
+
+    /// Where what the anomaly detector learned of each service's normal is kept: beside
+    /// CAPACITY_STATE_PATH (`capacity-normal.json` by default).
+    pub fn anomaly_state_path(&self) -> PathBuf {
+        self.beside_capacity_state("normal")
+    }
+
+    fn beside_capacity_state(&self, what: &str) -> PathBuf {
         let stem = self
             .capacity_state_path
             .file_stem()
             .map_or_else(|| "capacity".into(), |s| s.to_string_lossy().into_owned());
         self.capacity_state_path
-            .with_file_name(format!("{stem}-consumers.json"))
+            .with_file_name(format!("{stem}-{what}.json"))
     }
 
     /// Every consumer group read: those to scale, then those only watched.

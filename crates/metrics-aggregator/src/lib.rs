@@ -110,6 +110,7 @@ impl Application {
             },
             fixed_services: config.fixed_services(),
             capacity_state_path: config.capacity_state_path.clone(),
+            anomaly_state_path: config.anomaly_state_path(),
             group_services: config
                 .consumer_groups
                 .0

@@ -16,7 +16,7 @@ use crate::prometheus::{
 use crate::sink::Sink;
 use chrono::{DateTime, Utc};
 use contract::{Anomaly, AnomalyKind, FeatureVector};
-use features::{Capacity, FeatureBuilder, FeatureSettings, LONG_WINDOWS};
+use features::{Capacity, Detector, FeatureBuilder, FeatureSettings, LONG_WINDOWS};
 use service_runtime::ops::Health;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -34,6 +34,8 @@ pub struct PollSettings {
     pub fixed_services: Vec<String>,
     /// Where the capacity estimates are kept across restarts.
     pub capacity_state_path: PathBuf,
+    /// Where the anomaly detector's normal is kept across restarts.
+    pub anomaly_state_path: PathBuf,
     /// Services sized as consumer groups (`CONSUMER_GROUPS`): their own vectors come from the
     /// broker, so Prometheus' jobs of the same name give none (two vectors of one window would
     /// each get the models' votes).
@@ -104,6 +106,16 @@ impl Poller {
             // Not fatal: the estimates start again from the prior, which is cautious.
             Err(e) => tracing::warn!(path = %settings.capacity_state_path.display(), error = %e,
                 "cannot read the saved capacity estimates; starting again from CAPACITY_PRIOR_RPS"),
+        }
+        match read_state::<HashMap<String, Detector>>(&settings.anomaly_state_path) {
+            Ok(Some(learned)) => {
+                tracing::info!(services = learned.len(), path = %settings.anomaly_state_path.display(),
+                    "what is normal for each service restored (anomaly detection)");
+                builder.restore_detectors(learned);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(path = %settings.anomaly_state_path.display(), error = %e,
+                "cannot read what was normal for each service; anomaly detection learns it again"),
         }
         health.set("prometheus", true, "not polled yet");
         Self {
@@ -424,6 +436,16 @@ impl Poller {
         if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
             tracing::warn!(path = %self.settings.capacity_state_path.display(), error = %e,
                 "cannot save the capacity estimates (CAPACITY_STATE_PATH); a restart will start them again from the prior");
+        }
+        if self.builder.detectors().is_empty() {
+            return;
+        }
+        let path = self.settings.anomaly_state_path.clone();
+        let normal = self.builder.detectors().clone();
+        let written = tokio::task::spawn_blocking(move || write_state(&path, &normal)).await;
+        if let Ok(Err(e)) | Err(e) = written.map_err(std::io::Error::other) {
+            tracing::warn!(path = %self.settings.anomaly_state_path.display(), error = %e,
+                "cannot save what is normal for each service; a restart will learn it again");
         }
     }
 }
