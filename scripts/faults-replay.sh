@@ -26,7 +26,7 @@ out=docs/evaluation/faults.md
     echo "at the dependency. \`crates/replay/src/faults.rs\` and \`features::anomaly\` have the"
     echo "details. \"Replicas added in slowdowns\" is the most replicas during each slowdown less"
     echo "those at its start, summed: it also counts what the trace's own load asked for meanwhile"
-    echo "(compare the anomaly-blind ensemble). HPA and the threshold scaler read the service itself,"
+    echo "(compare the ensemble without anomaly awareness). HPA and the threshold scaler read the service itself,"
     echo "not Prometheus, so the scrape losses do not reach them. The detector's thresholds were"
     echo "fixed from first principles and checked on Twitter days 17 and 20; NASA and Alibaba were"
     echo "replayed once with them."

@@ -584,7 +584,7 @@ impl Decider {
             self.config.hold_scale_up_on_anomaly,
             self.config.hold_scale_down_on_suspect_telemetry,
         );
-        plan.hold_for(current, &holds);
+        plan.hold_for(current, &holds, &guardrails);
         if let Some(held) = plan.verdict.applied.iter().find(|h| {
             matches!(
                 h,

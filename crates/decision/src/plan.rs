@@ -84,9 +84,9 @@ impl AnomalyHolds {
 impl Plan {
     /// Keeps `current` instead of the planned change when the window's anomalies say a scale-up
     /// would not help or a scale-down rests on suspect telemetry; a change to reach the bounds
-    /// is never held. Call after [`plan`], before acting.
-    pub fn hold_for(&mut self, current: u32, holds: &AnomalyHolds) {
-        let forced = self.verdict.applied.contains(&Held::Bounds);
+    /// of `guardrails` from outside them is never held. Call after [`plan`], before acting.
+    pub fn hold_for(&mut self, current: u32, holds: &AnomalyHolds, guardrails: &Guardrails) {
+        let forced = !(guardrails.min_replicas..=guardrails.max_replicas).contains(&current);
         let target = self.verdict.target;
         let (held, why) = match target {
             t if t > current && !forced => (Some(Held::NotLoad), holds.up.as_ref()),
@@ -164,7 +164,7 @@ mod tests {
         let slow = [(AnomalyKind::LatencyWithoutLoad, "p95 0.9 s at 30 %")];
         let holds = AnomalyHolds::from_anomalies(slow, true, true);
         let mut p = plan(&Strategy::Majority, 2, &up, 2, &g, &mut h, now);
-        p.hold_for(2, &holds);
+        p.hold_for(2, &holds, &g);
         assert_eq!((p.desired, p.verdict.target), (6, 2));
         assert!(
             p.reason.contains(
@@ -176,7 +176,7 @@ mod tests {
         // Nothing asked for: the anomaly is said all the same.
         let none = [v("a", Action::NoAction, 2), v("b", Action::NoAction, 2)];
         let mut p = plan(&Strategy::Majority, 2, &none, 2, &g, &mut h, now);
-        p.hold_for(2, &holds);
+        p.hold_for(2, &holds, &g);
         assert_eq!(p.verdict.target, 2);
         assert!(
             p.reason.contains(
@@ -191,7 +191,7 @@ mod tests {
             AnomalyHolds::from_anomalies([(AnomalyKind::ScrapeLoss, "1 of 2")], true, true),
         ] {
             let mut p = plan(&Strategy::Majority, 2, &up, 2, &g, &mut h, now);
-            p.hold_for(2, &holds);
+            p.hold_for(2, &holds, &g);
             assert_eq!(p.verdict.target, 6, "{holds:?}");
         }
         // Suspect telemetry holds a scale-down.
@@ -205,8 +205,30 @@ mod tests {
         };
         let mut p = plan(&Strategy::Majority, 2, &down, 4, &g, &mut h, now);
         assert!(p.verdict.target < 4, "{p:?}");
-        p.hold_for(4, &lost);
+        p.hold_for(4, &lost, &g);
         assert_eq!(p.verdict.target, 4);
         assert!(p.reason.contains("suspect telemetry"), "{}", p.reason);
+        // Votes beyond the bounds are clamped, and the clamped change is held all the same;
+        // from outside the bounds, the change back into them is not.
+        let g = Guardrails {
+            max_replicas: 4,
+            ..Guardrails::default()
+        };
+        let mut h = History::default();
+        let mut p = plan(&Strategy::Majority, 2, &up, 3, &g, &mut h, now);
+        assert_eq!(p.verdict.target, 4, "{p:?}");
+        p.hold_for(3, &holds, &g);
+        assert_eq!(p.verdict.target, 3);
+        let both = AnomalyHolds::from_anomalies(
+            [
+                (AnomalyKind::LatencyWithoutLoad, "slow"),
+                (AnomalyKind::ScrapeLoss, "1 of 6"),
+            ],
+            true,
+            true,
+        );
+        let mut p = plan(&Strategy::Majority, 2, &up, 6, &g, &mut h, now);
+        p.hold_for(6, &both, &g);
+        assert_eq!(p.verdict.target, 4, "back within the bounds: {p:?}");
     }
 }

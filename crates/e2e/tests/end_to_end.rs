@@ -410,8 +410,9 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
 /// replica's dependency (300 ms a request, its slot held) for two minutes. The aggregator flags
 /// the latency as not load, the scaler adds no replica for it, and its decision block says why.
 async fn dependency_fault(project: &Project, started: Instant) {
-    // Calm windows at this load first, for the detector's normal (ANOMALY_MIN_WINDOWS).
-    tokio::time::sleep(Duration::from_secs(90)).await;
+    // Calm windows at this load first, for the detector's normal (ANOMALY_MIN_WINDOWS, after
+    // CALM_WINDOWS at the same replica count).
+    tokio::time::sleep(Duration::from_secs(150)).await;
     let before = project.running_demo_replicas();
     for id in project.running_containers("demo") {
         let out = std::process::Command::new("docker")

@@ -10,16 +10,20 @@
 //!   deviation of `ln p95` over the last [`HISTORY`] normal windows in that band;
 //! - the error ratio below capacity, likewise.
 //!
+//! (The module's figures, and why: see `docs/ARCHITECTURE.md`, *Anomalies*.)
+//!
 //! A window is flagged when, below capacity, its latency is more than [`DEVIATIONS`] robust
 //! deviations and at least twice above the normal of its band (or of the nearest learned band at
 //! a higher load, which is a higher normal), after [`CALM_WINDOWS`] windows below capacity at the
 //! same replica count (a queue left by an overload drains meanwhile); when its error ratio is
 //! above the SLA's and as far above its normal; when its request rate fell below a fifth of the
-//! median of the last [`features::LONG_WINDOWS`](crate::LONG_WINDOWS) normal windows; or when
-//! Prometheus failed to scrape some of its targets. Flagged windows teach neither the normal nor
-//! the capacity estimate. A latency, error or traffic anomaly that lasts [`NEW_NORMAL_WINDOWS`]
-//! windows is taken as the service's new normal: the detector forgets what it learned and
-//! learns again.
+//! median of the last [`features::LONG_WINDOWS`](crate::LONG_WINDOWS) normal windows (its request
+//! metrics vanished: a real drop leaves more); or when Prometheus failed to scrape some of its
+//! targets. Flagged windows teach the normal nothing, and the capacity estimate nothing unless
+//! only scrapes were lost (the load of the replicas scraped is still right per replica). An
+//! anomaly that lasts [`NEW_NORMAL_WINDOWS`] windows is taken as the service's new normal: for
+//! latency, errors or traffic the detector forgets what it learned and learns again; unscraped
+//! targets are no longer said.
 
 use contract::{Anomaly, AnomalyKind, Sla};
 use std::collections::VecDeque;
@@ -32,8 +36,9 @@ pub const MIN_WINDOWS: usize = 30;
 pub const DEVIATIONS: f64 = 6.0;
 /// Latency must be at least this many times its normal, whatever the deviation.
 pub const MIN_FACTOR: f64 = 2.0;
-/// A window whose rate is below this share of the recent median lost its traffic...
-pub const TRAFFIC_LOSS_SHARE: f64 = 0.2;
+/// A window whose rate is below this share of the recent median lost its traffic (its request
+/// metrics, most often: a real drop, even the end of a burst, leaves more than this)...
+pub const TRAFFIC_LOSS_SHARE: f64 = 0.02;
 /// ...when that median is at least this many requests per second.
 pub const MIN_TRAFFIC_RPS: f64 = 2.0;
 /// Latency and errors are judged only after this many windows below capacity at the same
@@ -97,7 +102,7 @@ struct Normal {
 
 impl Normal {
     fn learn(&mut self, value: f64) {
-        if self.values.len() == HISTORY {
+        while self.values.len() >= HISTORY {
             self.values.pop_front();
         }
         self.values.push_back(value);
@@ -140,9 +145,11 @@ pub struct Detector {
     /// Consecutive windows with a latency or error anomaly.
     #[serde(skip)]
     streak: u32,
-    /// Consecutive windows with lost traffic.
+    /// Consecutive windows with lost traffic, with lost scrapes.
     #[serde(skip)]
     lost_streak: u32,
+    #[serde(skip)]
+    unscraped_streak: u32,
     /// Consecutive windows below capacity at the same replica count, and that count.
     #[serde(skip)]
     calm: u32,
@@ -213,7 +220,7 @@ impl Detector {
                 ),
             });
         }
-        if reading.unscraped > 0 {
+        if reading.unscraped > 0 && self.unscraped_streak < NEW_NORMAL_WINDOWS {
             let targets = reading.unscraped + reading.replicas;
             found.push(Finding {
                 kind: AnomalyKind::ScrapeLoss,
@@ -246,6 +253,13 @@ impl Detector {
         } else {
             self.lost_streak = 0;
         }
+        // Targets that stay unscraped (a replica crash-looping, a wrong port) are said for
+        // NEW_NORMAL_WINDOWS, then no longer: the hold on scale-down does not last for ever.
+        self.unscraped_streak = if reading.unscraped > 0 {
+            self.unscraped_streak.saturating_add(1)
+        } else {
+            0
+        };
         self.calm = if below && reading.replicas == self.replicas {
             self.calm.saturating_add(1)
         } else {
@@ -441,7 +455,12 @@ mod tests {
     #[test]
     fn lost_traffic_and_lost_scrapes_are_suspect_telemetry() {
         let mut d = learned();
-        let found = d.check(&reading(3.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
+        // The end of a burst (to a tenth) is not a loss; metrics gone are.
+        assert!(
+            d.check(&reading(6.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
+                .is_empty()
+        );
+        let found = d.check(&reading(0.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
         assert_eq!(found[0].kind, AnomalyKind::TrafficLoss);
         assert!(found[0].kind.suspect_telemetry());
         let mut partial = reading(30.0, 0.15, 0.0);
@@ -458,6 +477,12 @@ mod tests {
             })
             .count();
         assert_eq!(lost, NEW_NORMAL_WINDOWS as usize);
+        // Targets unscraped for long are no longer said.
+        partial.request_rate = 60.0;
+        let said = (0..NEW_NORMAL_WINDOWS + 5)
+            .filter(|_| !d.check(&partial, &Sla::DEFAULT, MIN_WINDOWS).is_empty())
+            .count();
+        assert_eq!(said, NEW_NORMAL_WINDOWS as usize);
         // A quiet service is not a lost one.
         let mut small = Detector::default();
         for _ in 0..40 {

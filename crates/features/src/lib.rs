@@ -16,7 +16,7 @@ pub use capacity::{Capacity, CapacitySettings, DEFAULT_PRIOR_RPS, VIOLATING_SHAR
 pub use consumers::{BEHIND_SEC, ConsumerCapacity, GroupFeatures, PROBE};
 pub use trend::relative_slope_per_minute;
 
-use contract::Features;
+use contract::{AnomalyKind, Features};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Windows a short trend spans by default (the aggregator's `TREND_WINDOWS`).
@@ -129,8 +129,9 @@ pub struct FeatureSettings {
     pub interval_secs: u64,
     /// The capacity estimate's prior and SLA.
     pub capacity: CapacitySettings,
-    /// Whether to look for anomalies ([`anomaly`]); flagged windows then teach the capacity
-    /// estimate nothing.
+    /// Whether to look for anomalies ([`anomaly`]; off unless set: the aggregator sets it from
+    /// `ANOMALY_DETECTION`); flagged windows then teach the capacity estimate nothing (unless
+    /// only scrapes were lost).
     pub anomalies: bool,
     /// Normal windows a band of the detector needs before it judges.
     pub anomaly_min_windows: usize,
@@ -144,7 +145,7 @@ impl FeatureSettings {
             trend_windows: trend_windows.max(MIN_TREND_POINTS),
             interval_secs: interval_secs.max(1),
             capacity: CapacitySettings::default(),
-            anomalies: true,
+            anomalies: false,
             anomaly_min_windows: anomaly::MIN_WINDOWS,
         }
     }
@@ -226,6 +227,8 @@ impl FeatureBuilder {
         observation: Observation,
         known_capacity: Option<f64>,
     ) -> Result<Features, Skip> {
+        // What an earlier window showed is not this one's.
+        self.findings.remove(service);
         let observation = sanitize(observation)?;
         let interval = self.settings.interval_secs;
         let span = interval * (self.settings.trend_windows as u64 - 1);
@@ -281,7 +284,8 @@ impl FeatureBuilder {
                         &self.settings.capacity.sla,
                         self.settings.anomaly_min_windows,
                     );
-                    normal = found.is_empty();
+                    // Scraped replicas alone still say what one replica carries.
+                    normal = found.iter().all(|f| f.kind == AnomalyKind::ScrapeLoss);
                     self.findings.insert(service.to_owned(), found);
                 }
                 if new && normal {
@@ -317,10 +321,9 @@ impl FeatureBuilder {
 
     /// Keeps the history of the services for which `keep` is true; forgets the others (they
     /// disappeared from discovery), so the history does not grow with service churn. Capacity
-    /// estimates are kept.
+    /// estimates and what is normal for each service are kept.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.history.retain(|service, _| keep(service));
-        self.detectors.retain(|service, _| keep(service));
         self.findings.retain(|service, _| keep(service));
     }
 

@@ -28,9 +28,9 @@ pub enum PolicySpec {
     Model(ModelKind, Option<u32>),
     /// `ensemble:majority|unanimous|weighted[:Q]`: the three models under a voting strategy.
     Ensemble(&'static str, Option<u32>),
-    /// `ensemble-blind`: the ensemble (majority, default quantile) blind to anomalies, as it
-    /// was before issue 15: no detection, no holds.
-    EnsembleBlind,
+    /// `ensemble-aware`: the ensemble (majority, default quantile) aware of anomalies, as the
+    /// fleet runs it by default (issue 15); the other model policies are not.
+    EnsembleAware,
     /// `oracle`: the fewest replicas that meet the SLA, knowing the future.
     Oracle,
 }
@@ -131,13 +131,13 @@ impl PolicySpec {
                 Ok(PolicySpec::Predictive(target))
             }
             "oracle" => Ok(PolicySpec::Oracle),
-            "ensemble-blind" if arg.is_none() => Ok(PolicySpec::EnsembleBlind),
+            "ensemble-aware" if arg.is_none() => Ok(PolicySpec::EnsembleAware),
             _ => match ModelKind::parse(name) {
                 Some(kind) => Ok(PolicySpec::Model(kind, percentile(arg)?)),
                 None => Err(format!(
                     "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], holt-winters:T, xgboost[:Q], \
                      random_forest[:Q], logistic_regression[:Q], \
-                     ensemble:majority|unanimous|weighted[:Q], ensemble-blind, oracle"
+                     ensemble:majority|unanimous|weighted[:Q], ensemble-aware, oracle"
                 )),
             },
         }
@@ -147,7 +147,7 @@ impl PolicySpec {
     pub fn needs_models(&self) -> bool {
         matches!(
             self,
-            PolicySpec::Model(..) | PolicySpec::Ensemble(..) | PolicySpec::EnsembleBlind
+            PolicySpec::Model(..) | PolicySpec::Ensemble(..) | PolicySpec::EnsembleAware
         )
     }
 }
@@ -165,7 +165,7 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Model(kind, Some(q)) => write!(f, "{}:{q}", kind.as_str()),
             PolicySpec::Ensemble(strategy, None) => write!(f, "ensemble:{strategy}"),
             PolicySpec::Ensemble(strategy, Some(q)) => write!(f, "ensemble:{strategy}:{q}"),
-            PolicySpec::EnsembleBlind => f.write_str("ensemble-blind"),
+            PolicySpec::EnsembleAware => f.write_str("ensemble-aware"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -302,7 +302,7 @@ pub fn build(
                 *quantile,
             ))
         }
-        PolicySpec::EnsembleBlind => {
+        PolicySpec::EnsembleAware => {
             let trained = trained()?;
             Box::new(
                 voters(
@@ -312,7 +312,7 @@ pub fn build(
                     ENSEMBLE_QUORUM,
                     None,
                 )
-                .unaware(),
+                .aware(),
             )
         }
         PolicySpec::Oracle => Box::new(oracle.clone()),

@@ -183,28 +183,35 @@ pub fn warm_capacity(
         crate::catalog::REFERENCE_HPA,
         crate::catalog::HPA_STABILIZATION,
     );
-    let mut policy = build(&spec, settings, &oracle, None)?;
     let rate = |t: f64| warmup.rate(t);
-    let cold = Settings {
-        capacity_start: None,
-        normal_start: None,
-        learn_normal: true,
-        ..settings.clone()
-    };
     let initial = oracle.needs().first().copied().unwrap_or(1);
-    let warm = run(
-        &Load {
-            name: "warm-up".into(),
-            rate: &rate,
-            duration: warmup.duration,
-        },
-        model,
-        &cold,
-        policy.as_mut(),
-        initial,
-        None,
-    );
-    Ok((warm.capacity, warm.normal))
+    // Twice: the capacity as every window teaches it (what the evaluation has always started
+    // from), and the normal, learned by the detector (whose flagged windows teach the capacity
+    // nothing, so its own capacity is not the one kept).
+    let warm = |learn_normal: bool| -> anyhow::Result<crate::simulation::Run> {
+        let mut policy = build(&spec, settings, &oracle, None)?;
+        let cold = Settings {
+            capacity_start: None,
+            normal_start: None,
+            learn_normal,
+            ..settings.clone()
+        };
+        Ok(run(
+            &Load {
+                name: "warm-up".into(),
+                rate: &rate,
+                duration: warmup.duration,
+            },
+            model,
+            &cold,
+            policy.as_mut(),
+            initial,
+            None,
+        ))
+    };
+    let capacity = warm(false)?.capacity;
+    let normal = warm(true)?.normal;
+    Ok((capacity, normal))
 }
 
 /// One trace to run every policy on, with the service and settings it runs with.

@@ -36,7 +36,7 @@ pub fn policies() -> Vec<PolicySpec> {
         ),
         PolicySpec::Threshold,
         PolicySpec::Ensemble("majority", None),
-        PolicySpec::EnsembleBlind,
+        PolicySpec::EnsembleAware,
     ]
 }
 
@@ -216,23 +216,26 @@ pub fn study(
     .unwrap_or_default();
     let clean_policies = [
         PolicySpec::Ensemble("majority", None),
-        PolicySpec::EnsembleBlind,
+        PolicySpec::EnsembleAware,
     ];
     let clean = run_policies(&[replayed(settings)], &clean_policies, Some(trained), jobs)?
         .pop()
         .unwrap_or_default();
-    let aware = faulty
-        .get(2)
-        .ok_or_else(|| anyhow::anyhow!("the anomaly-aware ensemble did not run"))?;
-    let clean_aware = clean
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("the anomaly-aware ensemble did not run"))?;
+    let aware_run = |runs: &[Run], specs: &[PolicySpec]| -> anyhow::Result<Run> {
+        specs
+            .iter()
+            .position(|p| *p == PolicySpec::EnsembleAware)
+            .and_then(|i| runs.get(i).cloned())
+            .ok_or_else(|| anyhow::anyhow!("the anomaly-aware ensemble did not run"))
+    };
+    let aware = aware_run(&faulty, &policies)?;
+    let clean_aware = aware_run(&clean, &clean_policies)?;
     let none = Faults::default();
     Ok(Study {
         title: title.to_owned(),
         faulty: faulty.iter().map(|r| figures(r, &faults)).collect(),
         clean: clean.iter().map(|r| figures(r, &none)).collect(),
-        detection: detection(aware, &faults, settings.interval),
+        detection: detection(&aware, &faults, settings.interval),
         clean_flagged: (
             clean_aware
                 .windows

@@ -31,7 +31,8 @@ pub struct Voters {
     period: f64,
     /// Unix seconds of the run's time 0, for the guardrails' clock.
     epoch: i64,
-    /// Reads the window's anomalies and holds as the scaler does (on by default).
+    /// Reads the window's anomalies and holds as the scaler does (off unless asked for: the
+    /// evaluation measures the decision core without them; `replay faults` with them).
     aware: bool,
 }
 
@@ -53,15 +54,16 @@ impl Voters {
             history: History::default(),
             period,
             epoch,
-            aware: true,
+            aware: false,
         }
     }
 
-    /// The same policy blind to anomalies, as before issue 15: no detection (every window
-    /// teaches the capacity estimate), no holds.
-    pub fn unaware(mut self) -> Self {
-        self.aware = false;
-        self.name = format!("{}, anomaly-blind", self.name);
+    /// The same policy aware of anomalies, as the fleet runs it by default: the simulated
+    /// aggregator's detector flags windows (which then teach the capacity estimate nothing) and
+    /// the scaler's holds apply.
+    pub fn aware(mut self) -> Self {
+        self.aware = true;
+        self.name = format!("{}, anomaly-aware", self.name);
         self
     }
 
@@ -108,7 +110,7 @@ impl Voters {
             &mut self.history,
             now,
         );
-        plan.hold_for(current, holds);
+        plan.hold_for(current, holds, &self.guardrails);
         let target = plan.verdict.target;
         if target != current {
             self.history.record_change(current, target, now);
