@@ -14,6 +14,9 @@ use std::sync::Mutex;
 pub const HOLD_SPAN_SEC: u64 = 30;
 /// Services remembered at most: anomalies of further services (forged names) are dropped.
 const MAX_SERVICES: usize = 10_000;
+/// An anomaly of a window further ahead of the clock than this is dropped: it would otherwise
+/// pin its kind's slot and hide the real ones until then.
+const MAX_AHEAD_SEC: u64 = 3_600;
 
 /// Per kind, the newest window it was seen in and its detail.
 type Seen = BTreeMap<AnomalyKind, (u64, String)>;
@@ -26,8 +29,11 @@ pub struct Anomalies {
 
 impl Anomalies {
     /// Keeps `anomaly` if it is the newest of its service and kind; false when it was dropped
-    /// (a new service beyond [`MAX_SERVICES`]).
-    pub fn note(&self, anomaly: &Anomaly) -> bool {
+    /// (a new service beyond [`MAX_SERVICES`], or a window far ahead of `now_secs`).
+    pub fn note(&self, anomaly: &Anomaly, now_secs: u64) -> bool {
+        if anomaly.window_id > now_secs.saturating_add(MAX_AHEAD_SEC) {
+            return false;
+        }
         let Ok(mut seen) = self.seen.lock() else {
             return false;
         };
@@ -85,8 +91,17 @@ mod tests {
     #[test]
     fn an_anomaly_holds_the_windows_near_it_only() {
         let a = Anomalies::default();
-        assert!(a.note(&anomaly("orders", 1000, AnomalyKind::LatencyWithoutLoad)));
-        assert!(a.note(&anomaly("orders", 990, AnomalyKind::ScrapeLoss)));
+        let now = 1000;
+        assert!(a.note(
+            &anomaly("orders", 1000, AnomalyKind::LatencyWithoutLoad),
+            now
+        ));
+        assert!(a.note(&anomaly("orders", 990, AnomalyKind::ScrapeLoss), now));
+        // A forged one far ahead is dropped and hides nothing.
+        assert!(!a.note(
+            &anomaly("orders", 90_000, AnomalyKind::LatencyWithoutLoad),
+            now
+        ));
         let holds = a.holds("orders", 1010, true, true);
         assert_eq!(
             holds.up.as_deref(),
@@ -104,7 +119,10 @@ mod tests {
             AnomalyHolds::default()
         );
         // An older anomaly does not replace a newer one.
-        a.note(&anomaly("orders", 900, AnomalyKind::LatencyWithoutLoad));
+        a.note(
+            &anomaly("orders", 900, AnomalyKind::LatencyWithoutLoad),
+            now,
+        );
         assert!(a.holds("orders", 1000, true, true).up.is_some());
     }
 }

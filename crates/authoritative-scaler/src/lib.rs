@@ -345,7 +345,8 @@ async fn read_anomalies(
                 .anomalies
                 .with_label_values(&[anomaly.kind.as_str()])
                 .inc();
-            store.note(anomaly);
+            let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+            store.note(anomaly, now);
             async { Ok(()) }
         })
         .await?;

@@ -203,6 +203,9 @@ impl Poller {
         self.metrics.services.set(observed.len() as i64);
         let (vectors, anomalies) = self.build(at, observed);
         self.save_capacities().await;
+        let count = vectors.len();
+        // The vectors first: a trouble of the anomalies topic must not delay them.
+        let (delivered, errors) = self.sink.publish(vectors).await;
         let anomaly_errors = self.sink.publish_anomalies(&anomalies).await;
         if let Some(first) = anomaly_errors.first() {
             self.metrics
@@ -212,8 +215,6 @@ impl Poller {
             tracing::warn!(error = %first, failed = anomaly_errors.len(),
                 "anomalies could not be published; the scaler will not hold for them");
         }
-        let count = vectors.len();
-        let (delivered, errors) = self.sink.publish(vectors).await;
         let sink = self.sink.name();
         self.metrics
             .vectors
