@@ -398,6 +398,14 @@ async fn a_load_burst_scales_the_demo_target_up_and_back_down() {
             );
         }
     }
+    println!("\n--- the dependency fault in the scaler's log (first decisions that say it) ---");
+    for line in logs
+        .lines()
+        .filter(|l| l.contains("_without_load (") && l.contains(" decision "))
+        .take(4)
+    {
+        println!("{line}");
+    }
     println!("\n--- docker-compose logs authoritative-scaler (last decisions) ---");
     let tail: Vec<&str> = logs.lines().rev().take(40).collect();
     for line in tail.into_iter().rev() {
