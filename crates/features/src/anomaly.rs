@@ -14,8 +14,8 @@
 //!
 //! A window is flagged when, below capacity, its latency is more than [`DEVIATIONS`] robust
 //! deviations and at least twice above the normal of its band (or of the nearest learned band at
-//! a higher load, which is a higher normal), after [`CALM_WINDOWS`] windows below capacity at the
-//! same replica count (a queue left by an overload drains meanwhile); when its error ratio is
+//! a higher load, which is a higher normal), after [`CALM_WINDOWS`] windows below capacity (a
+//! queue left by an overload drains meanwhile); when its error ratio is
 //! above the SLA's and as far above its normal; when its request rate fell below a fifth of the
 //! median of the last [`features::LONG_WINDOWS`](crate::LONG_WINDOWS) normal windows (its request
 //! metrics vanished: a real drop leaves more); or when Prometheus failed to scrape some of its
@@ -41,9 +41,8 @@ pub const MIN_FACTOR: f64 = 2.0;
 pub const TRAFFIC_LOSS_SHARE: f64 = 0.02;
 /// ...when that median is at least this many requests per second.
 pub const MIN_TRAFFIC_RPS: f64 = 2.0;
-/// Latency and errors are judged only after this many windows below capacity at the same
-/// replica count: a queue built while the service was overloaded (or before new replicas
-/// joined) takes a while to drain, and that latency is load.
+/// Latency and errors are judged only after this many windows below capacity: a queue built
+/// while the service was overloaded takes a while to drain, and that latency is load.
 pub const CALM_WINDOWS: u32 = 3;
 /// Windows of rate history the traffic check needs.
 pub const MIN_HISTORY: usize = 10;
@@ -150,11 +149,9 @@ pub struct Detector {
     lost_streak: u32,
     #[serde(skip)]
     unscraped_streak: u32,
-    /// Consecutive windows below capacity at the same replica count, and that count.
+    /// Consecutive windows below capacity.
     #[serde(skip)]
     calm: u32,
-    #[serde(skip)]
-    replicas: u32,
 }
 
 /// One window as the detector reads it.
@@ -197,7 +194,7 @@ impl Detector {
             .unwrap_or(BAND_EDGES.len());
         let mut found = Vec::new();
         let below = band < BAND_EDGES.len();
-        let steady = below && self.calm >= CALM_WINDOWS && reading.replicas == self.replicas;
+        let steady = below && self.calm >= CALM_WINDOWS;
         if steady {
             found.extend(self.latency_finding(reading, band, utilization, min_windows));
             found.extend(self.error_finding(reading, sla, utilization, min_windows));
@@ -260,12 +257,11 @@ impl Detector {
         } else {
             0
         };
-        self.calm = if below && reading.replicas == self.replicas {
+        self.calm = if below {
             self.calm.saturating_add(1)
         } else {
-            u32::from(below)
+            0
         };
-        self.replicas = reading.replicas;
         if found.is_empty() {
             if self.rates.len() == crate::LONG_WINDOWS {
                 self.rates.pop_front();
@@ -411,14 +407,7 @@ mod tests {
                     .is_empty()
             );
         }
-        // New replicas joined: their windows are not judged either.
-        let mut more = reading(60.0, 5.0, 0.0);
-        more.replicas = 3;
-        assert!(d.check(&more, &Sla::DEFAULT, MIN_WINDOWS).is_empty());
-        // Calm again at the same count: judged.
-        for _ in 0..CALM_WINDOWS {
-            d.check(&reading(60.0, 0.15, 0.0), &Sla::DEFAULT, MIN_WINDOWS);
-        }
+        // Calm since: judged.
         assert!(
             !d.check(&reading(60.0, 0.9, 0.0), &Sla::DEFAULT, MIN_WINDOWS)
                 .is_empty()
