@@ -74,6 +74,9 @@ pub struct FaultFigures {
     /// Replicas added during the slowdowns: the most that existed in each less those at its
     /// start, summed.
     pub added_in_slowdowns: u32,
+    /// Of those, beyond what the trace's load asked for meanwhile (the oracle's count over the
+    /// same windows, which knows nothing of the fault), summed over the slowdowns.
+    pub added_beyond_load: u32,
     /// Replicas removed during the scrape losses, likewise.
     pub removed_in_scrape_losses: u32,
 }
@@ -82,8 +85,21 @@ fn within(w: &WindowRecord, start: f64, end: f64) -> bool {
     w.end > start && w.end <= end
 }
 
-/// The figures of `run` under `faults`.
-pub fn figures(run: &Run, faults: &Faults) -> FaultFigures {
+/// What the load alone asked for during each slowdown: the rise of `needs` (one count per
+/// window of `interval` seconds, the oracle's) over it.
+fn load_rise(needs: &[u32], interval: f64, start: f64, end: f64) -> u32 {
+    let at = |t: f64| ((t / interval).floor().max(0.0) as usize).min(needs.len().saturating_sub(1));
+    let before = needs.get(at(start).saturating_sub(1)).copied().unwrap_or(0);
+    let most = needs
+        .get(at(start)..at(end).max(at(start) + 1).min(needs.len()))
+        .and_then(|n| n.iter().copied().max())
+        .unwrap_or(before);
+    most.saturating_sub(before)
+}
+
+/// The figures of `run` under `faults`; `needs` is the oracle's count per window of `interval`
+/// seconds (what the load asked for).
+pub fn figures(run: &Run, faults: &Faults, needs: &[u32], interval: f64) -> FaultFigures {
     let change = |start: f64, end: f64, up: bool| -> u32 {
         let before = run
             .windows
@@ -109,6 +125,14 @@ pub fn figures(run: &Run, faults: &Faults) -> FaultFigures {
             .slowdowns
             .iter()
             .map(|s| change(s.start, s.end, true))
+            .sum(),
+        added_beyond_load: faults
+            .slowdowns
+            .iter()
+            .map(|s| {
+                change(s.start, s.end, true)
+                    .saturating_sub(load_rise(needs, interval, s.start, s.end))
+            })
             .sum(),
         removed_in_scrape_losses: faults
             .scrape_losses
@@ -233,8 +257,14 @@ pub fn study(
     let none = Faults::default();
     Ok(Study {
         title: title.to_owned(),
-        faulty: faulty.iter().map(|r| figures(r, &faults)).collect(),
-        clean: clean.iter().map(|r| figures(r, &none)).collect(),
+        faulty: faulty
+            .iter()
+            .map(|r| figures(r, &faults, oracle.needs(), settings.interval))
+            .collect(),
+        clean: clean
+            .iter()
+            .map(|r| figures(r, &none, oracle.needs(), settings.interval))
+            .collect(),
         detection: detection(&aware, &faults, settings.interval),
         clean_flagged: (
             clean_aware
@@ -253,17 +283,18 @@ pub fn report(study: &Study) -> String {
     let _ = writeln!(out, "### {}\n", study.title);
     let _ = writeln!(
         out,
-        "| policy | violation minutes | replica-minutes | replicas added in slowdowns | replicas removed in scrape losses |"
+        "| policy | violation minutes | replica-minutes | replicas added in slowdowns | of them beyond what the load asked for | replicas removed in scrape losses |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
     for f in &study.faulty {
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {:.0} | {} | {} |",
+            "| {} | {:.1} | {:.0} | {} | {} | {} |",
             f.policy,
             f.violation_minutes,
             f.replica_minutes,
             f.added_in_slowdowns,
+            f.added_beyond_load,
             f.removed_in_scrape_losses
         );
     }
@@ -301,4 +332,19 @@ pub fn report(study: &Study) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::load_rise;
+
+    #[test]
+    fn the_load_rise_is_the_oracles_over_the_span() {
+        let needs = [2, 2, 3, 5, 4, 2];
+        // Windows 2 to 4 (20 s to 50 s): from 2 before to 5.
+        assert_eq!(load_rise(&needs, 10.0, 20.0, 50.0), 3);
+        // A falling load asked for nothing.
+        assert_eq!(load_rise(&needs, 10.0, 40.0, 60.0), 0);
+        assert_eq!(load_rise(&[], 10.0, 0.0, 10.0), 0);
+    }
 }
