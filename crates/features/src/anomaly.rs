@@ -120,7 +120,7 @@ impl Normal {
 }
 
 /// The median of `values` (sorted in place); 0 for none.
-pub fn median_of(values: &mut [f64]) -> f64 {
+fn median_of(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     match n {

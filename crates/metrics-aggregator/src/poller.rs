@@ -202,7 +202,7 @@ impl Poller {
         };
         self.metrics.services.set(observed.len() as i64);
         let (vectors, anomalies) = self.build(at, observed);
-        self.save_capacities().await;
+        self.save_learned().await;
         let count = vectors.len();
         // The vectors first: a trouble of the anomalies topic must not delay them.
         let (delivered, errors) = self.sink.publish(vectors).await;
@@ -428,9 +428,10 @@ impl Poller {
         }
     }
 
-    /// Writes the capacity estimates where the next start reads them, on the blocking pool
-    /// (a small file, replaced whole: a crash mid-write leaves the previous one).
-    async fn save_capacities(&self) {
+    /// Writes the capacity estimates and what is normal for each service where the next start
+    /// reads them, on the blocking pool (small files, each replaced whole: a crash mid-write
+    /// leaves the previous one).
+    async fn save_learned(&self) {
         let path = self.settings.capacity_state_path.clone();
         let learned = self.builder.capacities().clone();
         let written = tokio::task::spawn_blocking(move || write_capacities(&path, &learned)).await;
