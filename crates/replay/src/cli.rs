@@ -449,7 +449,9 @@ pub struct RunArgs {
     /// Policies, repeatable or comma-separated: static[:N], threshold, hpa:T[:S] (target
     /// utilization %, scale-down stabilization s, default 300), holt-winters:T, xgboost[:Q],
     /// random_forest[:Q], logistic_regression[:Q], ensemble:majority|unanimous|weighted[:Q]
-    /// (Q: the forecast quantile, %, the models' default unless given), oracle.
+    /// (Q: the forecast quantile, %, the models' default unless given), ensemble-aware (the
+    /// majority with anomaly detection and the scaler's holds, as the fleet runs by default;
+    /// the other model policies are without them), oracle.
     #[arg(long = "policy", env = "REPLAY_POLICIES", value_delimiter = ',',
           default_value = "hpa:70,holt-winters:70,ensemble:majority,oracle",
           value_parser = PolicySpec::parse)]
