@@ -67,10 +67,11 @@ pub struct DemoConfig {
           num_args = 0..=1, default_missing_value = "true")]
     pub record_scrapes: bool,
 
-    /// Serve the fault switch, `POST /fault?slowdown_ms=M&error_ratio=E&for_sec=S` (for S
-    /// seconds each request also waits M ms for a slowed dependency, holding its slot, and E of
-    /// the requests fail with 500) and `DELETE /fault`: for testing that the autoscaler does not
-    /// scale into a failing dependency. Off by default: anyone who reaches the port could slow
+    /// Serve the fault switch, `POST /fault?slowdown_ms=M&error_ratio=E&metrics_down=B&for_sec=S`
+    /// (for S seconds each request also waits M ms for a slowed dependency, holding its slot, E
+    /// of the requests fail with 500, and with B true `/metrics` answers 503, a scrape loss) and
+    /// `DELETE /fault`: for testing that the autoscaler does not scale into a failing dependency
+    /// nor remove replicas it cannot see. Off by default: anyone who reaches the port could slow
     /// the service.
     #[arg(long, env = "FAULT_SWITCH", default_value_t = false, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use metrics::DemoMetrics;
 use rand::Rng;
 use rand_distr::{Distribution, Exp};
@@ -59,6 +59,12 @@ impl Application {
             ops = ops.layer(axum::middleware::from_fn_with_state(
                 state.clone(),
                 record_scrape,
+            ));
+        }
+        if config.fault_switch {
+            ops = ops.layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                fail_scrape,
             ));
         }
         let mut router = Router::new();
@@ -107,12 +113,15 @@ struct Replica {
     metrics: DemoMetrics,
 }
 
-/// A slowed or failing dependency, until `until`.
+/// A slowed or failing dependency, or a broken exporter, until `until`.
 #[derive(Debug, Clone, Copy)]
 struct Fault {
     until: Instant,
     slowdown: Duration,
     error_ratio: f64,
+    /// `/metrics` answers 503: Prometheus' scrape of this replica fails (`up == 0`) while it
+    /// goes on serving.
+    metrics_down: bool,
 }
 
 impl Replica {
@@ -191,6 +200,8 @@ struct FaultParams {
     slowdown_ms: f64,
     #[serde(default)]
     error_ratio: f64,
+    #[serde(default)]
+    metrics_down: bool,
     for_sec: f64,
 }
 
@@ -204,7 +215,7 @@ async fn set_fault(
     State(replica): State<Arc<Replica>>,
     params: Result<axum::extract::Query<FaultParams>, axum::extract::rejection::QueryRejection>,
 ) -> (StatusCode, String) {
-    let usage = "POST /fault?slowdown_ms=M&error_ratio=E&for_sec=S: M 0 to 60000, E 0 to 1, S above 0 and at most 3600";
+    let usage = "POST /fault?slowdown_ms=M&error_ratio=E&metrics_down=B&for_sec=S: M 0 to 60000, E 0 to 1, B true or false, S above 0 and at most 3600";
     let Ok(axum::extract::Query(p)) = params else {
         return (StatusCode::BAD_REQUEST, format!("{usage}\n"));
     };
@@ -219,6 +230,7 @@ async fn set_fault(
         until: Instant::now() + Duration::from_secs_f64(p.for_sec),
         slowdown: Duration::from_secs_f64(p.slowdown_ms / 1000.0),
         error_ratio: p.error_ratio,
+        metrics_down: p.metrics_down,
     };
     if let Ok(mut slot) = replica.fault.lock() {
         *slot = Some(fault);
@@ -227,14 +239,18 @@ async fn set_fault(
     tracing::warn!(
         slowdown_ms = p.slowdown_ms,
         error_ratio = p.error_ratio,
+        metrics_down = p.metrics_down,
         for_sec = p.for_sec,
-        "fault switch: on (a slowed or failing dependency)"
+        "fault switch: on (a slowed or failing dependency, or a broken exporter)"
     );
     (
         StatusCode::OK,
         format!(
-            "fault on for {} s: +{} ms a request, {} errors\n",
-            p.for_sec, p.slowdown_ms, p.error_ratio
+            "fault on for {} s: +{} ms a request, {} errors, /metrics {}\n",
+            p.for_sec,
+            p.slowdown_ms,
+            p.error_ratio,
+            if p.metrics_down { "down" } else { "up" }
         ),
     )
 }
@@ -274,6 +290,24 @@ async fn record_scrape(
         started.elapsed(),
     );
     response
+}
+
+/// The fault switch's broken exporter: `/metrics` answers 503 while a fault with
+/// `metrics_down` is on, so that Prometheus' scrape of the replica fails as it would behind a
+/// broken exporter or network path, while requests are served as before.
+async fn fail_scrape(
+    State(replica): State<Arc<Replica>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path() == "/metrics" && replica.fault().is_some_and(|f| f.metrics_down) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics down: the fault switch is on (DELETE /fault)\n",
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Waits for a slot, or refuses when the queue is full.

@@ -130,6 +130,24 @@ async fn the_fault_switch_slows_and_fails_requests_for_a_while() {
     let (took, statuses) = burst(&base, 4).await;
     assert!(took < Duration::from_millis(150), "{took:?}");
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    // A broken exporter: the scrape fails, the requests are served.
+    let on = client
+        .post(format!("{base}/fault?metrics_down=true&for_sec=30"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on.status(), 200);
+    let scrape = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(scrape.status(), 503);
+    assert!(scrape.text().await.unwrap().contains("DELETE /fault"));
+    let (_, statuses) = burst(&base, 4).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200, "only /metrics is down");
+    client.delete(format!("{base}/fault")).send().await.unwrap();
+    let scrape = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(scrape.status(), 200);
     shutdown.cancel();
 
     let (base, shutdown) = start(DemoConfig::local("orders", 4, 10.0)).await;

@@ -77,6 +77,10 @@ pub struct FaultFigures {
     /// Of those, beyond what the trace's load asked for meanwhile (the oracle's count over the
     /// same windows, which knows nothing of the fault), summed over the slowdowns.
     pub added_beyond_load: u32,
+    /// Of those, beyond what the same policy added over the same windows in its run without the
+    /// faults (the fault's own effect; the earlier faults may have left the two runs at other
+    /// counts), summed over the slowdowns; `None` without that run.
+    pub added_beyond_own: Option<u32>,
     /// Replicas removed during the scrape losses, likewise.
     pub removed_in_scrape_losses: u32,
 }
@@ -97,47 +101,53 @@ fn load_rise(needs: &[u32], interval: f64, start: f64, end: f64) -> u32 {
     most.saturating_sub(before)
 }
 
+/// How far `run`'s count rose (`up`) or fell during `start..end`: the most (or fewest)
+/// replicas that existed in it against those at its start.
+fn change(run: &Run, start: f64, end: f64, up: bool) -> u32 {
+    let before = run
+        .windows
+        .iter()
+        .rfind(|w| w.end <= start)
+        .map_or(0, |w| w.existing);
+    let during = run.windows.iter().filter(|w| within(w, start, end));
+    if up {
+        during
+            .map(|w| w.existing)
+            .max()
+            .unwrap_or(before)
+            .saturating_sub(before)
+    } else {
+        before.saturating_sub(during.map(|w| w.existing).min().unwrap_or(before))
+    }
+}
+
 /// The figures of `run` under `faults`; `needs` is the oracle's count per window of `interval`
-/// seconds (what the load asked for).
-pub fn figures(run: &Run, faults: &Faults, needs: &[u32], interval: f64) -> FaultFigures {
-    let change = |start: f64, end: f64, up: bool| -> u32 {
-        let before = run
-            .windows
+/// seconds (what the load asked for), `clean` the same policy's run without the faults.
+pub fn figures(
+    run: &Run,
+    faults: &Faults,
+    needs: &[u32],
+    interval: f64,
+    clean: Option<&Run>,
+) -> FaultFigures {
+    let beyond = |baseline: &dyn Fn(f64, f64) -> u32| -> u32 {
+        faults
+            .slowdowns
             .iter()
-            .rfind(|w| w.end <= start)
-            .map_or(0, |w| w.existing);
-        let during = run.windows.iter().filter(|w| within(w, start, end));
-        if up {
-            during
-                .map(|w| w.existing)
-                .max()
-                .unwrap_or(before)
-                .saturating_sub(before)
-        } else {
-            before.saturating_sub(during.map(|w| w.existing).min().unwrap_or(before))
-        }
+            .map(|s| change(run, s.start, s.end, true).saturating_sub(baseline(s.start, s.end)))
+            .sum()
     };
     FaultFigures {
         policy: run.summary.policy.clone(),
         violation_minutes: run.summary.violation_minutes,
         replica_minutes: run.summary.replica_minutes,
-        added_in_slowdowns: faults
-            .slowdowns
-            .iter()
-            .map(|s| change(s.start, s.end, true))
-            .sum(),
-        added_beyond_load: faults
-            .slowdowns
-            .iter()
-            .map(|s| {
-                change(s.start, s.end, true)
-                    .saturating_sub(load_rise(needs, interval, s.start, s.end))
-            })
-            .sum(),
+        added_in_slowdowns: beyond(&|_, _| 0),
+        added_beyond_load: beyond(&|start, end| load_rise(needs, interval, start, end)),
+        added_beyond_own: clean.map(|clean| beyond(&|start, end| change(clean, start, end, true))),
         removed_in_scrape_losses: faults
             .scrape_losses
             .iter()
-            .map(|s| change(s.start, s.end, false))
+            .map(|s| change(run, s.start, s.end, false))
             .sum(),
     }
 }
@@ -238,11 +248,7 @@ pub fn study(
     )?
     .pop()
     .unwrap_or_default();
-    let clean_policies = [
-        PolicySpec::Ensemble("majority", None),
-        PolicySpec::EnsembleAware,
-    ];
-    let clean = run_policies(&[replayed(settings)], &clean_policies, Some(trained), jobs)?
+    let clean = run_policies(&[replayed(settings)], &policies, Some(trained), jobs)?
         .pop()
         .unwrap_or_default();
     let aware_run = |runs: &[Run], specs: &[PolicySpec]| -> anyhow::Result<Run> {
@@ -253,17 +259,18 @@ pub fn study(
             .ok_or_else(|| anyhow::anyhow!("the anomaly-aware ensemble did not run"))
     };
     let aware = aware_run(&faulty, &policies)?;
-    let clean_aware = aware_run(&clean, &clean_policies)?;
+    let clean_aware = aware_run(&clean, &policies)?;
     let none = Faults::default();
     Ok(Study {
         title: title.to_owned(),
         faulty: faulty
             .iter()
-            .map(|r| figures(r, &faults, oracle.needs(), settings.interval))
+            .zip(&clean)
+            .map(|(r, c)| figures(r, &faults, oracle.needs(), settings.interval, Some(c)))
             .collect(),
         clean: clean
             .iter()
-            .map(|r| figures(r, &none, oracle.needs(), settings.interval))
+            .map(|r| figures(r, &none, oracle.needs(), settings.interval, None))
             .collect(),
         detection: detection(&aware, &faults, settings.interval),
         clean_flagged: (
@@ -283,18 +290,19 @@ pub fn report(study: &Study) -> String {
     let _ = writeln!(out, "### {}\n", study.title);
     let _ = writeln!(
         out,
-        "| policy | violation minutes | replica-minutes | replicas added in slowdowns | of them beyond what the load asked for | replicas removed in scrape losses |"
+        "| policy | violation minutes | replica-minutes | replicas added in slowdowns | of them beyond what the load asked for | of them beyond its own run without faults | replicas removed in scrape losses |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     for f in &study.faulty {
         let _ = writeln!(
             out,
-            "| {} | {:.1} | {:.0} | {} | {} | {} |",
+            "| {} | {:.1} | {:.0} | {} | {} | {} | {} |",
             f.policy,
             f.violation_minutes,
             f.replica_minutes,
             f.added_in_slowdowns,
             f.added_beyond_load,
+            f.added_beyond_own.map_or("-".to_owned(), |n| n.to_string()),
             f.removed_in_scrape_losses
         );
     }
