@@ -126,6 +126,14 @@ fn names(s: &str) -> Result<Names, String> {
     .map(Names)
 }
 
+/// The services of `CONSUMER_GROUPS` (`service=group@topic`, as the aggregator reads it).
+fn group_services(s: &str) -> Result<Names, String> {
+    comma_list(s, |entry| {
+        service_runtime::config::group_target(entry).map(|(service, _, _)| service)
+    })
+    .map(Names)
+}
+
 /// Tallies the models' votes per service and window, applies the voting strategy, prints the
 /// decision block, and changes the service's replica count through the Docker Engine API within
 /// guardrails (bounds, cooldowns, scale-down stabilization, step limits).
@@ -202,6 +210,11 @@ pub struct ScalerConfig {
     /// opted-in service.
     #[arg(long, env = "SCALED_SERVICES", default_value = "", value_parser = names)]
     pub scaled_services: Names,
+    /// The consumer groups the aggregator sizes, as service=group@topic, comma-separated (the
+    /// aggregator's setting): a scale-up of these services goes to the voted count in one
+    /// decision, whatever MAX_STEP_UP, since each change is a rebalance that stops the group.
+    #[arg(long, env = "CONSUMER_GROUPS", default_value = "", value_parser = group_services)]
+    pub consumer_groups: Names,
     /// Seconds between the controller's rounds: on its own schedule, whatever the votes, it
     /// brings every opted-in service back within its bounds and applies NO_VOTES_AFTER_SEC.
     #[arg(long, env = "RECONCILE_INTERVAL_SEC", default_value = "15", value_parser = positive_secs)]
@@ -413,6 +426,11 @@ impl ScalerConfig {
         self.service_limits.0.iter().find(|l| l.service == service)
     }
 
+    /// Whether `service` runs a consumer group (`CONSUMER_GROUPS`).
+    pub fn is_consumer_group(&self, service: &str) -> bool {
+        self.consumer_groups.0.iter().any(|s| s == service)
+    }
+
     /// Whether `SCALED_SERVICES` lets the scaler change this service (empty: no further
     /// restriction; the service must still be opted in by its label).
     pub fn may_scale(&self, service: &str) -> bool {
@@ -473,6 +491,22 @@ mod tests {
             zero.guardrails().scale_up_cooldown,
             chrono::TimeDelta::zero()
         );
+    }
+
+    #[test]
+    fn consumer_groups_name_their_services() {
+        let config = ScalerConfig::try_parse_from([
+            "s",
+            "--consumer-groups",
+            "demo-consumer=demo-consumer@demo-work, ,orders=orders-group@orders",
+        ])
+        .unwrap();
+        assert!(config.is_consumer_group("demo-consumer") && config.is_consumer_group("orders"));
+        assert!(!config.is_consumer_group("demo-work"));
+        let bad = ScalerConfig::try_parse_from(["s", "--consumer-groups", "demo-consumer"])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("is not service=group@topic"), "{bad}");
     }
 
     #[test]

@@ -168,11 +168,16 @@ where
 impl Decider {
     /// The guardrails of one service: configured bounds win over labels.
     fn guardrails_for(&self, service: &str, state: &ServiceState) -> Guardrails {
-        match self.config.limit_of(service) {
+        let bounded = match self.config.limit_of(service) {
             Some(limit) => self
                 .guardrails
                 .with_bounds(Some(limit.min), Some(limit.max)),
             None => self.guardrails.with_bounds(state.min, state.max),
+        };
+        if self.config.is_consumer_group(service) {
+            bounded.for_consumer_group()
+        } else {
+            bounded
         }
     }
 

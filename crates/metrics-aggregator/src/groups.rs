@@ -39,27 +39,11 @@ pub struct GroupTarget {
 impl GroupTarget {
     /// Parses `service=group@topic`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not service=group@topic");
-        let (service, rest) = s.split_once('=').ok_or_else(bad)?;
-        let (group, topic) = rest.rsplit_once('@').ok_or_else(bad)?;
-        contract::validate_service(service.trim())?;
-        let legal = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 249
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        };
-        if !legal(topic.trim()) || group.trim().is_empty() || group.len() > 249 {
-            return Err(format!(
-                "{s:?}: the topic must be a Kafka topic name (letters, digits, . _ -) and the \
-                 group not empty"
-            ));
-        }
+        let (service, group, topic) = service_runtime::config::group_target(s)?;
         Ok(Self {
-            service: service.trim().to_owned(),
-            group: group.trim().to_owned(),
-            topic: topic.trim().to_owned(),
+            service,
+            group,
+            topic,
             scaled: true,
         })
     }

@@ -346,8 +346,8 @@ impl GroupPolicy for Forecast {
 /// vector of the group's kind (the production rate's history through the same
 /// `FeatureBuilder`, one consumer's capacity learned by `features::ConsumerCapacity` from the
 /// windows the group was behind), each model's vote by `models::vote::decide_group` at the
-/// forecast quantile, and [`decision::plan`] with the scaler's guardrails (bounds 1 to the
-/// partitions).
+/// forecast quantile, and [`decision::plan`] with the scaler's guardrails for a consumer group
+/// (bounds 1 to the partitions, a scale-up in one step).
 pub struct Ensemble {
     spec: GroupSpec,
     level: f64,
@@ -374,7 +374,8 @@ impl Ensemble {
             min_replicas: 1,
             max_replicas: spec.partitions.max(1),
             ..decision::Guardrails::default()
-        };
+        }
+        .for_consumer_group();
         let ballot = crate::policy::Ballot {
             strategy: decision::Strategy::Majority,
             quorum: 2,

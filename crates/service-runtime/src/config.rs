@@ -31,6 +31,33 @@ pub fn comma_list<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Resu
         .collect()
 }
 
+/// One consumer group as `service=group@topic` (`CONSUMER_GROUPS`, `WATCH_CONSUMER_GROUPS`): the
+/// compose service that runs the consumers, its group and the topic it reads, trimmed.
+pub fn group_target(s: &str) -> Result<(String, String, String), String> {
+    let bad = || format!("{s:?} is not service=group@topic");
+    let (service, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (group, topic) = rest.rsplit_once('@').ok_or_else(bad)?;
+    contract::validate_service(service.trim())?;
+    let legal = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 249
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    };
+    if !legal(topic.trim()) || group.trim().is_empty() || group.len() > 249 {
+        return Err(format!(
+            "{s:?}: the topic must be a Kafka topic name (letters, digits, . _ -) and the \
+             group not empty"
+        ));
+    }
+    Ok((
+        service.trim().to_owned(),
+        group.trim().to_owned(),
+        topic.trim().to_owned(),
+    ))
+}
+
 /// Parses the command line and environment, validates, and exits with one clear line on error.
 pub fn parse_or_exit<T: Parser + Validate>() -> T {
     let bin = std::env::args()
