@@ -23,5 +23,5 @@ bounded() {
   return "$rc"
 }
 bounded 45m cargo test --workspace --locked
-# The whole system under docker compose, about ten minutes (crates/e2e/tests/end_to_end.rs).
+# The whole system under docker compose, about seventeen minutes (crates/e2e/tests/end_to_end.rs).
 bounded 30m cargo test -p e2e --test end_to_end --locked -- --ignored --nocapture

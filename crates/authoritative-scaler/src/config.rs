@@ -182,7 +182,8 @@ pub struct ScalerConfig {
     /// `autoscaler.min_replicas` / `autoscaler.max_replicas` also set them).
     #[arg(long, env = "SERVICE_LIMITS", default_value = "", value_parser = service_limits)]
     pub service_limits: ServiceLimits,
-    /// Most replicas added by one decision (or MAX_STEP_UP_PERCENT of the count, if more).
+    /// Most replicas added by one decision (or MAX_STEP_UP_PERCENT of the count, if more); not
+    /// for the services of CONSUMER_GROUPS, whose scale-ups go the whole way in one.
     #[arg(long, env = "MAX_STEP_UP", default_value_t = Guardrails::default().max_step_up)]
     pub max_step_up: u32,
     /// Share of the current count one decision may add, when more than MAX_STEP_UP (HPA: 100).

@@ -846,6 +846,31 @@ mod tests {
         assert_eq!(restored.next_decision_id, decider.next_id);
     }
 
+    /// A consumer group's scale-up goes the whole way at once; another service's keeps its steps.
+    #[tokio::test]
+    async fn a_consumer_group_scales_up_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut decider = decider(
+            dir.path(),
+            &[
+                "--max-step-up",
+                "1",
+                "--max-step-up-percent",
+                "0",
+                "--consumer-groups",
+                "workers=workers@jobs",
+            ],
+        );
+        let records = decider
+            .decide_all(vec![ballot("orders", 100, 1), ballot("workers", 100, 1)])
+            .await;
+        let reached: Vec<(u32, u32)> = records
+            .iter()
+            .map(|r| (r.current_replicas, r.target_replicas))
+            .collect();
+        assert_eq!(reached, [(2, 3), (2, 4)], "{records:?}");
+    }
+
     #[tokio::test]
     async fn an_applied_change_is_on_disk_and_leaves_no_intent() {
         let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,8 @@
 //!    one does not remove replicas that the next busy window needs. Scale-ups are immediate.
 //! 2. Step limits: at most `max_step_up` more (or `max_step_up_percent` of the current count,
 //!    whichever is more, as HPA's `max(4 pods, 100 %)`) and `max_step_down` fewer (or
-//!    `max_step_down_percent`) per decision.
+//!    `max_step_down_percent`) per decision; a consumer group's scale-up has no step limit
+//!    ([`Guardrails::for_consumer_group`]).
 //! 3. Bounds: the result always lies in [min, max] (a count outside them is brought back in,
 //!    cooldowns notwithstanding).
 //! 4. Cooldowns: no scale-up within `scale_up_cooldown` of the last scale-up; no scale-down

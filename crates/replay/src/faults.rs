@@ -101,15 +101,14 @@ fn load_rise(needs: &[u32], interval: f64, start: f64, end: f64) -> u32 {
     most.saturating_sub(before)
 }
 
-/// How far `run`'s count rose (`up`) or fell during `start..end`: the most (or fewest)
-/// replicas that existed in it against those at its start.
-fn change(run: &Run, start: f64, end: f64, up: bool) -> u32 {
-    let before = run
-        .windows
+/// How far the count of a run's `windows` rose (`up`) or fell during `start..end`: the most
+/// (or fewest) replicas that existed in it against those at its start.
+fn change(windows: &[WindowRecord], start: f64, end: f64, up: bool) -> u32 {
+    let before = windows
         .iter()
         .rfind(|w| w.end <= start)
         .map_or(0, |w| w.existing);
-    let during = run.windows.iter().filter(|w| within(w, start, end));
+    let during = windows.iter().filter(|w| within(w, start, end));
     if up {
         during
             .map(|w| w.existing)
@@ -134,7 +133,9 @@ pub fn figures(
         faults
             .slowdowns
             .iter()
-            .map(|s| change(run, s.start, s.end, true).saturating_sub(baseline(s.start, s.end)))
+            .map(|s| {
+                change(&run.windows, s.start, s.end, true).saturating_sub(baseline(s.start, s.end))
+            })
             .sum()
     };
     FaultFigures {
@@ -143,11 +144,12 @@ pub fn figures(
         replica_minutes: run.summary.replica_minutes,
         added_in_slowdowns: beyond(&|_, _| 0),
         added_beyond_load: beyond(&|start, end| load_rise(needs, interval, start, end)),
-        added_beyond_own: clean.map(|clean| beyond(&|start, end| change(clean, start, end, true))),
+        added_beyond_own: clean
+            .map(|clean| beyond(&|start, end| change(&clean.windows, start, end, true))),
         removed_in_scrape_losses: faults
             .scrape_losses
             .iter()
-            .map(|s| change(run, s.start, s.end, false))
+            .map(|s| change(&run.windows, s.start, s.end, false))
             .sum(),
     }
 }
@@ -344,7 +346,35 @@ pub fn report(study: &Study) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::load_rise;
+    use super::{WindowRecord, change, load_rise};
+
+    fn windows(counts: &[u32]) -> Vec<WindowRecord> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &existing)| WindowRecord {
+                end: (i as f64 + 1.0) * 10.0,
+                offered_rps: 0.0,
+                ready: existing,
+                existing,
+                p95: None,
+                violation: false,
+                capacity_rps: None,
+                not_load: false,
+                suspect_telemetry: false,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_change_is_against_the_count_at_the_start() {
+        // Windows ending at 10..60 s; the span 20..50 s holds the windows ending at 30, 40, 50.
+        let run = windows(&[2, 3, 5, 4, 1, 6]);
+        assert_eq!(change(&run, 20.0, 50.0, true), 2, "from 3 up to 5");
+        assert_eq!(change(&run, 20.0, 50.0, false), 2, "from 3 down to 1");
+        assert_eq!(change(&run, 60.0, 90.0, true), 0, "no window in the span");
+        assert_eq!(change(&[], 0.0, 10.0, true), 0);
+    }
 
     #[test]
     fn the_load_rise_is_the_oracles_over_the_span() {
