@@ -164,6 +164,9 @@ pub struct Detection {
     /// Share of flagged windows within a fault or the few windows after it.
     pub precision: f64,
     pub flagged: usize,
+    /// Of the flagged windows outside the faults, those where the trace itself offered no
+    /// request: the trace's own outages, a loss of traffic the detector is right to flag.
+    pub silent: usize,
     pub windows: usize,
 }
 
@@ -189,19 +192,22 @@ pub fn detection(run: &Run, faults: &Faults, interval: f64) -> Detection {
         .iter()
         .filter(|w| w.not_load || w.suspect_telemetry)
         .collect();
-    let caused = flagged
+    let is_caused = |w: &WindowRecord| {
+        slow.iter()
+            .chain(&lost)
+            .any(|(s, e)| within(w, *s, *e + after))
+    };
+    let caused = flagged.iter().filter(|w| is_caused(w)).count();
+    let silent = flagged
         .iter()
-        .filter(|w| {
-            slow.iter()
-                .chain(&lost)
-                .any(|(s, e)| within(w, *s, *e + after))
-        })
+        .filter(|w| !is_caused(w) && w.offered_rps <= 0.0)
         .count();
     Detection {
         slowdown_recall: recall(&slow, |w| w.not_load),
         scrape_recall: recall(&lost, |w| w.suspect_telemetry),
         precision: share(caused, flagged.len()),
         flagged: flagged.len(),
+        silent,
         windows: run.windows.len(),
     }
 }
@@ -212,8 +218,9 @@ pub struct Study {
     pub faulty: Vec<FaultFigures>,
     pub clean: Vec<FaultFigures>,
     pub detection: Detection,
-    /// Windows flagged in the anomaly-aware ensemble's run without faults, of all.
-    pub clean_flagged: (usize, usize),
+    /// The detector in the anomaly-aware ensemble's run without faults (every flag is outside
+    /// a fault).
+    pub clean_detection: Detection,
 }
 
 /// Runs the study on `load`.
@@ -275,14 +282,7 @@ pub fn study(
             .map(|r| figures(r, &none, oracle.needs(), settings.interval, None))
             .collect(),
         detection: detection(&aware, &faults, settings.interval),
-        clean_flagged: (
-            clean_aware
-                .windows
-                .iter()
-                .filter(|w| w.not_load || w.suspect_telemetry)
-                .count(),
-            clean_aware.windows.len(),
-        ),
+        clean_detection: detection(&clean_aware, &none, settings.interval),
     })
 }
 
@@ -312,22 +312,27 @@ pub fn report(study: &Study) -> String {
     let _ = writeln!(
         out,
         "\nDetector (anomaly-aware ensemble's run): slowdown windows flagged as not load {:.0} %, \
-         scrape-loss windows flagged as suspect telemetry {:.0} %, precision {:.0} % ({} of {} windows flagged).",
+         scrape-loss windows flagged as suspect telemetry {:.0} %, precision {:.0} % ({} of {} windows flagged; \
+         of those outside the faults, {} where the trace itself offered no request, its own outages).",
         d.slowdown_recall * 100.0,
         d.scrape_recall * 100.0,
         d.precision * 100.0,
         d.flagged,
-        d.windows
+        d.windows,
+        d.silent
     );
-    let (flagged, windows) = study.clean_flagged;
+    let clean = &study.clean_detection;
     let _ = writeln!(
         out,
-        "\nWithout faults: {flagged} of {windows} windows flagged ({:.2} %).\n",
-        if windows == 0 {
+        "\nWithout faults: {} of {} windows flagged ({:.2} %), {} of them where the trace itself offered no request.\n",
+        clean.flagged,
+        clean.windows,
+        if clean.windows == 0 {
             0.0
         } else {
-            flagged as f64 / windows as f64 * 100.0
-        }
+            clean.flagged as f64 / clean.windows as f64 * 100.0
+        },
+        clean.silent
     );
     let _ = writeln!(
         out,
