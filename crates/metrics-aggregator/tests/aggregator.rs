@@ -415,8 +415,10 @@ async fn prometheus_scrapes_recorded_as_requests_are_not_traffic() {
             "window {}: request_rate {:.2}/s, p50 {:?}",
             v.window_id, f.request_rate, f.latency_p50
         );
+        // Nearer the load alone (5/s) than the load with the scrapes (15/s): a load generator
+        // catching up on a busy machine read 8.1/s once.
         assert!(
-            (2.5..8.0).contains(&f.request_rate),
+            (2.5..10.0).contains(&f.request_rate),
             "the load alone (5/s), not the scrapes ({scrapes}/s): {f:?}"
         );
         assert!(

@@ -311,17 +311,26 @@ impl LoadedModel {
         level: f64,
     ) -> Result<Vec<VoteDecision>, String> {
         let floor = self.metadata.forecast.rate_floor;
-        let down_horizon_sec =
-            f64::from(self.metadata.forecast.horizons.down) * f64::from(self.metadata.window_sec);
+        let horizon_sec = |windows: u32| f64::from(windows) * f64::from(self.metadata.window_sec);
+        let (up_horizon_sec, down_horizon_sec) = (
+            horizon_sec(self.metadata.forecast.horizons.up),
+            horizon_sec(self.metadata.forecast.horizons.down),
+        );
         let features: Vec<Features> = vectors.iter().map(|v| v.features).collect();
         Ok(self
             .forecasts(&features)?
             .iter()
             .zip(vectors)
             .map(|(forecast, v)| match &v.consumer_group {
-                Some(group) => {
-                    vote::decide_group(&v.features, group, forecast, level, floor, down_horizon_sec)
-                }
+                Some(group) => vote::decide_group(
+                    &v.features,
+                    group,
+                    forecast,
+                    level,
+                    floor,
+                    up_horizon_sec,
+                    down_horizon_sec,
+                ),
                 None => decide(&v.features, forecast, level, floor),
             })
             .collect())

@@ -107,7 +107,11 @@ pub const REBALANCE_PAUSE_SEC: f64 = 15.0;
 /// - counts are only those that are the smallest for their assignment (of 40 partitions, 14 to
 ///   19 consumers all carry what 14 do, as some still hold three partitions), and never more
 ///   than the partitions;
-/// - SCALE_UP when the scale-up peak (plus the lag to drain) needs more consumers than run;
+/// - SCALE_UP when the scale-up peak (plus the lag to drain) needs more consumers than run,
+///   unless the group keeps up now, is not behind, and the peak's overrun over the scale-up
+///   horizon (`up_horizon_sec`) would pile up less than a quarter of the lag target: then the
+///   rebalance would cost more than it saves, and a peak that lasts calls for the scale-up
+///   through the lag it builds;
 /// - SCALE_DOWN only when fewer carry the longer horizon's peak and also the production that
 ///   piles up during the rebalance the change costs ([`REBALANCE_PAUSE_SEC`]), the group is not
 ///   behind, and the change pays: the consumer-seconds it saves over the scale-down horizon
@@ -121,6 +125,7 @@ pub fn decide_group(
     forecast: &Forecast,
     level: f64,
     floor: f64,
+    up_horizon_sec: f64,
     down_horizon_sec: f64,
 ) -> VoteDecision {
     let partitions = group.partitions.clamp(1, MAX_WANTED);
@@ -182,7 +187,14 @@ pub fn decide_group(
     } else {
         forecast.up.exceedance(carried(current))
     };
-    let (action, confidence, safe_replicas) = if up > current {
+    // A group that keeps up now and is not behind rides out a forecast peak whose overrun, over
+    // the scale-up horizon, piles up less than a quarter of the target: a scale-up's rebalance
+    // would stop it for longer than the lag it saves (and if the peak lasts, the lag it builds
+    // calls for the scale-up a window later).
+    let keeps_up = carries(current) >= rate + drain && behind <= 5.0;
+    let tolerable =
+        (forecast_rps - carries(current)).max(0.0) * up_horizon_sec <= rate * target / 4.0;
+    let (action, confidence, safe_replicas) = if up > current && !(keeps_up && tolerable) {
         (Action::ScaleUp, overrun, up)
     } else if down < current && behind <= (target / 2.0).min(5.0) {
         // Consumers that add nothing (idle beyond the partitions, or one more than an even
@@ -278,6 +290,30 @@ mod tests {
     }
 
     #[test]
+    fn a_group_that_keeps_up_rides_out_a_small_overrun() {
+        // 10 consumers of 60 msg/s carry 600; 580 now. A forecast of 1.05x (609 msg/s) piles up
+        // 9 msg/s for 30 s, 270 messages: under a quarter of the 60 s target at 580 msg/s (8,700).
+        // A forecast of 1.7x (986 msg/s) piles up 11,580; a group already behind scales up too.
+        let small = forecast([1.03, 1.05, 1.07], [1.03, 1.05, 1.07]);
+        let large = forecast([1.5, 1.7, 1.9], [1.5, 1.7, 1.9]);
+        let at = |f: &Forecast, lag: f64| {
+            decide_group(
+                &features(580.0, 10.0, Some(60.0)),
+                &group(40, lag),
+                f,
+                0.9,
+                0.0,
+                30.0,
+                90.0,
+            )
+            .action
+        };
+        assert_eq!(at(&small, 0.0), Action::NoAction);
+        assert_eq!(at(&large, 0.0), Action::ScaleUp);
+        assert_eq!(at(&small, 580.0 * 10.0), Action::ScaleUp, "10 s behind");
+    }
+
+    #[test]
     fn a_group_is_sized_for_the_peak_with_counts_that_fit_its_partitions() {
         // 40 partitions, 60 msg/s a consumer, 1,000 msg/s now and 1.2x at P90: 1,200 msg/s needs
         // 20 consumers (19 would leave some with three partitions, as 14 do).
@@ -288,6 +324,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 20));
@@ -298,6 +335,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 8));
@@ -314,6 +352,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::NoAction, 2));
@@ -323,6 +362,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleUp, 5));
@@ -334,6 +374,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!(v.action, Action::NoAction);
@@ -343,6 +384,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleDown, 1));
@@ -361,6 +403,7 @@ mod tests {
                 &f,
                 0.9,
                 0.0,
+                30.0,
                 90.0,
             )
         };
@@ -387,6 +430,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         // 100 msg/s needs 2; with 100 * 15 / 10 = 150 more, 250: 5. Hold.
@@ -397,6 +441,7 @@ mod tests {
             &f,
             0.9,
             0.0,
+            30.0,
             90.0,
         );
         assert_eq!((v.action, v.safe_replicas), (Action::ScaleDown, 2));
@@ -418,8 +463,7 @@ mod tests {
             };
             let v = decide_group(
                 &features(rate, f64::from(replicas), Some(capacity)), &group(partitions, lag),
-                &f, level, 1.0, 90.0,
-            );
+                &f, level, 1.0, 30.0, 90.0,);
             prop_assert!((0.0..=1.0).contains(&v.confidence));
             match v.action {
                 Action::ScaleUp => prop_assert!(v.safe_replicas > replicas && v.safe_replicas <= partitions),
