@@ -122,6 +122,13 @@ pub fn load(dir: &Path, expected: ModelKind) -> Result<LoadedModel, LoadError> {
     metadata
         .forecast
         .check()
+        .and_then(|()| {
+            if metadata.window_sec == 0 {
+                Err("the window (window_sec) must be at least 1 s".to_owned())
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|reason| LoadError::Corrupt {
             path: metadata_path.clone(),
             reason,

@@ -109,9 +109,10 @@ pub const REBALANCE_PAUSE_SEC: f64 = 15.0;
 ///   than the partitions;
 /// - SCALE_UP when the scale-up peak (plus the lag to drain) needs more consumers than run,
 ///   unless the group keeps up now, is not behind, and the peak's overrun over the scale-up
-///   horizon (`up_horizon_sec`) would pile up less than a quarter of the lag target: then the
-///   rebalance would cost more than it saves, and a peak that lasts calls for the scale-up
-///   through the lag it builds;
+///   horizon (`up_horizon_sec`) would pile up no more than the scale-up's own rebalance (a
+///   [`REBALANCE_PAUSE_SEC`] of production, and at most a quarter of the lag target): then
+///   NO_ACTION, with the probability that the peak stays within that as its confidence, and a
+///   peak that lasts calls for the scale-up through the lag it builds;
 /// - SCALE_DOWN only when fewer carry the longer horizon's peak and also the production that
 ///   piles up during the rebalance the change costs ([`REBALANCE_PAUSE_SEC`]), the group is not
 ///   behind, and the change pays: the consumer-seconds it saves over the scale-down horizon
@@ -188,15 +189,27 @@ pub fn decide_group(
         forecast.up.exceedance(carried(current))
     };
     // A group that keeps up now and is not behind rides out a forecast peak whose overrun, over
-    // the scale-up horizon, piles up less than a quarter of the target: a scale-up's rebalance
-    // would stop it for longer than the lag it saves (and if the peak lasts, the lag it builds
-    // calls for the scale-up a window later).
-    let keeps_up = carries(current) >= rate + drain && behind <= 5.0;
-    let tolerable =
-        (forecast_rps - carries(current)).max(0.0) * up_horizon_sec <= rate * target / 4.0;
-    let (action, confidence, safe_replicas) = if up > current && !(keeps_up && tolerable) {
+    // the scale-up horizon, piles up no more than the scale-up's own rebalance would (a pause
+    // of production, and at most a quarter of the target): scaling up would not leave less
+    // lag within the horizon, and if the peak lasts, the lag it builds calls for the scale-up
+    // a window later.
+    let not_behind = behind <= (target / 2.0).min(5.0);
+    let keeps_up = carries(current) >= rate + drain && not_behind;
+    let tolerated = rate * REBALANCE_PAUSE_SEC.min(target / 4.0);
+    // The highest peak ridden out, messages a second.
+    let ridden = carries(current) + tolerated / up_horizon_sec.max(f64::MIN_POSITIVE);
+    let tolerable = up_horizon_sec > 0.0 && forecast_rps <= ridden;
+    let (action, confidence, safe_replicas) = if up > current && keeps_up && tolerable {
+        // The probability that the peak stays within what is ridden out.
+        let within = ((ridden + floor) / (rate + floor)).ln();
+        (
+            Action::NoAction,
+            1.0 - forecast.up.exceedance(within),
+            current,
+        )
+    } else if up > current {
         (Action::ScaleUp, overrun, up)
-    } else if down < current && behind <= (target / 2.0).min(5.0) {
+    } else if down < current && not_behind {
         // Consumers that add nothing (idle beyond the partitions, or one more than an even
         // assignment) go for certain; otherwise the probability that the count chosen carries
         // the longer horizon's peak.
@@ -290,12 +303,15 @@ mod tests {
     }
 
     #[test]
-    fn a_group_that_keeps_up_rides_out_a_small_overrun() {
+    fn a_group_that_keeps_up_rides_out_an_overrun_smaller_than_a_rebalance() {
         // 10 consumers of 60 msg/s carry 600; 580 now. A forecast of 1.05x (609 msg/s) piles up
-        // 9 msg/s for 30 s, 270 messages: under a quarter of the 60 s target at 580 msg/s (8,700).
+        // 9 msg/s for 30 s, 270 messages: less than a rebalance's 15 s of production (8,700).
         // A forecast of 1.7x (986 msg/s) piles up 11,580; a group already behind scales up too.
         let small = forecast([1.03, 1.05, 1.07], [1.03, 1.05, 1.07]);
         let large = forecast([1.5, 1.7, 1.9], [1.5, 1.7, 1.9]);
+        // At the edge: 600 + 580 * 15 / 30 = 890 msg/s are ridden out.
+        let held = forecast([1.4, 1.5, 1.6], [1.4, 1.5, 1.6]);
+        let not = forecast([1.5, 1.55, 1.6], [1.5, 1.55, 1.6]);
         let at = |f: &Forecast, lag: f64| {
             decide_group(
                 &features(580.0, 10.0, Some(60.0)),
@@ -310,6 +326,10 @@ mod tests {
         };
         assert_eq!(at(&small, 0.0), Action::NoAction);
         assert_eq!(at(&large, 0.0), Action::ScaleUp);
+        assert_eq!(
+            (at(&held, 0.0), at(&not, 0.0)),
+            (Action::NoAction, Action::ScaleUp)
+        );
         assert_eq!(at(&small, 580.0 * 10.0), Action::ScaleUp, "10 s behind");
     }
 
