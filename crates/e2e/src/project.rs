@@ -125,6 +125,25 @@ impl Project {
         self.must(&up);
     }
 
+    /// Runs the load generator against the demo target (`docker-compose run --rm load-testing
+    /// run --target http://demo:8080/catalogue` and `args`, its pattern), in the background with
+    /// `detach`; what docker-compose printed (the generator's summary, when not detached).
+    pub fn demo_load(&self, detach: bool, args: &[&str]) -> String {
+        let mut run = vec!["run"];
+        if detach {
+            run.push("-d");
+        }
+        run.extend([
+            "--rm",
+            "load-testing",
+            "run",
+            "--target",
+            "http://demo:8080/catalogue",
+        ]);
+        run.extend(args);
+        self.must(&run)
+    }
+
     /// Prometheus' URL on the host.
     pub fn prometheus(&self) -> String {
         format!("http://127.0.0.1:{}", self.var("PROMETHEUS_PORT"))

@@ -204,25 +204,21 @@ fn check_consumer_burst(samples: &[GroupSample], burst_end: Duration) {
 /// removed after the drop.
 async fn http_burst(project: &Project, started: Instant) {
     // The burst: 170 req/s against one replica of 80 req/s capacity, then 20 req/s.
-    project.must(&[
-        "run",
-        "-d",
-        "--rm",
-        "load-testing",
-        "run",
-        "--target",
-        "http://demo:8080/catalogue",
-        "--pattern",
-        "step",
-        "--levels",
-        "170,20",
-        "--step-every",
-        "4m",
-        "--duration",
-        // The burst, its drop and then the dependency fault (`dependency_fault`) at 20 req/s,
-        // until `scrape_loss` stops it.
-        "20m",
-    ]);
+    project.demo_load(
+        true,
+        &[
+            "--pattern",
+            "step",
+            "--levels",
+            "170,20",
+            "--step-every",
+            "4m",
+            "--duration",
+            // The burst, its drop and then the dependency fault (`dependency_fault`) at 20 req/s,
+            // until `scrape_loss` stops it.
+            "20m",
+        ],
+    );
     let load_started = Instant::now();
     // Issue 12's crash during a scale-up: every fleet service's process is killed with SIGKILL
     // (on the host, as a crash would be, not `docker kill`, which the restart policy honours as
@@ -427,16 +423,7 @@ async fn dependency_fault(project: &Project, started: Instant) {
     tokio::time::sleep(Duration::from_secs(150)).await;
     let before = project.running_demo_replicas();
     for id in project.running_containers("demo") {
-        let out = std::process::Command::new("docker")
-            .args(["exec", &id, "curl", "-fsS", "-X", "POST"])
-            .arg("http://127.0.0.1:8080/fault?slowdown_ms=300&for_sec=120")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "the fault switch of {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        fault_switch(&id, "slowdown_ms=300&for_sec=120");
     }
     let faulty = watch(project, started, Duration::from_secs(120), |_| false).await;
     let worst = faulty.iter().filter_map(|s| s.p95).fold(0.0, f64::max);
@@ -470,21 +457,10 @@ async fn scrape_loss(project: &Project, started: Instant) {
             .args(["rm", "-f", &id])
             .output();
     }
-    project.must(&[
-        "run",
-        "-d",
-        "--rm",
-        "load-testing",
-        "run",
-        "--target",
-        "http://demo:8080/catalogue",
-        "--pattern",
-        "constant",
-        "--rps",
-        "100",
-        "--duration",
-        "8m",
-    ]);
+    project.demo_load(
+        true,
+        &["--pattern", "constant", "--rps", "100", "--duration", "8m"],
+    );
     let settled = watch(project, started, Duration::from_secs(300), |s| {
         let recent = &s[s.len().saturating_sub(7)..];
         recent.len() == 7
@@ -504,16 +480,7 @@ async fn scrape_loss(project: &Project, started: Instant) {
     let said = |logs: &str| logs.matches("scrape_loss (").count();
     let said_before = said(&project.must(&["logs", "--no-color", "authoritative-scaler"]));
     let broken = &project.running_containers("demo")[0];
-    let out = std::process::Command::new("docker")
-        .args(["exec", broken, "curl", "-fsS", "-X", "POST"])
-        .arg("http://127.0.0.1:8080/fault?metrics_down=true&for_sec=120")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the fault switch of {broken}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    fault_switch(broken, "metrics_down=true&for_sec=120");
     let lost = watch(project, started, Duration::from_secs(130), |_| false).await;
     let unscraped = query(
         &prometheus,
@@ -538,6 +505,20 @@ async fn scrape_loss(project: &Project, started: Instant) {
     assert!(
         said_after > said_before,
         "the scaler's decisions named the scrape loss ({said_before} -> {said_after} times)"
+    );
+}
+
+/// Turns on the fault switch of the demo container `id` (`POST /fault?{query}`, from inside it).
+fn fault_switch(id: &str, query: &str) {
+    let out = std::process::Command::new("docker")
+        .args(["exec", id, "curl", "-fsS", "-X", "POST"])
+        .arg(format!("http://127.0.0.1:8080/fault?{query}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the fault switch of {id}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

@@ -215,26 +215,23 @@ async fn a_trace_slice_scales_the_real_system_as_the_simulator_says() {
     let start = format!("{START_MINUTES}m");
     let compression = COMPRESSION.to_string();
     let peak = PEAK_RPS.to_string();
-    let summary = project.must(&[
-        "run",
-        "--rm",
-        "load-testing",
-        "run",
-        "--target",
-        "http://demo:8080/catalogue",
-        "--pattern",
-        "trace",
-        "--trace",
-        "/app/output/trace.csv",
-        "--compression",
-        &compression,
-        "--trace-start",
-        &start,
-        "--peak-rps",
-        &peak,
-        "--duration",
-        &duration,
-    ]);
+    let summary = project.demo_load(
+        false,
+        &[
+            "--pattern",
+            "trace",
+            "--trace",
+            "/app/output/trace.csv",
+            "--compression",
+            &compression,
+            "--trace-start",
+            &start,
+            "--peak-rps",
+            &peak,
+            "--duration",
+            &duration,
+        ],
+    );
     let to = Utc::now();
     // The last window's vector and votes.
     tokio::time::sleep(Duration::from_secs(20)).await;

@@ -483,7 +483,8 @@ mod tests {
             };
             let v = decide_group(
                 &features(rate, f64::from(replicas), Some(capacity)), &group(partitions, lag),
-                &f, level, 1.0, 30.0, 90.0,);
+                &f, level, 1.0, 30.0, 90.0,
+            );
             prop_assert!((0.0..=1.0).contains(&v.confidence));
             match v.action {
                 Action::ScaleUp => prop_assert!(v.safe_replicas > replicas && v.safe_replicas <= partitions),
