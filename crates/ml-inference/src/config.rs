@@ -31,6 +31,13 @@ pub struct InferenceConfig {
     /// safer and costs more replicas.
     #[arg(long, env = "FORECAST_QUANTILE")]
     pub forecast_quantile: Option<f64>,
+    /// How fast the forecasts are calibrated to each service online: after every window whose
+    /// outcome is known, the service's forecasts move up if the peak rose above them and down
+    /// if not, so that the quantile covers what it claims on that service's own load (0: the
+    /// forecasts as the model gives them).
+    #[arg(long, env = "FORECAST_CALIBRATION_STEP",
+          default_value_t = models::calibration::DEFAULT_STEP)]
+    pub forecast_calibration_step: f64,
     /// Topic of the feature vectors.
     #[arg(long, env = "METRICS_TOPIC", default_value = contract::METRICS_TOPIC)]
     pub metrics_topic: String,
@@ -61,6 +68,8 @@ impl Validate for InferenceConfig {
                 "FORECAST_QUANTILE (--forecast-quantile): {q} is not a level between 0 and 1"
             ));
         }
+        models::calibration::check_step(self.forecast_calibration_step)
+            .map_err(|e| format!("FORECAST_CALIBRATION_STEP (--forecast-calibration-step): {e}"))?;
         if self.metrics_topic.trim().is_empty() || self.votes_topic.trim().is_empty() {
             return Err("METRICS_TOPIC and VOTES_TOPIC must not be empty".into());
         }

@@ -18,8 +18,8 @@ pub use config::InferenceConfig;
 use anyhow::Context;
 use chrono::Utc;
 use contract::{FeatureVector, Vote};
-use models::{LoadedModel, VoteDecision};
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use models::{Calibrator, LoadedModel, VoteDecision};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use service_runtime::csv_log::CsvLog;
 use service_runtime::kafka::{
     AtLeastOnceConsumer, JsonProducer, KafkaMetrics, dead_letter_topic, ensure_topics,
@@ -27,8 +27,8 @@ use service_runtime::kafka::{
 use service_runtime::ops::Health;
 use service_runtime::supervise::Tasks;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +44,11 @@ struct InferenceMetrics {
     duration: Histogram,
     /// Confidence of the votes, by action.
     confidence: HistogramVec,
+    /// The online calibration's offset of each service's forecasts, by horizon.
+    offset: GaugeVec,
+    /// Share of each service's windows whose peak rose above the calibrated forecast, by
+    /// horizon (the level's complement when calibrated).
+    missed: GaugeVec,
 }
 
 impl InferenceMetrics {
@@ -79,6 +84,26 @@ impl InferenceMetrics {
             ]),
             &["action"],
         )?;
+        let offset = GaugeVec::new(
+            Opts::new(
+                "inference_forecast_offset",
+                "Added to the service's forecasts (log ratio of peak to rate) by the online \
+                 calibration, by horizon",
+            )
+            .const_label("model", model),
+            &["service", "horizon"],
+        )?;
+        let missed = GaugeVec::new(
+            Opts::new(
+                "inference_forecast_missed_ratio",
+                "Share of the service's windows whose peak rose above the calibrated forecast \
+                 at the vote's quantile, by horizon",
+            )
+            .const_label("model", model),
+            &["service", "horizon"],
+        )?;
+        registry.register(Box::new(offset.clone()))?;
+        registry.register(Box::new(missed.clone()))?;
         registry.register(Box::new(votes.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -93,7 +118,31 @@ impl InferenceMetrics {
             errors,
             duration,
             confidence,
+            offset,
+            missed,
         })
+    }
+
+    /// Exports what `calibrator` knows of `services`.
+    fn calibration<'a>(&self, calibrator: &Calibrator, services: impl Iterator<Item = &'a str>) {
+        for service in services {
+            let Some(c) = calibrator.service(service) else {
+                continue;
+            };
+            for (horizon, offset, resolved, missed) in [
+                ("up", c.offset.up, c.resolved.up, c.missed.up),
+                ("down", c.offset.down, c.resolved.down, c.missed.down),
+            ] {
+                self.offset
+                    .with_label_values(&[service, horizon])
+                    .set(offset);
+                if resolved > 0 {
+                    self.missed
+                        .with_label_values(&[service, horizon])
+                        .set(missed as f64 / resolved as f64);
+                }
+            }
+        }
     }
 }
 
@@ -188,6 +237,12 @@ impl Application {
         )?
         .dead_letters(producer.clone());
         tracing::info!(from = %config.metrics_topic, to = %config.votes_topic, group = %config.consumer_group(), "voting");
+        let level = config
+            .forecast_quantile
+            .unwrap_or(self.model.metadata().forecast.default_quantile);
+        let calibrator = self
+            .model
+            .calibrator(level, config.forecast_calibration_step);
         let voter = Arc::new(Voter {
             model: self.model.clone(),
             producer: producer.clone(),
@@ -195,9 +250,8 @@ impl Application {
             predictions: self.predictions.clone(),
             metrics: self.metrics.clone(),
             interval_warned: AtomicBool::new(false),
-            level: config
-                .forecast_quantile
-                .unwrap_or(self.model.metadata().forecast.default_quantile),
+            level,
+            calibrator: Arc::new(Mutex::new(calibrator)),
         });
         tasks.spawn("consumer", async move {
             consumer
@@ -233,6 +287,9 @@ struct Voter {
     interval_warned: AtomicBool,
     /// The forecast quantile replicas are sized for.
     level: f64,
+    /// What the online calibration learned of each service (used on the blocking pool, one
+    /// batch at a time).
+    calibrator: Arc<Mutex<Calibrator>>,
 }
 
 impl Voter {
@@ -254,9 +311,14 @@ impl Voter {
         let model = self.model.clone();
         let level = self.level;
         let batch = vectors.clone();
+        let (calibrator, metrics) = (self.calibrator.clone(), self.metrics.clone());
         let (decisions, took) = tokio::task::spawn_blocking(move || {
             let started = Instant::now();
-            (model.votes_on(&batch, level), started.elapsed())
+            let mut calibrator = calibrator.lock().unwrap_or_else(|e| e.into_inner());
+            let decisions = model.votes_on(&batch, level, Some(&mut calibrator));
+            let took = started.elapsed();
+            metrics.calibration(&calibrator, batch.iter().map(|v| v.service.as_str()));
+            (decisions, took)
         })
         .await?;
         let decisions: Vec<VoteDecision> = decisions

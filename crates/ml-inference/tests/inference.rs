@@ -218,6 +218,31 @@ async fn every_vector_gets_one_vote_per_model_and_is_logged() {
             );
             assert!(text.contains(&line), "{line} missing from\n{text}");
         }
+        // The online calibration of each HTTP service's forecasts is exported (its windows are
+        // too few for an outcome: the offset has not moved); a consumer group's is not
+        // calibrated.
+        let offsets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("inference_forecast_offset{"))
+            .collect();
+        assert!(
+            !offsets.iter().any(|l| l.contains("service=\"workers\"")),
+            "{offsets:?}"
+        );
+        for service in ["orders", "carts"] {
+            for horizon in ["up", "down"] {
+                let labels = [
+                    format!("service=\"{service}\""),
+                    format!("horizon=\"{horizon}\""),
+                ];
+                assert!(
+                    offsets
+                        .iter()
+                        .any(|l| labels.iter().all(|x| l.contains(x.as_str())) && l.ends_with(" 0")),
+                    "{service} {horizon} offset missing from {offsets:?}"
+                );
+            }
+        }
     }
     // Stop the services while the broker still runs.
     stop.cancel();

@@ -74,6 +74,15 @@ impl Distribution {
         1.0 - level
     }
 
+    /// The same distribution moved by `by` (every quantile plus `by`).
+    pub fn shifted(&self, by: f64) -> Self {
+        let by = if by.is_finite() { by } else { 0.0 };
+        Self {
+            levels: self.levels.clone(),
+            values: self.values.iter().map(|v| v + by).collect(),
+        }
+    }
+
     pub fn values(&self) -> &[f64] {
         &self.values
     }

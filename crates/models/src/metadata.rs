@@ -73,7 +73,7 @@ pub struct Standardization {
 }
 
 /// One value per forecast horizon.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Horizons<T> {
     /// The scale-up horizon: a new replica's start-up plus one window.
     pub up: T,

@@ -252,6 +252,7 @@ pub fn build(
                     strategy,
                     quorum,
                     level,
+                    calibration_step: settings.calibration_step,
                 },
                 settings
                     .guardrails

@@ -301,6 +301,11 @@ pub struct SimArgs {
     /// more: the aggregator's cautious start of the capacity estimate.
     #[arg(long, env = "CAPACITY_PRIOR_RPS", default_value_t = features::DEFAULT_PRIOR_RPS)]
     pub capacity_prior_rps: f64,
+    /// How fast the voters calibrate each model's forecasts online to the service
+    /// (ml-inference's FORECAST_CALIBRATION_STEP); 0: the forecasts as the models give them.
+    #[arg(long, env = "FORECAST_CALIBRATION_STEP",
+          default_value_t = models::calibration::DEFAULT_STEP)]
+    pub forecast_calibration_step: f64,
     /// The trace the capacity estimate warms up on before a run (under HPA at 70 %, scaled to
     /// the same busiest minute): what an aggregator that has run a while knows. Never a test
     /// trace.
@@ -347,6 +352,7 @@ impl SimArgs {
                 f64::from(self.poll_interval_sec),
             ),
             capacity_prior_rps: self.capacity_prior_rps,
+            calibration_step: self.forecast_calibration_step,
             ..Settings::default()
         }
     }
@@ -402,6 +408,11 @@ impl SimArgs {
             return Err(format!(
                 "CAPACITY_PRIOR_RPS (--capacity-prior-rps): {} is not a positive rate",
                 self.capacity_prior_rps
+            ));
+        }
+        if let Err(e) = models::calibration::check_step(self.forecast_calibration_step) {
+            return Err(format!(
+                "FORECAST_CALIBRATION_STEP (--forecast-calibration-step): {e}"
             ));
         }
         if !positive(self.service_time_ms) {

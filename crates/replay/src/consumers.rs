@@ -380,6 +380,7 @@ impl Ensemble {
             strategy: decision::Strategy::Majority,
             quorum: 2,
             level,
+            calibration_step: models::calibration::DEFAULT_STEP,
         };
         Self {
             spec: *spec,

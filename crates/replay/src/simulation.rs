@@ -46,6 +46,9 @@ pub struct Settings {
     /// Whether the simulated aggregator looks for anomalies whatever the policy (to learn the
     /// normal a run starts from).
     pub learn_normal: bool,
+    /// How fast the model policies calibrate their forecasts to the service online
+    /// (`FORECAST_CALIBRATION_STEP`).
+    pub calibration_step: f64,
     /// Faults injected into the run (none by default).
     pub faults: Faults,
 }
@@ -129,6 +132,7 @@ impl Default for Settings {
             capacity_start: None,
             normal_start: None,
             learn_normal: false,
+            calibration_step: models::calibration::DEFAULT_STEP,
             faults: Faults::default(),
         }
     }

@@ -8,7 +8,7 @@ use super::{Context, Policy};
 use chrono::{DateTime, Utc};
 use contract::{FeatureVector, VoteSummary};
 use decision::{AnomalyHolds, Guardrails, History, Strategy};
-use models::LoadedModel;
+use models::{Calibrator, LoadedModel};
 use std::sync::Arc;
 
 /// How the models' votes are asked for and counted.
@@ -19,11 +19,16 @@ pub struct Ballot {
     pub quorum: usize,
     /// The forecast quantile the models size replicas for (`FORECAST_QUANTILE`).
     pub level: f64,
+    /// How fast each model's forecasts are calibrated online to the service
+    /// (`FORECAST_CALIBRATION_STEP`, [`models::calibration`]); 0: as the models give them.
+    pub calibration_step: f64,
 }
 
 pub struct Voters {
     name: String,
     models: Vec<Arc<LoadedModel>>,
+    /// One per model, as each `ml-inference` keeps its own.
+    calibrators: Vec<Calibrator>,
     ballot: Ballot,
     guardrails: Guardrails,
     history: History,
@@ -46,9 +51,14 @@ impl Voters {
         period: f64,
         epoch: i64,
     ) -> Self {
+        let calibrators = models
+            .iter()
+            .map(|m| m.calibrator(ballot.level, ballot.calibration_step))
+            .collect();
         Self {
             name: name.into(),
             models,
+            calibrators,
             ballot,
             guardrails,
             history: History::default(),
@@ -72,15 +82,17 @@ impl Voters {
             .unwrap_or_default()
     }
 
-    /// Each model's vote by `vote` (a model and the forecast quantile), as the scaler reads it.
-    fn summaries(
-        &self,
-        vote: impl Fn(&LoadedModel, f64) -> Option<models::VoteDecision>,
-    ) -> Vec<VoteSummary> {
+    /// Each model's vote on `vector`, as the scaler reads it.
+    fn summaries(&mut self, vector: &FeatureVector) -> Vec<VoteSummary> {
+        let level = self.ballot.level;
         self.models
             .iter()
-            .filter_map(|model| {
-                let vote = vote(model, self.ballot.level)?;
+            .zip(self.calibrators.iter_mut())
+            .filter_map(|(model, calibrator)| {
+                let vote = model
+                    .votes_on(std::slice::from_ref(vector), level, Some(calibrator))
+                    .ok()?
+                    .pop()?;
                 Some(VoteSummary {
                     model: model.kind().as_str().to_owned(),
                     action: vote.action,
@@ -121,12 +133,7 @@ impl Voters {
     /// The decision on a feature vector of either kind (a consumer group's is sized by
     /// `models::vote::decide_group`), on `current` replicas at `now`.
     pub fn decide_on(&mut self, vector: &FeatureVector, current: u32, now: f64) -> u32 {
-        let votes = self.summaries(|model, level| {
-            model
-                .votes_on(std::slice::from_ref(vector), level)
-                .ok()?
-                .pop()
-        });
+        let votes = self.summaries(vector);
         self.count(&votes, current, now, &AnomalyHolds::default())
     }
 }
@@ -149,7 +156,17 @@ impl Policy for Voters {
         let Some(features) = context.features else {
             return current;
         };
-        let votes = self.summaries(|model, level| model.vote(features, level).ok());
+        let vector = FeatureVector {
+            service: "replay".into(),
+            window_id: (self.epoch as f64 + context.now).round().max(0.0) as u64,
+            window_start: DateTime::default(),
+            window_end: DateTime::default(),
+            poll_interval_sec: self.period.round().max(1.0) as u32,
+            produced_at: DateTime::default(),
+            features: *features,
+            consumer_group: None,
+        };
+        let votes = self.summaries(&vector);
         let holds = if self.aware {
             AnomalyHolds::from_anomalies(
                 context
