@@ -123,8 +123,19 @@ impl InferenceMetrics {
         })
     }
 
-    /// Exports what `calibrator` knows of `services`.
-    fn calibration<'a>(&self, calibrator: &Calibrator, services: impl Iterator<Item = &'a str>) {
+    /// Exports what `calibrator` knows of `services`, and drops what was exported of the
+    /// services it forgot (so the series stay as bounded as the calibrator).
+    fn calibration<'a>(
+        &self,
+        calibrator: &mut Calibrator,
+        services: impl Iterator<Item = &'a str>,
+    ) {
+        for service in calibrator.take_forgotten() {
+            for horizon in ["up", "down"] {
+                let _ = self.offset.remove_label_values(&[&service, horizon]);
+                let _ = self.missed.remove_label_values(&[&service, horizon]);
+            }
+        }
         for service in services {
             let Some(c) = calibrator.service(service) else {
                 continue;
@@ -317,7 +328,7 @@ impl Voter {
             let mut calibrator = calibrator.lock().unwrap_or_else(|e| e.into_inner());
             let decisions = model.votes_on(&batch, level, Some(&mut calibrator));
             let took = started.elapsed();
-            metrics.calibration(&calibrator, batch.iter().map(|v| v.service.as_str()));
+            metrics.calibration(&mut calibrator, batch.iter().map(|v| v.service.as_str()));
             (decisions, took)
         })
         .await?;

@@ -13,9 +13,11 @@
 //! the forecast itself as the conformal PID controller of Angelopoulos et al., 2023, does).
 //!
 //! Each horizon (scale-up, scale-down) has its own offset. A window's outcome is known only
-//! once its horizon has passed, so the offset lags by that much. Nothing here allocates beyond
-//! [`MAX_SERVICES`] services (the least recently seen is forgotten) and one pending forecast
-//! per window of the longer horizon.
+//! once its horizon has passed, so the offset lags by that much; a window whose horizon was not
+//! seen whole (a lost vector, a restart) teaches nothing, as the trainer drops such windows.
+//! Nothing here allocates beyond [`MAX_SERVICES`] services (the least recently seen is
+//! forgotten, and named by [`Calibrator::take_forgotten`]) and the longer horizon's windows
+//! plus one per service.
 
 use crate::metadata::Horizons;
 use crate::vote::Forecast;
@@ -48,10 +50,11 @@ struct Pending {
     window_id: u64,
     /// `ln(rate + floor)` of its window.
     log_rate: f64,
-    /// The model's quantile at the level (before the offset), per horizon.
-    quantile: Horizons<f64>,
-    /// Highest rate seen so far within each horizon.
-    peak: Horizons<Option<f64>>,
+    /// The forecast the vote used at the level (the model's plus the offset), per horizon.
+    threshold: Horizons<f64>,
+    /// Highest rate within each horizon so far, and how many of its windows were seen.
+    peak: Horizons<f64>,
+    seen: Horizons<u32>,
     resolved_up: bool,
 }
 
@@ -64,10 +67,9 @@ struct Track {
 }
 
 impl Track {
-    /// Learns one outcome: `score` is the realized log ratio over the model's quantile at
-    /// `level`; a score above the offset is a miss.
-    fn learn(&mut self, score: f64, level: f64, step: f64) {
-        let miss = score > self.offset;
+    /// Learns one outcome: the realized log ratio `score` against the forecast the vote used.
+    fn learn(&mut self, score: f64, threshold: f64, level: f64, step: f64) {
+        let miss = score > threshold;
         self.resolved += 1;
         self.missed += u64::from(miss);
         let error = if miss { level } else { level - 1.0 };
@@ -80,7 +82,10 @@ struct ServiceState {
     up: Track,
     down: Track,
     pending: VecDeque<Pending>,
+    /// The newest window read.
     last_window: Option<u64>,
+    /// Windows read in a row far behind `last_window`.
+    behind: u32,
     /// Order of last use, for forgetting.
     seen: u64,
 }
@@ -92,7 +97,7 @@ pub struct ServiceCalibration {
     pub offset: Horizons<f64>,
     /// Windows whose outcome is known, per horizon.
     pub resolved: Horizons<u64>,
-    /// Of them, those whose peak rose above the forecast at the level (with its offset).
+    /// Of them, those whose peak rose above the forecast the vote used.
     pub missed: Horizons<u64>,
 }
 
@@ -105,6 +110,9 @@ pub struct Calibrator {
     horizons: Horizons<u32>,
     services: HashMap<String, ServiceState>,
     clock: u64,
+    /// Services forgotten since [`Calibrator::take_forgotten`] was last asked (at most
+    /// [`MAX_SERVICES`] names kept).
+    forgotten: Vec<String>,
 }
 
 impl Calibrator {
@@ -121,6 +129,7 @@ impl Calibrator {
             },
             services: HashMap::new(),
             clock: 0,
+            forgotten: Vec::new(),
         }
     }
 
@@ -132,8 +141,10 @@ impl Calibrator {
     /// Reads `service`'s window `window_id` (windows `step_id` apart) at `rate` requests per
     /// second: settles the outcome of the earlier forecasts it completes, remembers `forecast`
     /// (the model's, for this window) and answers it with the service's offsets added. A
-    /// window older than one already read (a redelivery) teaches nothing and is answered with
-    /// the offsets as they are.
+    /// window not newer than the newest read (a redelivery) teaches nothing and is answered
+    /// with the offsets as they are; only when windows keep coming far behind it (the
+    /// longer horizon's length in a row: a clock set back, or a bogus id ahead of them) does
+    /// the service start again from them, its offsets kept.
     pub fn calibrate(
         &mut self,
         service: &str,
@@ -149,51 +160,50 @@ impl Calibrator {
         if !self.services.contains_key(service) && self.services.len() >= MAX_SERVICES {
             self.forget_oldest();
         }
-        let horizons = self.horizons;
+        let rule = Rule {
+            level: self.level,
+            step: self.step,
+            floor: self.floor,
+            horizons: self.horizons,
+        };
         let state = self.services.entry(service.to_owned()).or_default();
         state.seen = self.clock;
-        let rate = if rate.is_finite() { rate.max(0.0) } else { 0.0 };
         let step_id = step_id.max(1);
-        // A window far behind the last one is not a redelivery: the windows started again (a
-        // clock set back, or a bogus id ahead of them), so the pending forecasts are dropped.
-        let reach = (u64::from(horizons.down) + 1).saturating_mul(step_id);
-        if state
-            .last_window
-            .is_some_and(|last| last > window_id.saturating_add(reach))
-        {
-            state.pending.clear();
-            state.last_window = None;
-        }
-        if state.last_window.is_none_or(|last| window_id > last) {
-            state.last_window = Some(window_id);
-            let rule = Rule {
-                level: self.level,
-                step: self.step,
-                floor: self.floor,
-                horizons,
-            };
-            rule.settle(state, window_id, step_id, rate);
-            if state.pending.len() > horizons.down as usize {
-                state.pending.pop_front();
+        let reach = (u64::from(rule.horizons.down) + 1).saturating_mul(step_id);
+        match state.last_window {
+            Some(last) if window_id <= last => {
+                if window_id.saturating_add(reach) < last {
+                    state.behind += 1;
+                } else {
+                    state.behind = 0;
+                }
+                if state.behind <= rule.horizons.down {
+                    return shifted(state, forecast);
+                }
+                state.pending.clear();
             }
-            state.pending.push_back(Pending {
-                window_id,
-                log_rate: (rate + self.floor).ln(),
-                quantile: Horizons {
-                    up: forecast.up.quantile(self.level),
-                    down: forecast.down.quantile(self.level),
-                },
-                peak: Horizons {
-                    up: None,
-                    down: None,
-                },
-                resolved_up: false,
-            });
+            _ => {}
         }
-        Forecast {
-            up: forecast.up.shifted(state.up.offset),
-            down: forecast.down.shifted(state.down.offset),
+        state.behind = 0;
+        state.last_window = Some(window_id);
+        let rate = if rate.is_finite() { rate.max(0.0) } else { 0.0 };
+        rule.settle(state, window_id, step_id, rate);
+        if state.pending.len() > rule.horizons.down as usize {
+            state.pending.pop_front();
         }
+        let answer = shifted(state, forecast);
+        state.pending.push_back(Pending {
+            window_id,
+            log_rate: (rate + rule.floor).ln(),
+            threshold: Horizons {
+                up: answer.up.quantile(rule.level),
+                down: answer.down.quantile(rule.level),
+            },
+            peak: Horizons::default(),
+            seen: Horizons::default(),
+            resolved_up: false,
+        });
+        answer
     }
 
     /// What is known of `service`, if it has been seen.
@@ -219,6 +229,11 @@ impl Calibrator {
         self.services.keys().map(String::as_str)
     }
 
+    /// The services forgotten since the last call (to drop what was exported of them).
+    pub fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
+    }
+
     fn forget_oldest(&mut self) {
         if let Some(oldest) = self
             .services
@@ -227,7 +242,18 @@ impl Calibrator {
             .map(|(name, _)| name.clone())
         {
             self.services.remove(&oldest);
+            if self.forgotten.len() < MAX_SERVICES {
+                self.forgotten.push(oldest);
+            }
         }
+    }
+}
+
+/// `forecast` with `state`'s offsets added.
+fn shifted(state: &ServiceState, forecast: Forecast) -> Forecast {
+    Forecast {
+        up: forecast.up.shifted(state.up.offset),
+        down: forecast.down.shifted(state.down.offset),
     }
 }
 
@@ -242,7 +268,7 @@ struct Rule {
 
 impl Rule {
     /// Folds window `window_id`'s `rate` into the pending forecasts and settles those whose
-    /// horizon it completes (or that a gap in the windows left behind).
+    /// horizon it completes or passes; only a horizon seen whole teaches.
     fn settle(&self, state: &mut ServiceState, window_id: u64, step_id: u64, rate: f64) {
         let Rule {
             level,
@@ -250,31 +276,34 @@ impl Rule {
             floor,
             horizons,
         } = *self;
+        let (up, down) = (u64::from(horizons.up), u64::from(horizons.down));
         let log_peak = |peak: f64| (peak + floor).ln();
         for p in state.pending.iter_mut() {
             let ahead = window_id.saturating_sub(p.window_id) / step_id;
-            if ahead >= 1 && ahead <= u64::from(horizons.up) {
-                p.peak.up = Some(p.peak.up.map_or(rate, |m| m.max(rate)));
+            if (1..=up).contains(&ahead) {
+                p.peak.up = p.peak.up.max(rate);
+                p.seen.up += 1;
             }
-            if ahead >= 1 && ahead <= u64::from(horizons.down) {
-                p.peak.down = Some(p.peak.down.map_or(rate, |m| m.max(rate)));
+            if (1..=down).contains(&ahead) {
+                p.peak.down = p.peak.down.max(rate);
+                p.seen.down += 1;
             }
-            if !p.resolved_up && ahead >= u64::from(horizons.up) {
+            if !p.resolved_up && ahead >= up {
                 p.resolved_up = true;
-                if let Some(peak) = p.peak.up {
-                    let score = log_peak(peak) - p.log_rate - p.quantile.up;
-                    state.up.learn(score, level, step);
+                if p.seen.up >= horizons.up {
+                    let score = log_peak(p.peak.up) - p.log_rate;
+                    state.up.learn(score, p.threshold.up, level, step);
                 }
             }
         }
         while let Some(p) = state.pending.front() {
             let ahead = window_id.saturating_sub(p.window_id) / step_id;
-            if ahead < u64::from(horizons.down) {
+            if ahead < down {
                 break;
             }
-            if let Some(peak) = p.peak.down {
-                let score = log_peak(peak) - p.log_rate - p.quantile.down;
-                state.down.learn(score, level, step);
+            if p.seen.down >= horizons.down {
+                let score = log_peak(p.peak.down) - p.log_rate;
+                state.down.learn(score, p.threshold.down, level, step);
             }
             state.pending.pop_front();
         }
@@ -356,12 +385,41 @@ mod tests {
             c.calibrate("s", 50, 10, 1e6, f.clone());
         }
         assert_eq!(c.service("s").expect("seen"), before);
-        // A bogus id far ahead does not stop the calibration: the windows after it start again.
+        // A bogus id far ahead teaches nothing (no horizon was seen whole) and does not stop
+        // the calibration: once windows keep coming far behind it, they start again.
         c.calibrate("s", 1_000_000, 10, 100.0, f.clone());
-        for i in 10..40 {
+        let after_bogus = c.service("s").expect("seen");
+        assert_eq!(after_bogus.resolved, before.resolved);
+        for i in 10..60 {
             c.calibrate("s", i * 10, 10, 100.0, f.clone());
         }
-        assert!(c.service("s").expect("seen").resolved.down > before.resolved.down);
+        let resumed = c.service("s").expect("seen");
+        assert!(
+            resumed.resolved.down > after_bogus.resolved.down,
+            "{resumed:?}"
+        );
+        assert!(resumed.resolved.up > after_bogus.resolved.up, "{resumed:?}");
+    }
+
+    #[test]
+    fn a_horizon_with_a_lost_window_teaches_nothing() {
+        let f = forecast([0.0, 0.1, 0.2]);
+        let (mut whole, mut gappy) = (calibrator(0.1), calibrator(0.1));
+        for i in 0..20u64 {
+            whole.calibrate("s", i * 10, 10, 100.0, f.clone());
+            if i != 10 {
+                gappy.calibrate("s", i * 10, 10, 100.0, f.clone());
+            }
+        }
+        let (whole, gappy) = (
+            whole.service("s").expect("seen"),
+            gappy.service("s").expect("seen"),
+        );
+        // Up (3 windows): windows 7, 8 and 9 lose their whole horizon, 10 is not read at all.
+        assert_eq!(whole.resolved.up, 17);
+        assert_eq!(gappy.resolved.up, 17 - 4);
+        // Down (12 windows): 20 windows settle 8 horizons, every one of them holds window 10.
+        assert_eq!((whole.resolved.down, gappy.resolved.down), (8, 0));
     }
 
     #[test]
@@ -373,6 +431,9 @@ mod tests {
         }
         assert_eq!(c.services().count(), MAX_SERVICES);
         assert!(c.service("s0").is_none(), "the oldest is forgotten");
+        let forgotten = c.take_forgotten();
+        assert_eq!(forgotten.len(), 10);
+        assert!(forgotten.contains(&"s0".to_owned()) && c.take_forgotten().is_empty());
         for i in 0..1000 {
             c.calibrate("long", i * 10, 10, f64::NAN, f.clone());
         }
