@@ -31,6 +31,9 @@ pub enum PolicySpec {
     /// `ensemble-aware`: the ensemble (majority, default quantile) aware of anomalies, as the
     /// fleet runs it by default (issue 15); the other model policies are not.
     EnsembleAware,
+    /// `ensemble-uncalibrated`: the ensemble (majority, default quantile) on the forecasts as
+    /// the models give them, without the online calibration the fleet runs by default.
+    EnsembleUncalibrated,
     /// `oracle`: the fewest replicas that meet the SLA, knowing the future.
     Oracle,
 }
@@ -50,6 +53,7 @@ impl PolicySpec {
         all.extend(FRONTIER_TARGETS.map(PolicySpec::Predictive));
         all.extend(ModelKind::ALL.map(|k| PolicySpec::Model(k, None)));
         all.push(PolicySpec::Ensemble("majority", None));
+        all.push(PolicySpec::EnsembleUncalibrated);
         all.extend(FRONTIER_QUANTILES.map(|q| PolicySpec::Ensemble("majority", Some(q))));
         all.extend(
             STRATEGIES[1..]
@@ -132,12 +136,14 @@ impl PolicySpec {
             }
             "oracle" => Ok(PolicySpec::Oracle),
             "ensemble-aware" if arg.is_none() => Ok(PolicySpec::EnsembleAware),
+            "ensemble-uncalibrated" if arg.is_none() => Ok(PolicySpec::EnsembleUncalibrated),
             _ => match ModelKind::parse(name) {
                 Some(kind) => Ok(PolicySpec::Model(kind, percentile(arg)?)),
                 None => Err(format!(
                     "{s:?} is not a policy: static[:N], threshold, hpa:T[:S], holt-winters:T, xgboost[:Q], \
                      random_forest[:Q], logistic_regression[:Q], \
-                     ensemble:majority|unanimous|weighted[:Q], ensemble-aware, oracle"
+                     ensemble:majority|unanimous|weighted[:Q], ensemble-aware, \
+                     ensemble-uncalibrated, oracle"
                 )),
             },
         }
@@ -147,7 +153,10 @@ impl PolicySpec {
     pub fn needs_models(&self) -> bool {
         matches!(
             self,
-            PolicySpec::Model(..) | PolicySpec::Ensemble(..) | PolicySpec::EnsembleAware
+            PolicySpec::Model(..)
+                | PolicySpec::Ensemble(..)
+                | PolicySpec::EnsembleAware
+                | PolicySpec::EnsembleUncalibrated
         )
     }
 }
@@ -166,6 +175,7 @@ impl fmt::Display for PolicySpec {
             PolicySpec::Ensemble(strategy, None) => write!(f, "ensemble:{strategy}"),
             PolicySpec::Ensemble(strategy, Some(q)) => write!(f, "ensemble:{strategy}:{q}"),
             PolicySpec::EnsembleAware => f.write_str("ensemble-aware"),
+            PolicySpec::EnsembleUncalibrated => f.write_str("ensemble-uncalibrated"),
             PolicySpec::Oracle => f.write_str("oracle"),
         }
     }
@@ -314,6 +324,19 @@ pub fn build(
                     None,
                 )
                 .aware(),
+            )
+        }
+        PolicySpec::EnsembleUncalibrated => {
+            let trained = trained()?;
+            Box::new(
+                voters(
+                    format!("ensemble ({})", Strategy::Majority.name()),
+                    ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
+                    Strategy::Majority,
+                    ENSEMBLE_QUORUM,
+                    None,
+                )
+                .uncalibrated(),
             )
         }
         PolicySpec::Oracle => Box::new(oracle.clone()),

@@ -462,7 +462,9 @@ pub struct RunArgs {
     /// random_forest[:Q], logistic_regression[:Q], ensemble:majority|unanimous|weighted[:Q]
     /// (Q: the forecast quantile, %, the models' default unless given), ensemble-aware (the
     /// majority with anomaly detection and the scaler's holds, as the fleet runs by default;
-    /// the other model policies are without them), oracle.
+    /// the other model policies are without them), ensemble-uncalibrated (the majority on the
+    /// forecasts as the models give them, without the online calibration every other model
+    /// policy runs, as the voters do), oracle.
     #[arg(long = "policy", env = "REPLAY_POLICIES", value_delimiter = ',',
           default_value = "hpa:70,holt-winters:70,ensemble:majority,oracle",
           value_parser = PolicySpec::parse)]

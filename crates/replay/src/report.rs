@@ -121,6 +121,10 @@ pub fn frontiers(runs: &[(PolicySpec, Run)]) -> Vec<Frontier> {
                 .collect(),
         ),
         line("ensemble (majority)", ensemble),
+        line(
+            "ensemble, uncalibrated",
+            vec![(PolicySpec::EnsembleUncalibrated, "uncalibrated".into())],
+        ),
     ];
     for f in &mut out {
         f.points.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -77,6 +77,18 @@ impl Voters {
         self
     }
 
+    /// The same policy on the forecasts as the models give them (no online calibration).
+    pub fn uncalibrated(mut self) -> Self {
+        self.ballot.calibration_step = 0.0;
+        self.calibrators = self
+            .models
+            .iter()
+            .map(|m| m.calibrator(self.ballot.level, 0.0))
+            .collect();
+        self.name = format!("{}, uncalibrated", self.name);
+        self
+    }
+
     fn clock(&self, now: f64) -> DateTime<Utc> {
         DateTime::from_timestamp_millis(self.epoch * 1000 + (now * 1000.0).round() as i64)
             .unwrap_or_default()
