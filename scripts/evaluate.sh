@@ -3,7 +3,7 @@
 # (static, the seed's threshold scaler, Kubernetes HPA and the Holt-Winters baseline across
 # their targets, each model, the ensemble across its forecast quantiles and under each voting
 # strategy, the oracle) on the real traces of ../shared/traces, in six scenarios (three service
-# profiles at two scales), through the trace replay (crates/replay). About an hour on 2 cores
+# profiles at two scales), through the trace replay (crates/replay). 38 to 102 minutes on 2 cores
 # (the 100-replica scenarios of the whole NASA month are most of it). Arguments go to
 # `replay evaluate` (`scripts/evaluate.sh --help`), e.g. --trace alibaba --scenario demo.
 # Build nothing else in the same target directory while it runs (a clean-clone CI run shares it):
