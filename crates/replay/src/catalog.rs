@@ -274,6 +274,17 @@ pub fn build(
     let trained = || {
         trained.ok_or_else(|| anyhow::anyhow!("policy {spec} needs the trained models (--models)"))
     };
+    // The ensemble as the fleet runs it: majority, the models' default quantile.
+    let majority = || -> anyhow::Result<Voters> {
+        let trained = trained()?;
+        Ok(voters(
+            format!("ensemble ({})", Strategy::Majority.name()),
+            ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
+            Strategy::Majority,
+            ENSEMBLE_QUORUM,
+            None,
+        ))
+    };
     Ok(match spec {
         PolicySpec::Static(n) => Box::new(Static {
             replicas: n.unwrap_or_else(|| oracle.needs().iter().copied().max().unwrap_or(1)),
@@ -313,32 +324,8 @@ pub fn build(
                 *quantile,
             ))
         }
-        PolicySpec::EnsembleAware => {
-            let trained = trained()?;
-            Box::new(
-                voters(
-                    format!("ensemble ({})", Strategy::Majority.name()),
-                    ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
-                    Strategy::Majority,
-                    ENSEMBLE_QUORUM,
-                    None,
-                )
-                .aware(),
-            )
-        }
-        PolicySpec::EnsembleUncalibrated => {
-            let trained = trained()?;
-            Box::new(
-                voters(
-                    format!("ensemble ({})", Strategy::Majority.name()),
-                    ModelKind::ALL.map(|k| trained.model(k)).to_vec(),
-                    Strategy::Majority,
-                    ENSEMBLE_QUORUM,
-                    None,
-                )
-                .uncalibrated(),
-            )
-        }
+        PolicySpec::EnsembleAware => Box::new(majority()?.aware()),
+        PolicySpec::EnsembleUncalibrated => Box::new(majority()?.uncalibrated()),
         PolicySpec::Oracle => Box::new(oracle.clone()),
     })
 }
